@@ -1,0 +1,38 @@
+"""tuco: measure and steer the contribution of fine-tuning to each response of an LLM (TuCo).
+
+Public API (imported lazily, so ``import tuco`` does not import torch):
+
+    pair = tuco.load_pair("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B-Instruct")
+    tuco.score(pair, ["How do I bake bread?"])          # -> [Score(tuco=..., preco=..., ...)]
+    tuco.generate(pair, ["Hi"], alpha=1.1)               # -> [Generation(text=..., token_tuco=[...])]
+    with tuco.steer(pair, alpha=0.9): pair.tuned.generate(...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_pair": "tuco.pair",
+    "ModelPair": "tuco.pair",
+    "score": "tuco.scoring",
+    "Score": "tuco.scoring",
+    "generate": "tuco.generation",
+    "Generation": "tuco.generation",
+    "steer": "tuco.steering",
+    "Prompt": "tuco.prompts",
+    "read_prompts": "tuco.prompts",
+    "TucoError": "tuco.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tuco' has no attribute {name!r}")

@@ -1,0 +1,267 @@
+"""ModelPair: a pre-trained (base) and a fine-tuned (tuned) model that tuco decomposes against each other.
+
+Loads two checkpoints (hub ids or local directories) or a base model plus a PEFT adapter (one copy
+of the base weights; the PT call runs the same block with the adapter disabled), checks that the
+two are compatible before any computation, and carries the tuned model's tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tuco.decomposition import Engine, Recorder
+from tuco.errors import ConfigError, IncompatiblePairError, TucoError
+from tuco.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
+
+DTYPES: dict[str, torch.dtype | str] = {
+    "auto": "auto",
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+log = logging.getLogger(__name__)
+
+
+def _family(config: Any) -> str:
+    """Model family for the compatibility check; multimodal wrappers compare as their text model."""
+    text = getattr(config, "text_config", None)
+    family = getattr(text or config, "model_type", "?")
+    return family.removesuffix("_text")
+
+
+def context_length(config: Any) -> int | None:
+    """Longest sequence the model's positions support (None when the config does not say)."""
+    config = getattr(config, "text_config", None) or config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_compatible(base: nn.Module, tuned: nn.Module, base_name: str = "base", tuned_name: str = "tuned") -> None:
+    """Raise IncompatiblePairError unless both models have the same family, layer count and width.
+
+    Warns (does not fail) when the vocabularies differ: x_0 is always the tuned model's embedding.
+    """
+    bc, tc = unwrap_peft(base).config, unwrap_peft(tuned).config
+    checks = [
+        ("family (model_type)", _family(bc), _family(tc)),
+        ("number of layers", num_layers(bc), num_layers(tc)),
+        ("hidden size", hidden_size(bc), hidden_size(tc)),
+    ]
+    for what, b, t in checks:
+        if b != t:
+            raise IncompatiblePairError(
+                f"base and tuned models differ in {what}: {base_name} has {b}, {tuned_name} has {t}; "
+                "TuCo needs a fine-tuned model and the pre-trained model it was tuned from"
+            )
+    bv, tv = getattr(bc, "vocab_size", None), getattr(tc, "vocab_size", None)
+    if bv != tv:
+        warnings.warn(
+            f"base vocabulary ({bv}) differs from tuned vocabulary ({tv}); the tuned model's embeddings "
+            "and head are used (the decomposition only needs the blocks to match)",
+            stacklevel=2,
+        )
+
+
+@dataclass
+class ModelPair:
+    """A fine-tuned model, the pre-trained model it came from, and the tuned tokenizer.
+
+    ``base`` is None for a PEFT pair: ``tuned`` is then a PeftModel whose blocks, with adapters
+    disabled, are the pre-trained blocks.
+    """
+
+    tuned: nn.Module
+    base: nn.Module | None
+    tokenizer: Any
+    base_name: str = "base"
+    tuned_name: str = "tuned"
+
+    def __post_init__(self) -> None:
+        if self.base is not None:
+            check_compatible(self.base, self.tuned, self.base_name, self.tuned_name)
+        for model in (self.tuned, self.base):
+            if model is not None:
+                model.eval()
+                model.requires_grad_(False)
+        tok = self.tokenizer
+        if tok is not None:
+            tok.padding_side = "left"  # generation needs it; the recorder reads the mask anyway
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+
+    @property
+    def is_peft(self) -> bool:
+        """True when the PT blocks are the tuned blocks with their adapters disabled."""
+        return self.base is None
+
+    @property
+    def ft_layers(self) -> nn.ModuleList:
+        """The tuned model's decoder blocks (where the wrappers go)."""
+        return decoder_layers(self.tuned)
+
+    @property
+    def pt_layers(self) -> nn.ModuleList:
+        """The pre-trained model's decoder blocks (the tuned ones for a PEFT pair)."""
+        return self.ft_layers if self.base is None else decoder_layers(self.base)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder layers L."""
+        return len(self.ft_layers)
+
+    @property
+    def config(self) -> Any:
+        """The tuned model's transformers config."""
+        return unwrap_peft(self.tuned).config
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the tuned model's input embeddings (where input ids must go)."""
+        return unwrap_peft(self.tuned).get_input_embeddings().weight.device
+
+    @property
+    def max_length(self) -> int | None:
+        """The tuned model's context length, if its config states one."""
+        return context_length(self.config)
+
+    def engine(self, alpha: float | Sequence[float] = 1.0, recorder: Recorder | None = None) -> Engine:
+        """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder."""
+        return Engine(self.ft_layers, self.pt_layers, alpha=alpha, recorder=recorder, peft=self.is_peft)
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype | str:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _looks_local(name: str) -> bool:
+    """Hub ids are ``name`` or ``owner/name``; anything else is meant as a local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _check_source(name: str, role: str) -> None:
+    """Fail early, with the fix, on a path that clearly should be local but does not exist."""
+    if not name or not name.strip():
+        raise TucoError(f"{role} model is empty: give a hub id (e.g. Qwen/Qwen2.5-0.5B) or a local directory")
+    p = Path(name).expanduser()
+    if _looks_local(name) and not p.exists():
+        raise TucoError(f"{role} model path {name!r} does not exist: give an existing directory or a hub id")
+    if p.exists() and not p.is_dir():
+        raise TucoError(f"{role} model path {name!r} is a file: give the checkpoint directory (with config.json)")
+
+
+def _load_error(name: str, role: str, err: Exception) -> TucoError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    hint = " (offline: only models already in the local cache load)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    return TucoError(f"cannot load {role} model {name!r}: {first}{hint}")
+
+
+def is_adapter(name: str) -> bool:
+    """True when ``name`` (local dir or hub id) holds a PEFT adapter rather than a full model."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return (p / "adapter_config.json").is_file() and not (p / "config.json").is_file()
+    try:
+        from transformers.utils import find_adapter_config_file
+
+        return find_adapter_config_file(name) is not None and not _has_config(name)
+    except Exception:  # noqa: BLE001 - unreachable hub, unknown id: treated as "not an adapter"
+        return False
+
+
+def _has_config(name: str) -> bool:
+    from transformers.utils import cached_file
+
+    try:
+        return cached_file(name, "config.json", _raise_exceptions_for_missing_entries=False) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    _check_source(name, role)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise _load_error(name, role, err) from err
+
+
+def _load_tokenizer(names: Sequence[str], trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    errors = []
+    for name in names:
+        try:
+            return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            errors.append(f"{name}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
+    raise TucoError("cannot load a tokenizer from " + "; ".join(errors))
+
+
+def load_pair(
+    base: str,
+    tuned: str,
+    *,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device | None = None,
+    device_map: str | dict | None = None,
+    tokenizer: str | None = None,
+    trust_remote_code: bool = False,
+) -> ModelPair:
+    """Load a pre-trained model and its fine-tuned version (or a PEFT adapter) as a ModelPair.
+
+    Args:
+        base: hub id or local directory of the pre-trained model.
+        tuned: hub id or local directory of the fine-tuned model, or of a PEFT adapter trained on ``base``.
+        dtype: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
+        device: where to put both models ("cpu", "cuda", "cuda:1"); ignored when ``device_map`` is set.
+        device_map: passed to ``from_pretrained`` (e.g. "auto") for models larger than one device.
+        tokenizer: tokenizer source; default the tuned model's (the adapter's, then the base's).
+        trust_remote_code: run code shipped in the model repo. Off by default: only enable it for
+            repos you trust.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    _check_source(tuned, "tuned")
+    adapter = is_adapter(tuned)
+    base_model = _load_model(base, "base", torch_dtype, device_map, trust_remote_code)
+    if adapter:
+        try:
+            from peft import PeftModel
+        except ImportError as err:
+            raise TucoError(f"{tuned!r} is a PEFT adapter: install the extra with `pip install 'tuco[peft]'`") from err
+        try:
+            tuned_model = PeftModel.from_pretrained(base_model, tuned)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise _load_error(tuned, "tuned (adapter)", err) from err
+        base_model = None
+    else:
+        tuned_model = _load_model(tuned, "tuned", torch_dtype, device_map, trust_remote_code)
+    if device is not None and device_map is None:
+        tuned_model.to(device)
+        if base_model is not None:
+            base_model.to(device)
+    tok = _load_tokenizer([tokenizer] if tokenizer else [tuned, base], trust_remote_code)
+    return ModelPair(tuned=tuned_model, base=base_model, tokenizer=tok, base_name=base, tuned_name=tuned)

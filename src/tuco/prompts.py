@@ -1,0 +1,175 @@
+"""Prompt sets from JSONL/CSV/TXT files, and rendering a prompt into the token ids fed to the model.
+
+A prompt is plain text or a chat (a list of ``{"role", "content"}`` messages). With the chat template
+on, the ids end at the template's generation prompt, so "the last token" is where the assistant's
+answer would start (METHOD.md section 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuco.errors import PromptError, TucoError
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Prompt:
+    """One prompt: ``text`` or ``messages`` (exactly one), a stable ``id``, and extra fields carried through."""
+
+    id: str
+    text: str | None = None
+    messages: Messages | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        """The prompt as one string, for output rows and tables."""
+        if self.text is not None:
+            return self.text
+        return "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in self.messages or [])
+
+
+@dataclass
+class BadRow:
+    """A row of a prompt file that could not be used, with its 1-based line number and the reason."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def _check_messages(messages: Any) -> Messages:
+    if not isinstance(messages, list) or not messages:
+        raise PromptError("'messages' must be a non-empty list of {role, content} objects")
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise PromptError("each message needs a string 'role' and a string 'content'")
+    if not any(m["content"].strip() for m in messages):
+        raise PromptError("all messages are empty")
+    return messages
+
+
+def make_prompt(value: str | Messages | Prompt, index: int) -> Prompt:
+    """A Prompt from a string, a message list or a Prompt; raises PromptError when it is empty."""
+    if isinstance(value, Prompt):
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            raise PromptError(f"prompt {index} is empty: give some text")
+        return Prompt(id=str(index), text=value)
+    return Prompt(id=str(index), messages=_check_messages(value))
+
+
+def _from_record(rec: Any, index: int) -> Prompt:
+    if not isinstance(rec, dict):
+        raise PromptError(f"expected a JSON object with a 'prompt' or 'messages' field, got {type(rec).__name__}")
+    extra = {k: v for k, v in rec.items() if k not in ("prompt", "messages", "id")}
+    pid = str(rec["id"]) if rec.get("id") not in (None, "") else str(index)
+    if "messages" in rec and rec["messages"] is not None:
+        return Prompt(id=pid, messages=_check_messages(rec["messages"]), extra=extra)
+    text = rec.get("prompt")
+    if not isinstance(text, str):
+        raise PromptError("missing a string field 'prompt' (or 'messages' for a chat)")
+    if not text.strip():
+        raise PromptError("'prompt' is empty")
+    return Prompt(id=pid, text=text, extra=extra)
+
+
+def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
+    """Read a prompt file: ``.jsonl`` (field ``prompt`` or ``messages``), ``.csv`` (column ``prompt``)
+    or ``.txt`` (one prompt per line). Returns the good prompts and the bad rows (the others still run).
+
+    Ids are the ``id`` field when present, else the 0-based row index (blank lines of a .txt skipped).
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise TucoError(f"prompt file {str(path)!r} does not exist")
+    if p.is_dir():
+        raise TucoError(f"prompt file {str(path)!r} is a directory: give a .jsonl, .csv or .txt file")
+    suffix = p.suffix.lower()
+    good: list[Prompt] = []
+    bad: list[BadRow] = []
+    if suffix == ".jsonl":
+        with p.open(encoding="utf-8") as f:
+            index = 0
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    good.append(_from_record(json.loads(line), index))
+                except json.JSONDecodeError as err:
+                    bad.append(BadRow(line_no, f"malformed JSON ({err.msg} at column {err.colno})"))
+                except PromptError as err:
+                    bad.append(BadRow(line_no, str(err)))
+                index += 1
+    elif suffix == ".csv":
+        with p.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "prompt" not in reader.fieldnames:
+                raise TucoError(f"{str(path)!r}: CSV needs a header row with a 'prompt' column, got {reader.fieldnames}")
+            for index, rec in enumerate(reader):
+                try:
+                    good.append(_from_record(dict(rec), index))
+                except PromptError as err:
+                    bad.append(BadRow(reader.line_num, str(err)))
+    elif suffix == ".txt":
+        with p.open(encoding="utf-8") as f:
+            lines = [(n, ln.rstrip("\n")) for n, ln in enumerate(f, start=1) if ln.strip()]
+        good = [Prompt(id=str(i), text=text) for i, (_, text) in enumerate(lines)]
+    else:
+        raise TucoError(f"unsupported prompt file type {suffix!r} ({str(path)!r}): use .jsonl, .csv or .txt")
+    return good, bad
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """True when the tokenizer carries a chat template."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> str:
+    """The exact text fed to the model.
+
+    ``chat=None`` uses the chat template when the tokenizer has one. With the template, a plain-text
+    prompt becomes one user message (after ``system`` if given) and the generation prompt is added.
+    """
+    use_chat = has_chat_template(tokenizer) if chat is None else chat
+    if not use_chat:
+        if prompt.messages is not None:
+            raise PromptError(f"prompt {prompt.id} is a chat ('messages') but the chat template is off; use --chat")
+        if system:
+            return f"{system}\n\n{prompt.text}"
+        return prompt.text or ""
+    if not has_chat_template(tokenizer):
+        raise PromptError("the tuned tokenizer has no chat template; use --no-chat (or pass a tokenizer that has one)")
+    messages = list(prompt.messages) if prompt.messages is not None else [{"role": "user", "content": prompt.text or ""}]
+    if system and not any(m["role"] == "system" for m in messages):
+        messages = [{"role": "system", "content": system}, *messages]
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # noqa: BLE001 - jinja templates raise anything (e.g. "System role not supported")
+        raise PromptError(f"prompt {prompt.id}: the chat template rejected it: {err}") from err
+
+
+def encode(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> list[int]:
+    """Token ids of a prompt: the chat template's text (special tokens already in it), or the raw text
+    with the tokenizer's default special tokens (e.g. BOS) when the template is off."""
+    use_chat = has_chat_template(tokenizer) if chat is None else chat
+    text = render(tokenizer, prompt, chat=use_chat, system=system)
+    ids = tokenizer(text, add_special_tokens=not use_chat)["input_ids"]
+    if not ids:
+        raise PromptError(f"prompt {prompt.id} has no tokens")
+    return list(ids)
+
+
+def as_prompts(values: Sequence[str | Messages | Prompt]) -> list[Prompt]:
+    """Prompts from a sequence of strings, message lists or Prompts (raises PromptError on an empty one)."""
+    return [make_prompt(v, i) for i, v in enumerate(values)]
