@@ -52,12 +52,11 @@ def context_length(config: Any) -> int | None:
     return None
 
 
-def check_compatible(base: nn.Module, tuned: nn.Module, base_name: str = "base", tuned_name: str = "tuned") -> None:
-    """Raise IncompatiblePairError unless both models have the same family, layer count and width.
+def check_compatible(bc: Any, tc: Any, base_name: str = "base", tuned_name: str = "tuned") -> None:
+    """Raise IncompatiblePairError unless two configs have the same family, layer count and width.
 
     Warns (does not fail) when the vocabularies differ: x_0 is always the tuned model's embedding.
     """
-    bc, tc = unwrap_peft(base).config, unwrap_peft(tuned).config
     checks = [
         ("family (model_type)", _family(bc), _family(tc)),
         ("number of layers", num_layers(bc), num_layers(tc)),
@@ -66,7 +65,8 @@ def check_compatible(base: nn.Module, tuned: nn.Module, base_name: str = "base",
     for what, b, t in checks:
         if b != t:
             raise IncompatiblePairError(
-                f"base and tuned models differ in {what}: {base_name} has {b}, {tuned_name} has {t}; "
+                f"base and tuned models differ in {what}: base has {b}, tuned has {t} "
+                f"(base: {base_name}, tuned: {tuned_name}); "
                 "TuCo needs a fine-tuned model and the pre-trained model it was tuned from"
             )
     bv, tv = getattr(bc, "vocab_size", None), getattr(tc, "vocab_size", None)
@@ -91,10 +91,11 @@ class ModelPair:
     tokenizer: Any
     base_name: str = "base"
     tuned_name: str = "tuned"
+    check: bool = True  # False when the configs were already checked (load_pair)
 
     def __post_init__(self) -> None:
-        if self.base is not None:
-            check_compatible(self.base, self.tuned, self.base_name, self.tuned_name)
+        if self.base is not None and self.check:
+            check_compatible(unwrap_peft(self.base).config, self.config, self.base_name, self.tuned_name)
         for model in (self.tuned, self.base):
             if model is not None:
                 model.eval()
@@ -197,6 +198,16 @@ def _has_config(name: str) -> bool:
         return False
 
 
+def _load_config(name: str, role: str, trust_remote_code: bool) -> Any:
+    from transformers import AutoConfig
+
+    _check_source(name, role)
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as err:
+        raise _load_error(name, role, err) from err
+
+
 def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
@@ -246,6 +257,8 @@ def load_pair(
     torch_dtype = _resolve_dtype(dtype)
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
+    if not adapter:  # cheap check on the configs before loading any weights
+        check_compatible(_load_config(base, "base", trust_remote_code), _load_config(tuned, "tuned", trust_remote_code), base, tuned)
     base_model = _load_model(base, "base", torch_dtype, device_map, trust_remote_code)
     if adapter:
         try:
@@ -264,4 +277,4 @@ def load_pair(
         if base_model is not None:
             base_model.to(device)
     tok = _load_tokenizer([tokenizer] if tokenizer else [tuned, base], trust_remote_code)
-    return ModelPair(tuned=tuned_model, base=base_model, tokenizer=tok, base_name=base, tuned_name=tuned)
+    return ModelPair(tuned=tuned_model, base=base_model, tokenizer=tok, base_name=base, tuned_name=tuned, check=False)
