@@ -1,0 +1,1 @@
+"""tuco's command-line interface: one thin module per verb (parse -> one library call -> print)."""

@@ -1,0 +1,124 @@
+"""Options and steps shared by the CLI verbs: model options, prompt options, alpha parsing, loading."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+from tuco.errors import ConfigError, PromptError, TucoError
+from tuco.prompts import BadRow, Prompt, encode, read_prompts
+
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--base, --tuned, --dtype, --device, --device-map, --trust-remote-code."""
+    g = p.add_argument_group("models")
+    g.add_argument("--base", required=True, help="pre-trained model: hub id or local directory")
+    g.add_argument("--tuned", required=True, help="fine-tuned model (hub id or directory), or a PEFT adapter directory")
+    g.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16, float16 (default: auto)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
+    g.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large pair over devices")
+    g.add_argument("--trust-remote-code", action="store_true", help="run code from the model repos (off: only for repos you trust)")
+
+
+def add_prompt_options(p: argparse.ArgumentParser) -> None:
+    """--prompt/--prompts, --chat/--no-chat, --system."""
+    g = p.add_argument_group("prompts")
+    g.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="a prompt (repeatable)")
+    g.add_argument("--prompts", default=None, metavar="FILE", help=".jsonl (prompt or messages), .csv (prompt column) or .txt (one per line)")
+    g.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the tuned tokenizer's chat template (default when it has one)")
+    g.add_argument("--no-chat", dest="chat", action="store_false", help="tokenize the raw text (with the tokenizer's default special tokens)")
+    g.add_argument("--system", default=None, metavar="TEXT", help="system prompt (with the chat template)")
+
+
+def parse_alpha(text: str) -> float | list[float]:
+    """'1.1' -> 1.1; '1,1,0.5' -> one value per layer. Raises ConfigError on a bad value."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError as err:
+        raise ConfigError(f"alpha {text!r} is not a number (or a comma-separated list, one per layer)") from err
+    for v in values:
+        if not (v >= 0) or v == float("inf"):
+            raise ConfigError(f"alpha must be a finite number >= 0, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow]]:
+    """Prompts from --prompt or --prompts (exactly one of them); bad rows are returned, not raised."""
+    if bool(args.prompt) == bool(args.prompts):
+        raise TucoError("give prompts with --prompt TEXT (repeatable) or --prompts FILE (one of the two)")
+    if args.prompts:
+        return read_prompts(args.prompts)
+    good, bad = [], []
+    for i, text in enumerate(args.prompt):
+        if not text.strip():
+            bad.append(BadRow(i + 1, f"--prompt number {i + 1} is empty"))
+        else:
+            good.append(Prompt(id=str(i), text=text))
+    return good, bad
+
+
+def default_device() -> str:
+    """cuda when available, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(args: argparse.Namespace) -> Any:
+    """Load the pair named by the model options, with a spinner on stderr."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    from tuco.pair import load_pair
+
+    hf_logging.disable_progress_bar()
+    with err_console.status(f"loading {args.base} and {args.tuned}"):
+        return load_pair(
+            args.base,
+            args.tuned,
+            dtype=args.dtype,
+            device=None if args.device_map else (args.device or default_device()),
+            device_map=args.device_map,
+            trust_remote_code=args.trust_remote_code,
+        )
+
+
+@dataclass
+class Encoded:
+    """A prompt with its token ids."""
+
+    prompt: Prompt
+    ids: list[int]
+
+
+def encode_all(pair: Any, prompts: list[Prompt], chat: bool | None, system: str | None) -> tuple[list[Encoded], list[BadRow]]:
+    """Tokenise every prompt; an empty, rejected or too long prompt becomes a bad row (the others go on)."""
+    from tuco.scoring import check_length
+
+    good, bad = [], []
+    for p in prompts:
+        try:
+            ids = encode(pair.tokenizer, p, chat=chat, system=system)
+            check_length(pair, ids, p.id)
+            good.append(Encoded(p, ids))
+        except PromptError as err:
+            bad.append(BadRow(-1, f"prompt {p.id}: {err}" if not str(err).startswith("prompt") else str(err)))
+    return good, bad
+
+
+def report_bad(bad: list[BadRow]) -> None:
+    """Print each skipped row on stderr."""
+    for row in bad:
+        where = f"line {row.line}: " if row.line > 0 else ""
+        err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", highlight=False, markup=True)
+
+
+def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:
+    """The input's extra fields, carried through (renamed input_<key> where they clash with ours)."""
+    return {(f"input_{k}" if k in reserved else k): v for k, v in prompt.extra.items()}
