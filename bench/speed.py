@@ -1,0 +1,159 @@
+"""Speed of TuCo scoring and steered generation relative to the plain fine-tuned model. Not a test.
+
+Pairs with random weights (no download): "smollm2-135m" (30 layers, hidden 576, the shape of
+HuggingFaceTB/SmolLM2-135M) and "tiny" (3 layers, hidden 32). For each it measures, in one run:
+
+- plain forward of the tuned model's blocks (backbone, no LM head) vs TuCo scoring (tokens/s);
+  each layer runs twice under TuCo, so 0.5 is the physical limit of ``score_ratio``;
+- the same TuCo scoring vs the plain causal-LM forward with logits (``score_ratio_vs_lm``);
+- plain ``generate`` (greedy, KV cache) vs alpha-steered ``tuco.generate`` with per-token TuCo
+  (new tokens/s): ``generate_ratio``;
+- peak memory (CUDA: max allocated; CPU: process max RSS).
+
+Prints one JSON object on its last line. ``--quick`` keeps it under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+
+import tuco  # noqa: E402
+from tuco.layers import decoder_layers  # noqa: E402
+from tuco.pair import ModelPair  # noqa: E402
+from tuco.scoring import _backbone_forward, left_pad, position_ids, score_ids  # noqa: E402
+from tuco.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
+
+SHAPES = {
+    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True),
+}
+
+
+def smollm_pair(dtype: torch.dtype, device: str) -> ModelPair:
+    """A random pair shaped like SmolLM2-135M (Llama architecture)."""
+    import copy
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(**SHAPES["smollm2-135m"])).to(dtype)
+    tuned = copy.deepcopy(base)
+    perturb_blocks(tuned, decoder_layers(tuned), 0.1, 1)
+    return ModelPair(tuned=tuned.to(device), base=base.to(device), tokenizer=tiny_tokenizer())
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs, after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_tokens: int, repeats: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    vocab = pair.config.vocab_size
+    ids = [torch.randint(10, vocab, (seq,), generator=g).tolist() for _ in range(batch)]
+    input_ids, mask = left_pad(ids, pair.tokenizer.pad_token_id, pair.device)
+    tokens = batch * seq
+
+    @torch.inference_mode()
+    def plain_backbone():
+        _backbone_forward(pair, input_ids, mask)
+
+    @torch.inference_mode()
+    def plain_lm():
+        pair.tuned(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False)
+
+    def tuco_score():
+        score_ids(pair, ids)
+
+    t_backbone, t_lm, t_tuco = (timed(f, repeats) for f in (plain_backbone, plain_lm, tuco_score))
+
+    gen_ids = [i[:gen_prompt] for i in ids]
+    g_input, g_mask = left_pad(gen_ids, pair.tokenizer.pad_token_id, pair.device)
+
+    @torch.inference_mode()
+    def plain_generate():
+        pair.tuned.generate(input_ids=g_input, attention_mask=g_mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                            do_sample=False, pad_token_id=pair.tokenizer.pad_token_id)
+
+    def steered_generate():
+        from tuco.generation import generate_ids
+
+        out = generate_ids(pair, gen_ids, alpha=1.1, max_new_tokens=new_tokens)
+        assert all(len(o[1]) >= 1 for o in out)
+
+    # min_new_tokens for a fair count: both generate exactly new_tokens (random weights rarely emit EOS).
+    t_gen, t_steer = timed(plain_generate, repeats), timed(steered_generate, repeats)
+    new = batch * new_tokens
+    return {
+        "forward_tokens_per_s": tokens / t_backbone,
+        "forward_lm_tokens_per_s": tokens / t_lm,
+        "tuco_tokens_per_s": tokens / t_tuco,
+        "score_ratio": t_backbone / t_tuco,
+        "score_ratio_vs_lm": t_lm / t_tuco,
+        "generate_tokens_per_s": new / t_gen,
+        "steered_generate_tokens_per_s": new / t_steer,
+        "generate_ratio": t_gen / t_steer,
+        "batch": batch, "seq": seq, "gen_prompt": gen_prompt, "new_tokens": new_tokens,
+    }
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 CPU cores")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, float32 on CPU")
+    args = ap.parse_args()
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+    if args.quick:
+        sizes = dict(batch=4, seq=96, gen_prompt=24, new_tokens=12, repeats=2)
+    elif args.device.startswith("cuda"):
+        sizes = dict(batch=32, seq=512, gen_prompt=128, new_tokens=64, repeats=5)
+    else:
+        sizes = dict(batch=8, seq=256, gen_prompt=64, new_tokens=32, repeats=3)
+
+    results: dict = {"device": args.device, "dtype": str(dtype).replace("torch.", ""), "quick": args.quick,
+                     "torch": torch.__version__, "threads": torch.get_num_threads()}
+    base, tuned, tok = tiny_models("llama")
+    tiny = ModelPair(tuned=tuned.to(args.device), base=base.to(args.device), tokenizer=tok)
+    results["tiny"] = bench_pair(tiny, **sizes)
+    print(json.dumps({"tiny": results["tiny"]}), file=sys.stderr)
+    smol = smollm_pair(dtype, args.device)
+    results["smollm2-135m"] = bench_pair(smol, **sizes)
+    results["peak_memory_mb"] = peak_memory_mb()
+    main_pair = results["smollm2-135m"]
+    results["score_ratio"] = main_pair["score_ratio"]
+    results["score_ratio_vs_lm"] = main_pair["score_ratio_vs_lm"]
+    results["generate_ratio"] = main_pair["generate_ratio"]
+    results["targets_met"] = results["score_ratio"] >= 0.45 and results["generate_ratio"] >= 0.40
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
