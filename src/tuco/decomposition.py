@@ -226,6 +226,8 @@ class TuCoLayer(nn.Module):
         with self._pretrained():
             pt_out = self.pt_block(*pt_args, **pt_kwargs)
         ft_h, pt_h = _hidden(ft_out), _hidden(pt_out)
+        if pt_h.device != ft_h.device:  # device_map placed the two blocks apart
+            pt_h = pt_h.to(ft_h.device)
         if state.recorder is not None:
             state.recorder.add(self.index, x, pt_h, ft_h)
         alpha = state.alphas[self.index]
