@@ -250,3 +250,32 @@ def test_per_layer_alpha_matches_scalar(llama_pair):
 def test_decoder_layers_found(pair):
     assert len(decoder_layers(pair.tuned)) == 3
     assert final_norm(pair.tuned) is not None
+
+
+# ---- output_hidden_states under the engine ----
+
+
+def test_hidden_states_under_steering_and_base_untouched(models):
+    base, tuned, tok = (copy.deepcopy(m) if i < 2 else m for i, m in enumerate(models))
+    p = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    _, input_ids, mask = batch_inputs(p)
+    kw = dict(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True)
+    with torch.no_grad():
+        base_before = base(**kw).hidden_states
+        outs = []
+        with tuco.steer(p, 0.5):  # first capture of the tuned model happens inside the engine
+            handles = [b.register_forward_hook(lambda m, a, o: outs.append(o if isinstance(o, torch.Tensor) else o[0]))
+                       for b in p.ft_layers]
+            steered = tuned(**kw).hidden_states
+            for h in handles:
+                h.remove()
+        base_after = base(**kw).hidden_states
+    assert len(steered) == p.n_layers + 1
+    assert len(base_after) == len(base_before) == p.n_layers + 1  # no hooks of the tuned model on PT blocks
+    for a, b in zip(base_before, base_after):
+        assert torch.equal(a, b)
+    if tuco.decomposition._active_collector is None:
+        pytest.skip("transformers 4.x reports the FT block outputs as hidden states under steering")
+    real = mask.bool()
+    for got, want in zip(steered[1:-1], outs[:-1]):  # [-1] is after the final norm
+        torch.testing.assert_close(got[real], want[real])

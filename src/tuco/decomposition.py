@@ -31,6 +31,11 @@ try:  # transformers >= 4.36
 except ImportError:  # pragma: no cover - very old transformers
     _HFCache = ()  # type: ignore[assignment]
 
+try:  # transformers 5: `output_hidden_states` is collected by hooks on the decoder blocks
+    from transformers.utils.output_capturing import _active_collector
+except ImportError:  # transformers 4.x
+    _active_collector = None
+
 
 # --------------------------------------------------------------------------------------------
 # Recorder: what one forward pass contributed, per component, in float32.
@@ -179,6 +184,17 @@ def _hidden(out: Any) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out[0]
 
 
+def _fix_captured_hidden_state(ft_h: torch.Tensor, out: torch.Tensor) -> None:
+    """transformers 5 records ``output_hidden_states`` from the FT block's output; under steering the
+    residual stream is ``out`` instead, so swap the entry just recorded (4.x: not reachable, documented)."""
+    if _active_collector is None:
+        return
+    collected = _active_collector.get()
+    states = collected.get("hidden_states") if isinstance(collected, dict) else None
+    if states and states[-1] is ft_h:
+        states[-1] = out
+
+
 def _tuner_layers(block: nn.Module) -> list[nn.Module]:
     """PEFT adapter layers (LoRA, ...) inside a block: they carry a ``_disable_adapters`` switch."""
     return [m for m in block.modules() if hasattr(m, "_disable_adapters") and hasattr(m, "active_adapters")]
@@ -190,13 +206,17 @@ class TuCoLayer(nn.Module):
     Returns the same kind of output as the FT block (tensor or tuple), with the hidden states
     replaced by x + PTC + alpha * FTC. Attribute look-ups it does not own (``attention_type``, ...)
     fall through to the FT block, so model code that inspects its layers keeps working.
+
+    The PT block is held as a plain attribute, NOT a registered submodule: it belongs to the base
+    model, so the tuned model's ``modules()``, ``state_dict()``, ``.to()`` and the hooks transformers
+    installs on its blocks never reach it.
     """
 
     def __init__(self, index: int, ft_block: nn.Module, pt_block: nn.Module, state: _EngineState) -> None:
         super().__init__()
         self.index = index
         self.ft_block = ft_block
-        self.pt_block = pt_block
+        object.__setattr__(self, "pt_block", pt_block)  # unregistered on purpose (see class docstring)
         self._state = state
         self._adapters = _tuner_layers(ft_block) if state.peft else []
 
@@ -223,8 +243,13 @@ class TuCoLayer(nn.Module):
         x = args[0] if args else kwargs["hidden_states"]  # [B, T, d]: x_l, the running stream
         pt_args, pt_kwargs = state.swap_cache(args, kwargs)  # before FT runs: PT cache copies an empty one
         ft_out = self.ft_block(*args, **kwargs)
-        with self._pretrained():
-            pt_out = self.pt_block(*pt_args, **pt_kwargs)
+        token = _active_collector.set(None) if _active_collector is not None else None
+        try:  # output-capturing hooks (output_hidden_states, ...) must not see the PT call
+            with self._pretrained():
+                pt_out = self.pt_block(*pt_args, **pt_kwargs)
+        finally:
+            if _active_collector is not None:
+                _active_collector.reset(token)
         ft_h, pt_h = _hidden(ft_out), _hidden(pt_out)
         if pt_h.device != ft_h.device:  # device_map placed the two blocks apart
             pt_h = pt_h.to(ft_h.device)
@@ -238,6 +263,8 @@ class TuCoLayer(nn.Module):
         else:  # x + PTC + alpha * FTC, in float32
             pt32 = pt_h.float()
             out = (pt32 + alpha * (ft_h.float() - pt32)).to(ft_h.dtype)
+        if out is not ft_h:
+            _fix_captured_hidden_state(ft_h, out)
         return out if isinstance(ft_out, torch.Tensor) else (out, *ft_out[1:])
 
 
