@@ -28,7 +28,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-import tuco  # noqa: E402
 from tuco.layers import decoder_layers  # noqa: E402
 from tuco.pair import ModelPair  # noqa: E402
 from tuco.scoring import _backbone_forward, left_pad, position_ids, score_ids  # noqa: E402

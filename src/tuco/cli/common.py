@@ -119,6 +119,67 @@ def report_bad(bad: list[BadRow]) -> None:
         err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", highlight=False, markup=True)
 
 
+@dataclass
+class Job:
+    """Everything a verb needs once its input is checked: the pair, the encoded prompts, the bad rows."""
+
+    pair: Any
+    chat: bool
+    encoded: list[Encoded]
+    bad: list[BadRow]
+    n_input: int  # prompts given, good and bad
+
+    def summary_of_skipped(self) -> str:
+        return f"{len(self.bad)} of {self.n_input} prompts skipped (see above)"
+
+
+def prepare(args: argparse.Namespace, alphas: list[float | list[float]]) -> Job:
+    """Check the options, read and report the prompts, load the pair, encode: everything before the first forward.
+
+    Cheap checks (batch size, output path, prompt file) run before the models are loaded.
+    """
+    from tuco.prompts import has_chat_template
+    from tuco.runs import check_output_path
+
+    if args.batch_size < 1:
+        raise TucoError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out:
+        check_output_path(args.out)
+    prompts, bad = collect_prompts(args)
+    report_bad(bad)
+    n_input = len(prompts) + len(bad)
+    if not prompts:
+        raise TucoError("no usable prompts" + (f" ({len(bad)} skipped, see above)" if bad else ""))
+    pair = load(args)
+    if args.chat and not has_chat_template(pair.tokenizer):
+        raise TucoError(f"--chat: the tuned tokenizer ({args.tuned}) has no chat template; use --no-chat")
+    chat = has_chat_template(pair.tokenizer) if args.chat is None else args.chat
+    for a in alphas:
+        if isinstance(a, list) and len(a) != pair.n_layers:
+            raise TucoError(f"--alpha has {len(a)} values but the model has {pair.n_layers} layers")
+    encoded, bad_enc = encode_all(pair, prompts, chat, args.system)
+    report_bad(bad_enc)
+    bad += bad_enc
+    if not encoded:
+        raise TucoError(f"no usable prompts ({len(bad)} skipped, see above)")
+    return Job(pair=pair, chat=chat, encoded=encoded, bad=bad, n_input=n_input)
+
+
+def finish(writer: Any, args: argparse.Namespace, config: dict[str, Any], n_rows: int, job: Job, interrupted: bool) -> None:
+    """Close the output (keeping every finished row) and mark the manifest finished or interrupted."""
+    from tuco.runs import write_manifest
+
+    if writer is None:
+        return
+    out = writer.close()
+    status = "interrupted" if interrupted else "finished"
+    write_manifest(args.out, config, status=status, n_rows=writer.count, n_skipped=len(job.bad))
+    if interrupted:
+        err_console.print(f"interrupted: {writer.count} finished rows kept in {out}")
+    else:
+        err_console.print(f"wrote {n_rows} rows to {out}")
+
+
 def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:
     """The input's extra fields, carried through (renamed input_<key> where they clash with ours)."""
     return {(f"input_{k}" if k in reserved else k): v for k, v in prompt.extra.items()}

@@ -7,12 +7,10 @@ from typing import Any
 
 from rich.table import Table
 
-from tuco.cli.common import (
-    add_model_options, add_prompt_options, collect_prompts, encode_all, err_console, load, parse_alpha,
-    report_bad, row_base,
-)
+from rich.console import Console
+
+from tuco.cli.common import add_model_options, add_prompt_options, err_console, finish, parse_alpha, prepare, row_base
 from tuco.errors import TucoError
-from tuco.prompts import has_chat_template
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 ROW_KEYS = {"id", "prompt", "alpha", "response", "tokens", "token_ids", "token_tuco", "prompt_tuco", "mean_tuco",
@@ -39,33 +37,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tuco.generation import generate_ids
-    from tuco.runs import RowWriter, check_output_path, write_manifest
+    from tuco.runs import RowWriter, write_manifest
 
     alphas = [parse_alpha(a) for a in args.alpha]
     if args.max_new_tokens < 1:
         raise TucoError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if args.temperature < 0:
         raise TucoError(f"--temperature must be >= 0, got {args.temperature}")
-    if args.batch_size < 1:
-        raise TucoError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.out:
-        check_output_path(args.out)
-    prompts, bad = collect_prompts(args)
-    report_bad(bad)
-    if not prompts:
-        raise TucoError("no usable prompts" + (f" ({len(bad)} skipped, see above)" if bad else ""))
-    pair = load(args)
-    if args.chat and not has_chat_template(pair.tokenizer):
-        raise TucoError(f"--chat: the tuned tokenizer ({args.tuned}) has no chat template; use --no-chat")
-    chat = has_chat_template(pair.tokenizer) if args.chat is None else args.chat
-    for a in alphas:
-        if isinstance(a, list) and len(a) != pair.n_layers:
-            raise TucoError(f"--alpha {a} has {len(a)} values but the model has {pair.n_layers} layers")
-    encoded, bad_enc = encode_all(pair, prompts, chat, args.system)
-    report_bad(bad_enc)
-    bad += bad_enc
-    if not encoded:
-        raise TucoError(f"no usable prompts ({len(bad)} skipped, see above)")
+    job = prepare(args, alphas)
+    pair, chat, encoded, bad = job.pair, job.chat, job.encoded, job.bad
     writer = RowWriter(args.out) if args.out else None
     config = dict(verb="generate", base=args.base, tuned=args.tuned, dtype=args.dtype, alphas=alphas, chat=chat,
                   system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -104,15 +84,11 @@ def run(args: argparse.Namespace) -> int:
                         writer.write(rows)
                     n_rows += len(rows)
     except KeyboardInterrupt:
-        if writer:
-            writer.close()
-            err_console.print(f"interrupted: {writer.count} finished rows kept in {args.out}")
+        finish(writer, args, config, n_rows, job, interrupted=True)
         return 130
-    if writer:
-        out = writer.close()
-        write_manifest(args.out, config, status="finished", n_rows=n_rows, n_skipped=len(bad))
-        err_console.print(f"wrote {n_rows} rows to {out}")
-    from rich.console import Console
-
+    finish(writer, args, config, n_rows, job, interrupted=False)
     Console().print(table)
-    return 1 if bad else 0
+    if bad:
+        err_console.print(f"[yellow]{job.summary_of_skipped()}[/yellow]")
+        return 1
+    return 0

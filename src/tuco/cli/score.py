@@ -10,12 +10,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tuco.cli.common import (
-    add_model_options, add_prompt_options, collect_prompts, encode_all, err_console, load, parse_alpha,
-    report_bad, row_base,
-)
-from tuco.errors import TucoError
-from tuco.prompts import has_chat_template
+from tuco.cli.common import add_model_options, add_prompt_options, err_console, finish, parse_alpha, prepare, row_base
 
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 ROW_KEYS = {"id", "prompt", "tuco", "preco", "ptc_l1", "ftc_l1", "n_tokens", "layer_ptc_l1", "layer_ftc_l1",
@@ -54,41 +49,25 @@ def _examples(rows: list[dict[str, Any]], n: int = 10) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.runs import RowWriter, check_output_path, write_manifest
+    from tuco.runs import RowWriter, write_manifest
     from tuco.scoring import score_ids
 
-    if args.batch_size < 1:
-        raise TucoError(f"--batch-size must be >= 1, got {args.batch_size}")
     alpha = parse_alpha(args.alpha)
-    if args.out:
-        check_output_path(args.out)
-    prompts, bad = collect_prompts(args)
-    report_bad(bad)
-    if not prompts:
-        raise TucoError("no usable prompts" + (f" ({len(bad)} skipped, see above)" if bad else ""))
-    pair = load(args)
-    if args.chat and not has_chat_template(pair.tokenizer):
-        raise TucoError(f"--chat: the tuned tokenizer ({args.tuned}) has no chat template; use --no-chat")
-    chat = has_chat_template(pair.tokenizer) if args.chat is None else args.chat
-    if isinstance(alpha, list) and len(alpha) != pair.n_layers:
-        raise TucoError(f"--alpha has {len(alpha)} values but the model has {pair.n_layers} layers")
-    encoded, bad_enc = encode_all(pair, prompts, chat, args.system)
-    report_bad(bad_enc)
-    bad += bad_enc
-    if not encoded:
-        raise TucoError(f"no usable prompts ({len(bad)} skipped, see above)")
+    job = prepare(args, [alpha])
+    pair, chat = job.pair, job.chat
     writer = RowWriter(args.out) if args.out else None
     config = dict(verb="score", base=args.base, tuned=args.tuned, dtype=args.dtype, device=str(pair.device), alpha=alpha,
-                  chat=chat, system=args.system, batch_size=args.batch_size, per_token=args.per_token, n_prompts=len(prompts))
+                  chat=chat, system=args.system, batch_size=args.batch_size, per_token=args.per_token,
+                  n_prompts=job.n_input)
     if writer:
         write_manifest(args.out, config, status="running")
     rows: list[dict[str, Any]] = []
     progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console)
     try:
         with progress:
-            task = progress.add_task("score", total=len(encoded))
-            for start in range(0, len(encoded), args.batch_size):
-                chunk = encoded[start : start + args.batch_size]
+            task = progress.add_task("score", total=len(job.encoded))
+            for start in range(0, len(job.encoded), args.batch_size):
+                chunk = job.encoded[start : start + args.batch_size]
                 scores = score_ids(pair, [e.ids for e in chunk], alpha=alpha, per_token=args.per_token)
                 batch_rows = []
                 for e, s in zip(chunk, scores):
@@ -100,20 +79,15 @@ def run(args: argparse.Namespace) -> int:
                 rows += batch_rows
                 progress.advance(task, len(chunk))
     except KeyboardInterrupt:
-        if writer:
-            writer.close()
-            err_console.print(f"interrupted: {writer.count} finished rows kept in {args.out}")
+        finish(writer, args, config, len(rows), job, interrupted=True)
         return 130
-    if writer:
-        out = writer.close()
-        write_manifest(args.out, config, status="finished", n_rows=len(rows), n_skipped=len(bad))
-        err_console.print(f"wrote {len(rows)} rows to {out}")
+    finish(writer, args, config, len(rows), job, interrupted=False)
     err_console.print(_summary(rows))
     err_console.print(_examples(rows))
     if not args.out:
         for r in rows:
             print(f"{r['id']}\t{r['tuco']:.6f}")
-    if bad:
-        err_console.print(f"[yellow]{len(bad)} of {len(bad) + len(prompts) - len(bad_enc)} prompts skipped[/yellow] (see above)")
+    if job.bad:
+        err_console.print(f"[yellow]{job.summary_of_skipped()}[/yellow]")
         return 1
     return 0
