@@ -208,13 +208,16 @@ def _load_config(name: str, role: str, trust_remote_code: bool) -> Any:
         raise _load_error(name, role, err) from err
 
 
-def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool) -> nn.Module:
+def _load_model(
+    name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool, max_memory: dict | None = None
+) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
     _check_source(name, role)
+    extra = {"max_memory": max_memory} if max_memory else {}
     try:
         return AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+            name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **extra
         )
     except (OSError, ValueError, KeyError) as err:
         raise _load_error(name, role, err) from err
@@ -239,6 +242,7 @@ def load_pair(
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
     device_map: str | dict | None = None,
+    max_memory: dict | None = None,
     tokenizer: str | None = None,
     trust_remote_code: bool = False,
 ) -> ModelPair:
@@ -249,7 +253,10 @@ def load_pair(
         tuned: hub id or local directory of the fine-tuned model, or of a PEFT adapter trained on ``base``.
         dtype: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
         device: where to put both models ("cpu", "cuda", "cuda:1"); ignored when ``device_map`` is set.
-        device_map: passed to ``from_pretrained`` (e.g. "auto") for models larger than one device.
+        device_map: for pairs larger than one device: "auto" (or an explicit map). For two checkpoints,
+            ONE placement is computed for both (``tuco.placement.shared_device_map``), so each layer's FT
+            and PT blocks share a device.
+        max_memory: per-device budgets for both models together, e.g. {0: "20GiB", "cpu": "60GiB"}.
         tokenizer: tokenizer source; default the tuned model's (the adapter's, then the base's).
         trust_remote_code: run code shipped in the model repo. Off by default: only enable it for
             repos you trust.
@@ -258,8 +265,14 @@ def load_pair(
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
     if not adapter:  # cheap check on the configs before loading any weights
-        check_compatible(_load_config(base, "base", trust_remote_code), _load_config(tuned, "tuned", trust_remote_code), base, tuned)
-    base_model = _load_model(base, "base", torch_dtype, device_map, trust_remote_code)
+        tuned_config = _load_config(tuned, "tuned", trust_remote_code)
+        check_compatible(_load_config(base, "base", trust_remote_code), tuned_config, base, tuned)
+        if isinstance(device_map, str):
+            from tuco.placement import shared_device_map
+
+            device_map = shared_device_map(tuned_config, dtype=torch_dtype, max_memory=max_memory)
+            max_memory = None
+    base_model = _load_model(base, "base", torch_dtype, device_map, trust_remote_code, max_memory)
     if adapter:
         try:
             from peft import PeftModel
@@ -271,7 +284,16 @@ def load_pair(
             raise _load_error(tuned, "tuned (adapter)", err) from err
         base_model = None
     else:
-        tuned_model = _load_model(tuned, "tuned", torch_dtype, device_map, trust_remote_code)
+        tuned_model = _load_model(tuned, "tuned", torch_dtype, device_map, trust_remote_code, max_memory)
+        from tuco.placement import misplaced_layers
+
+        apart = misplaced_layers(tuned_model, base_model)
+        if apart:
+            warnings.warn(
+                f"layers {apart[:8]} have their FT and PT blocks on different devices; every layer then moves "
+                "activations between devices (slow). Pass device_map='auto' to place both models together.",
+                stacklevel=2,
+            )
     if device is not None and device_map is None:
         tuned_model.to(device)
         if base_model is not None:

@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +95,50 @@ def _clean(value: Any) -> Any:
     return value
 
 
-class RowWriter:
-    """Appends result rows to a .jsonl or .parquet file as they are computed."""
+def _part_paths(out: Path) -> list[Path]:
+    """Row files a run may leave beside ``out``: the Parquet staging file and per-rank shards."""
+    staged = [out.with_name(out.name + ".partial.jsonl")]
+    shards = sorted(out.parent.glob(out.name + ".part-*.jsonl"))
+    return [p for p in staged + shards if p.exists()]
 
-    def __init__(self, out: str | Path) -> None:
+
+def shard_path(out: str | Path, rank: int) -> Path:
+    """Where rank ``rank`` of a data-parallel run writes its rows."""
+    p = Path(out)
+    return p.with_name(f"{p.name}.part-{rank}.jsonl")
+
+
+def _complete_prefix(path: Path) -> int:
+    """Byte length of the complete lines of a JSONL file (a write cut by SIGKILL leaves a tail)."""
+    data = path.read_bytes()
+    return data.rfind(b"\n") + 1
+
+
+class RowWriter:
+    """Appends result rows, as they are computed, to a JSONL file: the output itself (``.jsonl``), a
+    staging file (``.parquet``) or, in a data-parallel run, this rank's shard.
+
+    Every batch is one flushed write of whole lines; readers ignore an unterminated last line, so a
+    run killed at any moment (SIGKILL included) leaves only complete rows. ``resume=True`` keeps the
+    rows already in the target (cutting a torn last line) and appends.
+    """
+
+    def __init__(self, out: str | Path, *, rank: int | None = None, resume: bool = False) -> None:
         self.out = check_output_path(out)
         self.parquet = self.out.suffix.lower() == ".parquet"
-        self.target = self.out.with_name(self.out.name + ".partial.jsonl") if self.parquet else self.out
+        if rank is not None:
+            self.target = shard_path(self.out, rank)
+        elif self.parquet:
+            self.target = self.out.with_name(self.out.name + ".partial.jsonl")
+        else:
+            self.target = self.out
         self.count = 0
-        self._file = self.target.open("w", encoding="utf-8")
+        if resume and self.target.exists():
+            with self.target.open("r+b") as f:
+                f.truncate(_complete_prefix(self.target))
+            self._file = self.target.open("a", encoding="utf-8")
+        else:
+            self._file = self.target.open("w", encoding="utf-8")
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Write rows and flush, so they survive an interrupted run."""
@@ -114,26 +149,71 @@ class RowWriter:
             self.count += text.count("\n")
 
     def close(self) -> Path:
-        """Finish the file (for Parquet: convert the partial JSONL atomically); returns the output path."""
+        """Close this writer's file (rows stay where they are until ``merge``); returns its path."""
         self._file.close()
-        if self.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        return self.target
 
-            rows = read_rows(self.target)
-            tmp = self.out.with_name(self.out.name + ".tmp")
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
-            os.replace(tmp, self.out)
-            self.target.unlink()
-        return self.out
+
+def existing_rows(out: str | Path) -> list[dict[str, Any]]:
+    """Every complete row a run has left for ``out``: the output file, the staging file and the shards."""
+    p = Path(out)
+    rows = read_rows(p) if p.exists() else []
+    for part in _part_paths(p):
+        rows += read_rows(part)
+    return rows
+
+
+def clear_outputs(out: str | Path, keep_ranks: int = 0) -> None:
+    """Remove a previous run's output, staging file and shards (a fresh, non-resumed run).
+
+    Shards of ranks below ``keep_ranks`` are left to their own ranks, which truncate them.
+    """
+    p = Path(out)
+    if p.exists():
+        p.unlink()
+    for part in _part_paths(p):
+        rank = part.name.rsplit(".part-", 1)[-1].removesuffix(".jsonl")
+        if not (rank.isdigit() and int(rank) < keep_ranks):
+            part.unlink()
+
+
+def row_id(row: dict[str, Any]) -> str:
+    """The identity of a score row: its prompt id."""
+    return str(row.get("id"))
+
+
+def merge(out: str | Path, order: list[str], key: Callable[[dict[str, Any]], Any] = row_id) -> int:
+    """Write the final output: every row found for ``out``, one per ``key`` (the last written wins),
+    in the order of ``order`` (a list of keys; others go last); atomic; then remove the staging file
+    and shards. Returns the number of rows."""
+    p = Path(out)
+    by_key: dict[Any, dict[str, Any]] = {}
+    for row in existing_rows(p):
+        by_key[key(row)] = row
+    rank = {k: i for i, k in enumerate(order)}
+    rows = sorted(by_key.values(), key=lambda r: rank.get(key(r), len(rank)))
+    tmp = p.with_name(p.name + ".tmp")
+    if p.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    else:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    os.replace(tmp, p)
+    for part in _part_paths(p):
+        part.unlink()
+    return len(rows)
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl or .parquet result file."""
+    """Rows of a .jsonl or .parquet result file (an unterminated last JSONL line is a torn write: skipped)."""
     p = Path(path)
     if p.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
         return pq.read_table(p).to_pylist()
-    with p.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    data = p.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1].decode("utf-8")
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]

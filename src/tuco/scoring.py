@@ -6,14 +6,14 @@ taken from the attention mask. Returns one ``Score`` per prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from tuco import metrics
 from tuco.decomposition import Recorder
-from tuco.errors import PromptError
+from tuco.errors import PromptError, TucoError
 from tuco.layers import unwrap_peft
 from tuco.pair import ModelPair
 from tuco.prompts import Messages, Prompt, as_prompts, encode
@@ -121,6 +121,55 @@ def check_length(pair: ModelPair, ids: Sequence[int], prompt_id: str) -> None:
         raise PromptError(f"prompt {prompt_id} has {len(ids)} tokens, more than the model's context of {limit}; shorten it")
 
 
+def _is_oom(err: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(err, oom) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
+def _free_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def iter_scores(
+    pair: ModelPair,
+    batch: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 8,
+    alpha: float | Sequence[float] = 1.0,
+    per_token: bool = False,
+    on_backoff: Callable[[int], None] | None = None,
+) -> Iterator[tuple[list[int], list[Score]]]:
+    """Score token id lists in length-bucketed batches; yields (indices into ``batch``, their scores).
+
+    Prompts are sorted by length (longest first, so a batch too large for memory shows up at once)
+    and batched with their neighbours, which keeps padding low. On an out-of-memory error the batch
+    size is halved and the same prompts retried (``on_backoff`` is told the new size); a single
+    prompt that does not fit raises a TucoError.
+    """
+    order = sorted(range(len(batch)), key=lambda i: -len(batch[i]))
+    size, pos = max(1, batch_size), 0
+    while pos < len(order):
+        idx = order[pos : pos + size]
+        try:
+            scores = score_ids(pair, [batch[i] for i in idx], alpha=alpha, per_token=per_token)
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not _is_oom(err):
+                raise
+            _free_memory()
+            if size == 1:
+                raise TucoError(
+                    f"a prompt of {len(batch[idx[0]])} tokens does not fit in memory even alone; use a smaller "
+                    "--dtype, --device-map auto, or a larger device"
+                ) from err
+            size = max(1, size // 2)
+            if on_backoff is not None:
+                on_backoff(size)
+            continue
+        yield idx, scores
+        pos += len(idx)
+
+
 def score(
     pair: ModelPair,
     prompts: Sequence[str | Messages | Prompt],
@@ -139,14 +188,16 @@ def score(
         chat: apply the tuned tokenizer's chat template (None: when it has one).
         system: system prompt placed before the user message when the template is used.
         alpha: FTC scale (scalar or one per layer); 1 measures the fine-tuned model itself.
-        batch_size: prompts per forward pass (left padded; results do not depend on it).
+        batch_size: prompts per forward pass (length-bucketed, left padded; results do not depend
+            on it); halved automatically on out-of-memory.
         per_token: also return TuCo at every prompt position.
     """
     items = as_prompts(prompts)
     encoded = [encode(pair.tokenizer, p, chat=chat, system=system) for p in items]
     for p, ids in zip(items, encoded):
         check_length(pair, ids, p.id)
-    scores: list[Score] = []
-    for start in range(0, len(encoded), max(1, batch_size)):
-        scores.extend(score_ids(pair, encoded[start : start + batch_size], alpha=alpha, per_token=per_token))
-    return scores
+    scores: list[Score | None] = [None] * len(encoded)
+    for idx, batch_scores in iter_scores(pair, encoded, batch_size=batch_size, alpha=alpha, per_token=per_token):
+        for i, s in zip(idx, batch_scores):
+            scores[i] = s
+    return scores  # type: ignore[return-value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tuned", required=True, help="fine-tuned model (hub id or directory), or a PEFT adapter directory")
     g.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16, float16 (default: auto)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
-    g.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large pair over devices")
+    g.add_argument("--device-map", default=None, help="'auto' spreads a large pair over devices (both blocks of a layer together)")
+    g.add_argument("--max-memory", default=None, metavar="SPEC", help="with --device-map: budgets for both models, e.g. 0=20GiB,1=20GiB,cpu=60GiB")
     g.add_argument("--trust-remote-code", action="store_true", help="run code from the model repos (off: only for repos you trust)")
 
 
@@ -48,6 +50,20 @@ def parse_alpha(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
+def parse_max_memory(spec: str | None) -> dict[int | str, str] | None:
+    """'0=20GiB,cpu=60GiB' -> {0: '20GiB', 'cpu': '60GiB'}."""
+    if not spec:
+        return None
+    out: dict[int | str, str] = {}
+    for part in spec.split(","):
+        device, sep, size = part.partition("=")
+        if not sep or not size.strip():
+            raise ConfigError(f"--max-memory {spec!r}: write DEVICE=SIZE pairs, e.g. 0=20GiB,cpu=60GiB")
+        device = device.strip()
+        out[int(device) if device.isdigit() else device] = size.strip()
+    return out
+
+
 def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow]]:
     """Prompts from --prompt or --prompts (exactly one of them); bad rows are returned, not raised."""
     if bool(args.prompt) == bool(args.prompts):
@@ -70,21 +86,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load(args: argparse.Namespace) -> Any:
-    """Load the pair named by the model options, with a spinner on stderr."""
+def load(args: argparse.Namespace, quiet: bool = False) -> Any:
+    """Load the pair named by the model options, with a spinner on stderr (none when ``quiet``)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers.utils import logging as hf_logging
 
     from tuco.pair import load_pair
 
     hf_logging.disable_progress_bar()
-    with err_console.status(f"loading {args.base} and {args.tuned}"):
+    with err_console.status(f"loading {args.base} and {args.tuned}") if not quiet else nullcontext():
         return load_pair(
             args.base,
             args.tuned,
             dtype=args.dtype,
             device=None if args.device_map else (args.device or default_device()),
             device_map=args.device_map,
+            max_memory=parse_max_memory(args.max_memory),
             trust_remote_code=args.trust_remote_code,
         )
 
@@ -133,10 +150,11 @@ class Job:
         return f"{len(self.bad)} of {self.n_input} prompts skipped (see above)"
 
 
-def prepare(args: argparse.Namespace, alphas: list[float | list[float]]) -> Job:
+def prepare(args: argparse.Namespace, alphas: list[float | list[float]], quiet: bool = False) -> Job:
     """Check the options, read and report the prompts, load the pair, encode: everything before the first forward.
 
-    Cheap checks (batch size, output path, prompt file) run before the models are loaded.
+    Cheap checks (batch size, output path, prompt file) run before the models are loaded. ``quiet``
+    (ranks other than 0) does not repeat the skipped-row reports.
     """
     from tuco.prompts import has_chat_template
     from tuco.runs import check_output_path
@@ -146,11 +164,12 @@ def prepare(args: argparse.Namespace, alphas: list[float | list[float]]) -> Job:
     if args.out:
         check_output_path(args.out)
     prompts, bad = collect_prompts(args)
-    report_bad(bad)
+    if not quiet:
+        report_bad(bad)
     n_input = len(prompts) + len(bad)
     if not prompts:
         raise TucoError("no usable prompts" + (f" ({len(bad)} skipped, see above)" if bad else ""))
-    pair = load(args)
+    pair = load(args, quiet=quiet)
     if args.chat and not has_chat_template(pair.tokenizer):
         raise TucoError(f"--chat: the tuned tokenizer ({args.tuned}) has no chat template; use --no-chat")
     chat = has_chat_template(pair.tokenizer) if args.chat is None else args.chat
@@ -158,26 +177,31 @@ def prepare(args: argparse.Namespace, alphas: list[float | list[float]]) -> Job:
         if isinstance(a, list) and len(a) != pair.n_layers:
             raise TucoError(f"--alpha has {len(a)} values but the model has {pair.n_layers} layers")
     encoded, bad_enc = encode_all(pair, prompts, chat, args.system)
-    report_bad(bad_enc)
+    if not quiet:
+        report_bad(bad_enc)
     bad += bad_enc
     if not encoded:
         raise TucoError(f"no usable prompts ({len(bad)} skipped, see above)")
     return Job(pair=pair, chat=chat, encoded=encoded, bad=bad, n_input=n_input)
 
 
-def finish(writer: Any, args: argparse.Namespace, config: dict[str, Any], n_rows: int, job: Job, interrupted: bool) -> None:
-    """Close the output (keeping every finished row) and mark the manifest finished or interrupted."""
-    from tuco.runs import write_manifest
+def finish(writer: Any, args: argparse.Namespace, config: dict[str, Any], job: Job, interrupted: bool,
+           order: list[Any], key: Any = None) -> int:
+    """Close the output, merge what was written into the final file in input ``order`` (keeping every
+    finished row, also when interrupted) and mark the manifest; returns the number of rows."""
+    from tuco.runs import merge, row_id, write_manifest
 
     if writer is None:
-        return
-    out = writer.close()
+        return 0
+    writer.close()
+    n_rows = merge(args.out, order, key=key or row_id)
     status = "interrupted" if interrupted else "finished"
-    write_manifest(args.out, config, status=status, n_rows=writer.count, n_skipped=len(job.bad))
+    write_manifest(args.out, config, status=status, n_rows=n_rows, n_skipped=len(job.bad))
     if interrupted:
-        err_console.print(f"interrupted: {writer.count} finished rows kept in {out}")
+        err_console.print(f"interrupted: {n_rows} finished rows kept in {args.out} (continue with --resume)")
     else:
-        err_console.print(f"wrote {n_rows} rows to {out}")
+        err_console.print(f"wrote {n_rows} rows to {args.out}")
+    return n_rows
 
 
 def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from rich.table import Table
@@ -33,6 +34,10 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (json.dumps(row["alpha"]), str(row["id"]))
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                     ("mean TuCo", {"justify": "right"}), ("response", {"overflow": "fold"})):
         table.add_column(col, **kw)
     n_rows = 0
+    order = [(json.dumps(a), e.prompt.id) for a in alphas for e in encoded]
     try:
         for alpha in alphas:
             if args.seed is not None:
@@ -84,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
                         writer.write(rows)
                     n_rows += len(rows)
     except KeyboardInterrupt:
-        finish(writer, args, config, n_rows, job, interrupted=True)
+        finish(writer, args, config, job, True, order, key=_row_key)
         return 130
-    finish(writer, args, config, n_rows, job, interrupted=False)
+    finish(writer, args, config, job, False, order, key=_row_key)
     Console().print(table)
     if bad:
         err_console.print(f"[yellow]{job.summary_of_skipped()}[/yellow]")
