@@ -10,6 +10,12 @@ HuggingFaceTB/SmolLM2-135M) and "tiny" (3 layers, hidden 32). For each it measur
   (new tokens/s): ``generate_ratio``;
 - peak memory (CUDA: max allocated; CPU: process max RSS).
 
+With ``--scale`` (also part of a full run) it adds, on the SmolLM2-shaped pair saved to a temp dir:
+
+- ``tuco score`` end-to-end tokens/s with 1 vs 2 data-parallel processes (``--processes``);
+- peak memory (max RSS) of loading + scoring with a full pair vs base + LoRA adapter, next to one
+  model alone (a LoRA pair should be close to one model's weights).
+
 Prints one JSON object on its last line. ``--quick`` keeps it under a minute on 2 CPU cores.
 """
 
@@ -117,6 +123,69 @@ def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_token
     }
 
 
+_LOAD_AND_SCORE = """
+import json, sys, tuco
+from transformers import AutoModelForCausalLM
+kind, base, tuned = sys.argv[1:4]
+if kind == "one":  # one model alone, same forward
+    import torch
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="float32")
+    with torch.inference_mode():
+        model(torch.randint(10, 1000, (4, 101)))
+else:
+    pair = tuco.load_pair(base, tuned, dtype="float32", device="cpu")
+    tuco.score(pair, ["word " * 100] * 4, chat=False, batch_size=4)
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps(int(hwm) / 1024))
+"""
+
+
+def scale_lines(device: str) -> dict:
+    """1 vs 2 processes (end-to-end CLI) and peak memory of full vs LoRA pairs, on SmolLM2-shaped weights."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from peft import LoraConfig, get_peft_model
+
+    from tuco.runs import read_rows
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        pair = smollm_pair(torch.float32, "cpu")
+        pair.base.save_pretrained(root / "base")
+        pair.tuned.save_pretrained(root / "tuned")
+        for d in ("base", "tuned"):
+            pair.tokenizer.save_pretrained(root / d)
+        torch.manual_seed(0)
+        lora = get_peft_model(pair.base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        lora.save_pretrained(root / "adapter")
+        del pair, lora
+        prompts = root / "p.txt"
+        prompts.write_text("".join(f"prompt {i} " + "word " * (60 + i % 40) + "\n" for i in range(32)))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        for n in (1, 2):
+            res_path = root / f"s{n}.jsonl"
+            cmd = [sys.executable, "-m", "tuco", "score", "--base", str(root / "base"), "--tuned", str(root / "tuned"),
+                   "--prompts", str(prompts), "--out", str(res_path), "--no-chat", "--device", device,
+                   "--dtype", "float32", "--batch-size", "8", "--processes", str(n)]
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            wall = time.perf_counter() - t
+            tokens = sum(r["n_tokens"] for r in read_rows(res_path))
+            out[f"cli_tokens_per_s_{n}_process"] = tokens / wall
+        out["process_speedup"] = out["cli_tokens_per_s_2_process"] / out["cli_tokens_per_s_1_process"]
+        for kind, tuned in (("one", "tuned"), ("full", "tuned"), ("lora", "adapter")):
+            res = subprocess.run([sys.executable, "-c", _LOAD_AND_SCORE, kind, str(root / "base"), str(root / tuned)],
+                                 env=env, check=True, capture_output=True, text=True)
+            out[f"peak_rss_mb_{kind}"] = float(res.stdout.strip().splitlines()[-1])
+        out["lora_vs_one_model"] = out["peak_rss_mb_lora"] / out["peak_rss_mb_one"]
+        out["full_vs_one_model"] = out["peak_rss_mb_full"] / out["peak_rss_mb_one"]
+    return out
+
+
 def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
@@ -128,7 +197,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 CPU cores")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--scale", action="store_true", help="only the scale lines (processes, full vs LoRA memory)")
     args = ap.parse_args()
+    if args.scale:
+        print(json.dumps({"scale": scale_lines(args.device)}))
+        return
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     if args.quick:
         sizes = dict(batch=4, seq=96, gen_prompt=24, new_tokens=12, repeats=2)
@@ -151,6 +224,9 @@ def main() -> None:
     results["score_ratio_vs_lm"] = main_pair["score_ratio_vs_lm"]
     results["generate_ratio"] = main_pair["generate_ratio"]
     results["targets_met"] = results["score_ratio"] >= 0.45 and results["generate_ratio"] >= 0.40
+    if not args.quick:
+        del smol, tiny
+        results["scale"] = scale_lines(args.device)
     print(json.dumps(results))
 
 
