@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     for col, kw in (("id", {}), ("alpha", {"justify": "right"}), ("prompt TuCo", {"justify": "right"}),
                     ("mean TuCo", {"justify": "right"}), ("response", {"overflow": "fold"})):
         table.add_column(col, **kw)
-    n_rows = 0
     order = [(json.dumps(a), e.prompt.id) for a in alphas for e in encoded]
     try:
         for alpha in alphas:
@@ -88,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
                         table.add_row(e.prompt.id, str(alpha), f"{p_tuco:.4f}", f"{mean:.4f}", text)
                     if writer:
                         writer.write(rows)
-                    n_rows += len(rows)
     except KeyboardInterrupt:
         finish(writer, args, config, job, True, order, key=_row_key)
         return 130
