@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import sys
 import time
 
@@ -58,19 +57,25 @@ def smollm_pair(dtype: torch.dtype, device: str) -> ModelPair:
     return ModelPair(tuned=tuned.to(device), base=base.to(device), tokenizer=tiny_tokenizer())
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
+def timed(fns, repeats: int) -> list[float]:
+    """Best wall time of each function over ``repeats`` interleaved rounds, after one warm-up each.
+
+    Interleaving (A B C A B C ...) and taking the minimum keeps a slow moment of the machine from
+    landing on one side of a ratio.
+    """
+    for fn in fns:
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
 
 
 def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_tokens: int, repeats: int) -> dict:
@@ -91,7 +96,7 @@ def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_token
     def tuco_score():
         score_ids(pair, ids)
 
-    t_backbone, t_lm, t_tuco = (timed(f, repeats) for f in (plain_backbone, plain_lm, tuco_score))
+    t_backbone, t_lm, t_tuco = timed([plain_backbone, plain_lm, tuco_score], repeats)
 
     gen_ids = [i[:gen_prompt] for i in ids]
     g_input, g_mask = left_pad(gen_ids, pair.tokenizer.pad_token_id, pair.device)
@@ -108,7 +113,7 @@ def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_token
         assert all(len(o[1]) >= 1 for o in out)
 
     # min_new_tokens for a fair count: both generate exactly new_tokens (random weights rarely emit EOS).
-    t_gen, t_steer = timed(plain_generate, repeats), timed(steered_generate, repeats)
+    t_gen, t_steer = timed([plain_generate, steered_generate], repeats)
     new = batch * new_tokens
     return {
         "forward_tokens_per_s": tokens / t_backbone,
