@@ -153,3 +153,20 @@ def test_unsupported_model_lists_families():
 
     with pytest.raises(UnsupportedModelError, match="model type 'odd'.*llama.*REGISTRY"):
         layers.decoder_layers(Odd())
+
+
+def test_cli_scores_an_adapter_pair(adapter_dirs, tmp_path):
+    from test_cli import cli
+
+    base_dir, adapter_dir = adapter_dirs
+    out = tmp_path / "a.jsonl"
+    res = cli("score", "--base", str(base_dir), "--tuned", str(adapter_dir), "--prompt", "How do I bake bread?",
+              "--device-map", "auto", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    pair = load_pair(str(base_dir), str(adapter_dir))
+    (lib,) = tuco.score(pair, ["How do I bake bread?"], chat=False)
+    from tuco.runs import read_rows
+
+    (row,) = read_rows(out)
+    assert row["chat"] is False  # the adapter dir and base carry no chat template here
+    assert row["tuco"] == pytest.approx(lib.tuco, abs=1e-6) and row["tuco"] > 0
