@@ -157,6 +157,7 @@ class _EngineState:
         self.pt_caches: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def pt_cache(self, ft_cache: Any) -> Any:
+        """The PT blocks' cache matching ``ft_cache`` (made, empty, the first time it is seen)."""
         pt = self.pt_caches.get(ft_cache)
         if pt is None:
             seen = ft_cache.get_seq_length() if hasattr(ft_cache, "get_seq_length") else 0

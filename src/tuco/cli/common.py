@@ -147,6 +147,7 @@ class Job:
     n_input: int  # prompts given, good and bad
 
     def summary_of_skipped(self) -> str:
+        """'N of M prompts skipped' for the closing line."""
         return f"{len(self.bad)} of {self.n_input} prompts skipped (see above)"
 
 

@@ -178,6 +178,7 @@ def token_view(row: dict[str, Any], index: int, anchor: str) -> str | None:
 
 
 def legend() -> str:
+    """The colour key of per-token TuCo."""
     return (f'<div class="legend"><span>0 (pre-training)</span><span class="bar" style="background:{legend_gradient()}"></span>'
             "<span>1 (fine-tuning)</span><span class=\"muted\">per-token TuCo; hover a token for its value</span></div>")
 
@@ -215,6 +216,7 @@ def file_section(f: RunFile, k: int) -> str:
 
 
 def experiment_section(run: Run) -> str:
+    """An experiment's metrics.json as a table and its PNG plots inlined."""
     if not run.metrics and not run.plots:
         return ""
     out = ['<section class="experiment"><h2>Experiment</h2>']
