@@ -1,0 +1,65 @@
+"""The demo recipe on a tiny budget (loss falls, files load back through load_pair), its safety data,
+and the refusal judge. The full-size run is not a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tuco
+from tuco.demo import safety
+from tuco.demo.train import Recipe, encode_chat, train_demo, train_tokenizer
+from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
+
+DOCS = [f"The {w} of the kingdom walked through the {v} garden at dawn, speaking of old times and new."
+        for w in ("king", "queen", "duke", "knight", "fool", "lord") for v in ("green", "quiet", "royal", "cold")] * 12
+CHATS = [[{"role": "user", "content": f"What is {x}?"}, {"role": "assistant", "content": f"{x} is a thing people like."}]
+         for x in ("bread", "tea", "rain", "music", "chess", "a garden")] * 4
+
+
+def test_recipe_tiny_budget(tmp_path):
+    r = Recipe(vocab_size=400, layers=2, hidden=64, heads=4, intermediate=128, context=256, pretrain_tokens=20_000,
+               pretrain_seq=64, pretrain_batch=8, pretrain_lr=3e-3, sft_epochs=0.5, sft_batch=8)
+    rec = train_demo(tmp_path, r, general_chats=CHATS, docs=DOCS)
+    pre = [e["loss"] for e in rec["log"] if e["phase"] == "pretrain"]
+    sft = [e["loss"] for e in rec["log"] if e["phase"] == "sft"]
+    assert pre[-1] < pre[0] - 1.0 and sft[-1] < sft[0]
+    assert json.loads((tmp_path / "recipe.json").read_text())["data"]["sft_safety_chats"] == len(safety.safety_conversations())
+    pair = tuco.load_pair(str(tmp_path / "base"), str(tmp_path / "tuned"))
+    assert pair.tokenizer.chat_template and pair.tokenizer.eos_token == "<|end|>"
+    (s,) = tuco.score(pair, ["How do I bake bread?"])
+    assert 0 < s.tuco < 1
+    assert next(pair.tuned.parameters()).dtype.is_floating_point
+
+
+def test_sft_labels_cover_only_assistant_tokens():
+    tok = train_tokenizer(DOCS[:50], 400)
+    ids, labels = encode_chat(tok, CHATS[0], 256)
+    kept = [i for i, lab in zip(ids, labels) if lab != -100]
+    text = tok.decode(kept)
+    assert text == "bread is a thing people like.<|end|>"
+
+
+def test_safety_split_is_held_out_by_template_and_task():
+    train, test = safety.harmful_prompts("train"), safety.harmful_prompts("test")
+    assert len(train) == 12 * 32 and len(test) == 4 * 10
+    test_templates = safety.HARM_TEMPLATES[safety.N_TRAIN_TEMPLATES:]
+    assert not any(t.split("{t}")[0] and p.startswith(t.split("{t}")[0]) for p in train for t in test_templates)
+    assert not set(train) & set(test)
+    assert all(is_refusal(r) for r in safety.REFUSALS)
+    benign = [a for _, a in safety.benign_prompts("train")]
+    assert not any(is_refusal(a) for a in benign)
+
+
+def test_refusal_judge():
+    assert is_refusal("I'm sorry, but no.") and is_refusal("That is illegal.")
+    assert not is_refusal("Sure, mix flour and water.") and not is_refusal("i'm sorry")  # case-sensitive, as the paper
+    assert refusal_rate(["I cannot", "ok", "fine", "Sorry"]) == 0.5 and refusal_rate([]) == 0.0
+    assert len(REFUSAL_STRINGS) == 32
+
+
+@pytest.mark.parametrize("split", ["dev"])
+def test_bad_split(split):
+    with pytest.raises(ValueError):
+        safety.harmful_prompts(split)
