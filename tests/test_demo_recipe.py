@@ -63,3 +63,17 @@ def test_refusal_judge():
 def test_bad_split(split):
     with pytest.raises(ValueError):
         safety.harmful_prompts(split)
+
+
+def test_roc_auc_against_brute_force():
+    import random
+
+    from tuco.stats import roc_auc, tpr_at_fpr
+
+    rng = random.Random(0)
+    pos = [round(rng.gauss(1, 1), 1) for _ in range(40)]
+    neg = [round(rng.gauss(0, 1), 1) for _ in range(30)]
+    brute = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+    assert roc_auc(pos, neg) == pytest.approx(brute, abs=1e-12)
+    assert roc_auc([1, 2], [0]) == 1.0 and roc_auc([0], [1, 2]) == 0.0 and roc_auc([1], [1]) == 0.5
+    assert tpr_at_fpr([5, 6, 7], [1, 2, 3, 4]) == 1.0 and tpr_at_fpr([0.5], [1, 2]) == 0.0

@@ -19,8 +19,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """--base, --tuned, --dtype, --device, --device-map, --trust-remote-code."""
     g = p.add_argument_group("models")
-    g.add_argument("--base", required=True, help="pre-trained model: hub id or local directory")
-    g.add_argument("--tuned", required=True, help="fine-tuned model (hub id or directory), or a PEFT adapter directory")
+    g.add_argument("--base", default=None, help="pre-trained model: hub id or local directory")
+    g.add_argument("--tuned", default=None, help="fine-tuned model (hub id or directory), or a PEFT adapter directory")
+    g.add_argument("--pair", default=None, choices=["demo"], help="a shipped pair instead of --base/--tuned: demo")
     g.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16, float16 (default: auto)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
     g.add_argument("--device-map", default=None, help="'auto' spreads a large pair over devices (both blocks of a layer together)")
@@ -77,6 +78,19 @@ def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow
         else:
             good.append(Prompt(id=str(i), text=text))
     return good, bad
+
+
+def resolve_pair(args: argparse.Namespace) -> None:
+    """Fill --base/--tuned from --pair demo; require both otherwise."""
+    if args.pair == "demo":
+        if args.base or args.tuned:
+            raise TucoError("give either --pair demo or --base/--tuned, not both")
+        from tuco.demo import demo_pair_dirs
+
+        base, tuned = demo_pair_dirs()
+        args.base, args.tuned = str(base), str(tuned)
+    elif not args.base or not args.tuned:
+        raise TucoError("give the models with --base B --tuned T (or --pair demo)")
 
 
 def default_device() -> str:
@@ -162,6 +176,7 @@ def prepare(args: argparse.Namespace, alphas: list[float | list[float]], quiet: 
 
     if args.batch_size < 1:
         raise TucoError(f"--batch-size must be >= 1, got {args.batch_size}")
+    resolve_pair(args)
     if args.out:
         check_output_path(args.out)
     prompts, bad = collect_prompts(args)

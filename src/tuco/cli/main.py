@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from tuco import __version__
-from tuco.cli import generate, report, score
+from tuco.cli import demo, generate, report, score
 from tuco.errors import TucoError
 
-VERBS = (score, generate, report)
+VERBS = (demo, score, generate, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

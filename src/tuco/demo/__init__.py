@@ -1,5 +1,20 @@
-"""The embedded demo pair (work in progress, issue 3): its data builders and training recipe.
-
-Not yet shipped: no trained checkpoints and no `tuco demo` command. What is here is tested on a tiny
-budget (tests/test_demo_recipe.py) so that the full run can build on it.
+"""The embedded demo pair: a small Llama pre-trained on plain prose and fine-tuned on chats with
+tuco's own safety data, shipped in ``pair/`` (bfloat16 safetensors, model cards) and reproducible
+with ``tuco demo-train``. ``tuco demo`` runs the paper's analyses on it offline.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuco.errors import TucoError
+
+PAIR_DIR = Path(__file__).with_name("pair")
+
+
+def demo_pair_dirs() -> tuple[Path, Path]:
+    """(base, tuned) checkpoint directories of the shipped demo pair."""
+    base, tuned = PAIR_DIR / "base", PAIR_DIR / "tuned"
+    if not (base / "config.json").exists() or not (tuned / "config.json").exists():
+        raise TucoError(f"the demo pair is not installed in {PAIR_DIR}; train one with `tuco demo-train --out DIR`")
+    return base, tuned
