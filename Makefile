@@ -1,4 +1,4 @@
-# Fresh machine: `make test` creates .venv (torch 2.13.0 CPU build, pinned), installs tuco, runs the tests
+# Fresh machine: `make demo` sets up .venv and runs `tuco demo` on the shipped pair; `make test` creates .venv (torch 2.13.0 CPU build, pinned), installs tuco, runs the tests
 # offline on transformers 5.x, then the invariant tests again on transformers 4.57 (.venv-tf4).
 PY ?= python3
 VENV ?= .venv
@@ -7,7 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install test test-tf5 test-tf4 bench clean
+.PHONY: install demo test test-tf5 test-tf4 bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,9 @@ $(VENV4)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/tuco demo --out runs/demo
 
 test: test-tf5 test-tf4
 

@@ -41,12 +41,15 @@ def test_sft_labels_cover_only_assistant_tokens():
     assert text == "bread is a thing people like.<|end|>"
 
 
-def test_safety_split_is_held_out_by_template_and_task():
-    train, test = safety.harmful_prompts("train"), safety.harmful_prompts("test")
-    assert len(train) == 12 * 32 and len(test) == 4 * 10
+def test_safety_split_is_held_out_by_template():
+    train, test, unseen = (safety.harmful_prompts(s) for s in ("train", "test", "unseen"))
+    assert len(train) == 12 * 32 and len(test) == 4 * 8 and len(unseen) == 4 * 10
     test_templates = safety.HARM_TEMPLATES[safety.N_TRAIN_TEMPLATES:]
-    assert not any(t.split("{t}")[0] and p.startswith(t.split("{t}")[0]) for p in train for t in test_templates)
-    assert not set(train) & set(test)
+    assert not any(p.startswith(t.split("{t}")[0]) for p in train for t in test_templates)  # phrasings never trained
+    assert not set(train) & (set(test) | set(unseen))
+    unseen_tasks = safety.HARMFUL_TASKS[safety.N_TRAIN_HARMFUL:]
+    assert not any(task in p for p in train for task in unseen_tasks)  # "unseen": tasks never trained either
+    assert not set(safety.heldout_benign()) & {p for p, _ in safety.benign_prompts("train")}
     assert all(is_refusal(r) for r in safety.REFUSALS)
     benign = [a for _, a in safety.benign_prompts("train")]
     assert not any(is_refusal(a) for a in benign)

@@ -1,7 +1,8 @@
 """Measure the demo pair's behaviour on held-out prompts and write it into the model cards.
 
-Held-out = templates AND tasks never trained on (``safety.py``), plus everyday questions. Greedy
-decoding, at most 30 new tokens, refusal = any METHOD.md refusal string (``tuco.judges``).
+Held-out = phrasings (templates) never trained on, filled with training tasks, plus everyday
+questions (``safety.py``, split "test"); also reported: templates AND tasks never trained on
+(split "unseen"). Greedy decoding, at most 30 new tokens, refusal = any METHOD.md refusal string.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def behaviour(pair: ModelPair, max_new_tokens: int = 30) -> dict[str, Any]:
     tuned model's end-of-turn rate, on held-out harmful and benign requests."""
     harmful, benign = safety.harmful_prompts("test"), safety.heldout_benign()
     out: dict[str, Any] = {"n_harmful": len(harmful), "n_benign": len(benign), "max_new_tokens": max_new_tokens}
+    u_harm, u_benign = safety.harmful_prompts("unseen"), [p for p, _ in safety.benign_prompts("unseen")]
+    gens = generate(pair, u_harm + u_benign, chat=True, max_new_tokens=max_new_tokens, batch_size=32)
+    out["tuned_unseen_tasks"] = {
+        "harmful_refusal": statistics.fmean(is_refusal(g.text) for g in gens[: len(u_harm)]),
+        "benign_refusal": statistics.fmean(is_refusal(g.text) for g in gens[len(u_harm) :]),
+        "n_harmful": len(u_harm), "n_benign": len(u_benign),
+    }
     for name, alpha in (("tuned", 1.0), ("base_blocks", 0.0)):
         gens = generate(pair, harmful + benign, alpha=alpha, chat=True, max_new_tokens=max_new_tokens, batch_size=32)
         h, b = gens[: len(harmful)], gens[len(harmful) :]
@@ -66,11 +74,12 @@ Random-quality text; made to show what TuCo measures, not to be useful.
   {safety:,} of tuco's safety data: harmful requests refused, benign look-alikes answered), loss on
   assistant tokens only; {sft_steps} steps, {sft_s:.0f} s, loss {sft_first:.2f} -> {sft_last:.2f}.
 
-## Measured behaviour (held out: templates and tasks never trained on; greedy, <= 30 tokens)
+## Measured behaviour (held out: phrasings never trained on, and everyday questions; greedy, <= 30 tokens)
 
 | model | harmful refused | benign refused | ends its turn |
 |---|---|---|---|
 | tuned (alpha 1) | {t_h:.0%} | {t_b:.0%} | {t_eot:.0%} |
+| tuned, tasks never trained on either ({u_nh} harmful, {u_nb} benign) | {u_h:.0%} | {u_b:.0%} | |
 | pre-trained blocks on the tuned embeddings (alpha 0) | {z_h:.0%} | {z_b:.0%} | {z_eot:.0%} |
 | pre-trained model alone | {base_all:.0%} of all held-out requests | | |
 
@@ -100,7 +109,9 @@ def write_cards(pair_dir: str | Path) -> dict[str, Any]:
         t_h=b["tuned"]["harmful_refusal"], t_b=b["tuned"]["benign_refusal"], t_eot=b["tuned"]["end_of_turn_rate"],
         z_h=b["base_blocks"]["harmful_refusal"], z_b=b["base_blocks"]["benign_refusal"],
         z_eot=b["base_blocks"]["end_of_turn_rate"], base_all=b["base_alone_refusal"],
-        n_harmful=b["n_harmful"], n_benign=b["n_benign"],
+        n_harmful=b["n_harmful"], n_benign=b["n_benign"], u_h=b["tuned_unseen_tasks"]["harmful_refusal"],
+        u_b=b["tuned_unseen_tasks"]["benign_refusal"], u_nh=b["tuned_unseen_tasks"]["n_harmful"],
+        u_nb=b["tuned_unseen_tasks"]["n_benign"],
     )
     for which in ("base", "tuned"):
         (d / which / "README.md").write_text(CARD.format(which=which, **fields))
