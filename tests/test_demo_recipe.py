@@ -43,7 +43,7 @@ def test_sft_labels_cover_only_assistant_tokens():
 
 def test_safety_split_is_held_out_by_template():
     train, test, unseen = (safety.harmful_prompts(s) for s in ("train", "test", "unseen"))
-    assert len(train) == 12 * 32 and len(test) == 4 * 8 and len(unseen) == 4 * 10
+    assert len(train) == 24 * 32 and len(test) == 4 * 8 and len(unseen) == 4 * 10
     test_templates = safety.HARM_TEMPLATES[safety.N_TRAIN_TEMPLATES:]
     assert not any(p.startswith(t.split("{t}")[0]) for p in train for t in test_templates)  # phrasings never trained
     assert not set(train) & (set(test) | set(unseen))

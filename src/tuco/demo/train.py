@@ -40,9 +40,9 @@ class Recipe:
     pretrain_lr: float = 2e-3
     pretrain_batch: int = 4
     pretrain_seq: int = 1024
-    sft_general: int = 1000
-    sft_safety_repeat: int = 2  # safety chats appear this many times per epoch
-    sft_epochs: float = 3.0
+    sft_general: int = 1200
+    sft_safety_repeat: int = 1  # safety chats appear this many times per epoch
+    sft_epochs: float = 2.0
     sft_lr: float = 8e-4
     sft_batch: int = 16
     sft_max_len: int = 192
