@@ -58,24 +58,24 @@ def _get(module: nn.Module, path: str) -> nn.Module | None:
     return module
 
 
-def num_layers(config: object) -> int:
-    """Number of decoder blocks declared by a config (text config for multimodal wrappers)."""
+def _config_int(config: object, keys: tuple[str, ...], what: str) -> int:
+    """The first integer among ``keys`` of a config (its text config for multimodal wrappers)."""
     config = getattr(config, "text_config", None) or config
-    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+    for key in keys:
         value = getattr(config, key, None)
         if isinstance(value, int):
             return value
-    raise UnsupportedModelError(f"config of type {type(config).__name__} declares no number of layers")
+    raise UnsupportedModelError(f"config of type {type(config).__name__} declares no {what}")
+
+
+def num_layers(config: object) -> int:
+    """Number of decoder blocks declared by a config (text config for multimodal wrappers)."""
+    return _config_int(config, ("num_hidden_layers", "n_layer", "num_layers"), "number of layers")
 
 
 def hidden_size(config: object) -> int:
     """Residual-stream width declared by a config."""
-    config = getattr(config, "text_config", None) or config
-    for key in ("hidden_size", "n_embd", "d_model"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    raise UnsupportedModelError(f"config of type {type(config).__name__} declares no hidden size")
+    return _config_int(config, ("hidden_size", "n_embd", "d_model"), "hidden size")
 
 
 def _find_block_list(model: nn.Module, n: int) -> str | None:
