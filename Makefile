@@ -1,4 +1,4 @@
-# Fresh machine: `make demo` sets up .venv and runs `tuco demo` on the shipped pair; `make test` creates .venv (torch 2.13.0 CPU build, pinned), installs tuco, runs the tests
+# Fresh machine: `make test` creates .venv (torch 2.13.0 CPU build, pinned), installs tuco, runs the tests
 # offline on transformers 5.x, then the invariant tests again on transformers 4.57 (.venv-tf4).
 PY ?= python3
 VENV ?= .venv
