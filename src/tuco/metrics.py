@@ -34,11 +34,15 @@ def tuco(sum_ptc: torch.Tensor, sum_ftc: torch.Tensor) -> torch.Tensor:
     return tuco_from_norms(l1(sum_ptc), l1(sum_ftc))
 
 
+def preco_from_norms(ptc_l1: torch.Tensor, ftc_l1: torch.Tensor) -> torch.Tensor:
+    """PreCo = 1 - TuCo from the two L1 norms (0 where nothing was contributed)."""
+    t = tuco_from_norms(ptc_l1, ftc_l1)
+    return torch.where(ptc_l1 + ftc_l1 == 0, torch.zeros_like(t), 1.0 - t)
+
+
 def preco(sum_ptc: torch.Tensor, sum_ftc: torch.Tensor) -> torch.Tensor:
     """PreCo = 1 - TuCo (0 where nothing was contributed)."""
-    t = tuco(sum_ptc, sum_ftc)
-    both_zero = (l1(sum_ptc) + l1(sum_ftc)) == 0
-    return torch.where(both_zero, torch.zeros_like(t), 1.0 - t)
+    return preco_from_norms(l1(sum_ptc), l1(sum_ftc))
 
 
 def tuco_from_layers(ptc: torch.Tensor, ftc: torch.Tensor) -> torch.Tensor:

@@ -92,7 +92,7 @@ def score_ids(
     s_ptc, s_ftc = (rec.sum_ptc, rec.sum_ftc) if not per_token else (rec.sum_ptc[rows, last], rec.sum_ftc[rows, last])
     ptc_l1, ftc_l1 = metrics.l1(s_ptc), metrics.l1(s_ftc)
     tu = metrics.tuco_from_norms(ptc_l1, ftc_l1)
-    pre = metrics.preco(s_ptc, s_ftc)
+    pre = metrics.preco_from_norms(ptc_l1, ftc_l1)
     token_tuco = metrics.tuco(rec.sum_ptc, rec.sum_ftc) if per_token else None  # [B, T]
     out = []
     for b, ids in enumerate(batch):

@@ -167,6 +167,14 @@ def findings(m: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     """web_vs_chat.png, many_shot.png, alpha.png."""
     import matplotlib
@@ -181,9 +189,7 @@ def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     ax.set_xlabel("TuCo")
     ax.set_title(f"plain text vs chat prompts (ROC-AUC {m['web_vs_chat_auc']:.2f})")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "web_vs_chat.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "web_vs_chat.png")
 
     ks = sorted(int(k) for k in m["many_shot"])
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -197,9 +203,7 @@ def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     ax2.set_ylabel("refusal rate")
     ax.set_title("many-shot prefixes on held-out harmful requests")
     fig.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(out / "many_shot.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "many_shot.png")
 
     alphas = sorted(float(a) for a in m["alpha"])
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -211,6 +215,4 @@ def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("steering: refusal rate vs alpha")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "alpha.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "alpha.png")
