@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from tuco import __version__
-from tuco.cli import demo, generate, report, score
+from tuco.cli import demo, experiment, generate, report, score
 from tuco.errors import TucoError
 
-VERBS = (demo, score, generate, report)
+VERBS = (demo, score, generate, experiment, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Prompt transforms used by the jailbreak experiments: encodings, many-shot prefixes, GCG suffixes."""

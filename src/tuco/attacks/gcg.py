@@ -1,0 +1,42 @@
+"""GCG adversarial suffixes (Zou et al.) through the optional ``nanogcg`` package, or read from a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuco.errors import ConfigError
+from tuco.pair import ModelPair
+
+
+def read_suffixes(path: str) -> list[str]:
+    """Adversarial strings, one per line (blank lines ignored)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(f"suffix file {path!r} does not exist (one adversarial string per line)")
+    out = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not out:
+        raise ConfigError(f"suffix file {path!r} holds no suffixes")
+    return out
+
+
+def attack(request: str, suffix: str) -> str:
+    """The request with the adversarial string appended (as GCG optimises it)."""
+    return f"{request} {suffix}"
+
+
+def optimise_suffixes(pair: ModelPair, requests: list[str], n: int, *, steps: int = 250, target: str = "Sure, here is",
+                      seed: int = 0, search_width: int = 512, topk: int = 256) -> list[str]:
+    """Optimise ``n`` suffixes against the tuned model, each on one request (cycled), with nanogcg."""
+    try:
+        import nanogcg
+    except ImportError as err:
+        raise ConfigError("optimising GCG suffixes needs nanogcg: pip install nanogcg (or give --suffixes FILE)") from err
+    if pair.is_peft:
+        raise ConfigError("GCG optimisation needs a full tuned model; give --suffixes FILE for a PEFT pair")
+    out = []
+    for i in range(n):
+        config = nanogcg.GCGConfig(num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING")
+        result = nanogcg.run(pair.tuned, pair.tokenizer, [{"role": "user", "content": requests[i % len(requests)] + " {optim_str}"}],
+                             f"{target}", config)
+        out.append(result.best_string)
+    return out
