@@ -41,20 +41,32 @@ from tuco.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
 SHAPES = {
     "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                          num_key_value_heads=3, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True),
+    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096, tie_word_embeddings=False),
 }
 
 
-def smollm_pair(dtype: torch.dtype, device: str) -> ModelPair:
-    """A random pair shaped like SmolLM2-135M (Llama architecture)."""
+def smollm_pair(dtype: torch.dtype, device: str, shape: str = "smollm2-135m") -> ModelPair:
+    """A random pair shaped like SmolLM2-135M (or another entry of SHAPES; Llama architecture).
+
+    The weights are made directly on ``device`` in ``dtype`` (a 7B shape would take minutes to
+    initialise on a CPU).
+    """
     import copy
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    base = LlamaForCausalLM(LlamaConfig(**SHAPES["smollm2-135m"])).to(dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            base = LlamaForCausalLM(LlamaConfig(**SHAPES[shape]))
+    finally:
+        torch.set_default_dtype(default)
     tuned = copy.deepcopy(base)
     perturb_blocks(tuned, decoder_layers(tuned), 0.1, 1)
-    return ModelPair(tuned=tuned.to(device), base=base.to(device), tokenizer=tiny_tokenizer())
+    return ModelPair(tuned=tuned, base=base, tokenizer=tiny_tokenizer())
 
 
 def timed(fns, repeats: int) -> list[float]:
@@ -203,6 +215,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, float32 on CPU")
     ap.add_argument("--scale", action="store_true", help="only the scale lines (processes, full vs LoRA memory)")
+    ap.add_argument("--no-scale", action="store_true", help="skip the scale lines of a full run")
+    ap.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES), help="the random pair's shape")
     args = ap.parse_args()
     if args.scale:
         print(json.dumps({"scale": scale_lines(args.device)}))
@@ -221,15 +235,15 @@ def main() -> None:
     tiny = ModelPair(tuned=tuned.to(args.device), base=base.to(args.device), tokenizer=tok)
     results["tiny"] = bench_pair(tiny, **sizes)
     print(json.dumps({"tiny": results["tiny"]}), file=sys.stderr)
-    smol = smollm_pair(dtype, args.device)
-    results["smollm2-135m"] = bench_pair(smol, **sizes)
+    smol = smollm_pair(dtype, args.device, args.shape)
+    results[args.shape] = bench_pair(smol, **sizes)
     results["peak_memory_mb"] = peak_memory_mb()
-    main_pair = results["smollm2-135m"]
+    main_pair = results[args.shape]
     results["score_ratio"] = main_pair["score_ratio"]
     results["score_ratio_vs_lm"] = main_pair["score_ratio_vs_lm"]
     results["generate_ratio"] = main_pair["generate_ratio"]
     results["targets_met"] = results["score_ratio"] >= 0.45 and results["generate_ratio"] >= 0.40
-    if not args.quick:
+    if not args.quick and not args.no_scale:
         del smol, tiny
         results["scale"] = scale_lines(args.device)
     print(json.dumps(results))

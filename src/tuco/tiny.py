@@ -94,14 +94,15 @@ def tiny_config(family: str, vocab_size: int, *, layers: int = 3, hidden: int = 
 
 def perturb_blocks(model: torch.nn.Module, layers: torch.nn.ModuleList, scale: float, seed: int, only: int | None = None) -> None:
     """Add Gaussian noise (``scale`` x each tensor's std, or x 0.02 for constant ones) to block weights."""
-    gen = torch.Generator().manual_seed(seed)
+    gens: dict[torch.device, torch.Generator] = {}  # one per device: the noise is drawn where the weights live
     with torch.no_grad():
         for i, block in enumerate(layers):
             if only is not None and i != only:
                 continue
             for p in block.parameters():
+                gen = gens.setdefault(p.device, torch.Generator(device=p.device).manual_seed(seed))
                 std = float(p.float().std()) if p.numel() > 1 and float(p.float().std()) > 0 else 0.02
-                p.add_(torch.randn(p.shape, generator=gen).to(p.dtype) * std * scale)
+                p.add_(torch.randn(p.shape, generator=gen, device=p.device).to(p.dtype) * std * scale)
 
 
 def tiny_models(

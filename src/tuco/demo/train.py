@@ -21,6 +21,7 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
+TOKENIZER_CHATS = 2000  # general chats the tokenizer is trained on (with 20k pre-training documents)
 SPECIALS = ["<pad>", "<s>", "</s>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
 
 
@@ -35,8 +36,8 @@ class Recipe:
     heads: int = 4
     intermediate: int = 688
     context: int = 1024
-    pretrain_chars: int = 12_000_000
-    pretrain_tokens: int = 1_500_000
+    pretrain_chars: int = 24_000_000
+    pretrain_tokens: int = 4_500_000
     pretrain_lr: float = 2e-3
     pretrain_batch: int = 4
     pretrain_seq: int = 1024
@@ -192,7 +193,7 @@ def train_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_cha
     """
     from transformers import LlamaForCausalLM
 
-    from tuco.demo import data, safety
+    from tuco.demo import data
 
     r = recipe or Recipe()
     out = Path(out_dir)
@@ -201,7 +202,10 @@ def train_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_cha
     t0 = time.time()
     docs = docs if docs is not None else data.pretraining_text(r.pretrain_chars, seed=r.seed)
     chats = general_chats if general_chats is not None else data.general_chats(r.sft_general, seed=r.seed)
-    tok_texts = docs[:20000] + [m["content"] for c in chats + safety.safety_conversations(seed=r.seed) for m in c]
+    # The tokenizer sees pre-training text and a fixed sample of general chats only, so that changing
+    # the SFT data or its knobs later never changes phase 1 (the base model is reproducible on its own).
+    tok_chats = general_chats if general_chats is not None else data.general_chats(TOKENIZER_CHATS, seed=r.seed)
+    tok_texts = docs[:20000] + [m["content"] for c in tok_chats for m in c]
     tokenizer = train_tokenizer(tok_texts, r.vocab_size)
     model = LlamaForCausalLM(model_config(r, tokenizer))
     log: list = []
