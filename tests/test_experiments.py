@@ -232,3 +232,12 @@ def test_pairs_used_by_itertools_are_all_distinct():
         assert len({s.statement for s in statements}) == len(statements)
         assert {s.matching for s in statements} == {"Yes", "No"}
     assert not any(a == b for a, b in itertools.combinations(NO_QUESTIONS, 2))
+
+
+def test_gcg_optimises_suffixes_with_nanogcg(llama_pair, tmp_path):
+    pytest.importorskip("nanogcg")  # installed by `make install` (see the Makefile)
+    m = run_experiment("gcg", llama_pair, tmp_path, n=2, optimize=1, gcg_steps=2, gcg_search_width=8, gcg_topk=4, max_new_tokens=3)
+    rows, _ = check_run_dir(tmp_path, "gcg")
+    (suffix,) = m["suffixes"]
+    assert isinstance(suffix, str) and suffix.strip()
+    assert [r["prompt"] for r in rows if r["group"] == "attacked"] == [f"{r['prompt']} {suffix}" for r in rows if r["group"] == "clean"]

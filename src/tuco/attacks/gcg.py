@@ -35,7 +35,8 @@ def optimise_suffixes(pair: ModelPair, requests: list[str], n: int, *, steps: in
         raise ConfigError("GCG optimisation needs a full tuned model; give --suffixes FILE for a PEFT pair")
     out = []
     for i in range(n):
-        config = nanogcg.GCGConfig(num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING")
+        config = nanogcg.GCGConfig(num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING",
+                                    use_prefix_cache=False)  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
         result = nanogcg.run(pair.tuned, pair.tokenizer, [{"role": "user", "content": requests[i % len(requests)] + " {optim_str}"}],
                              f"{target}", config)
         out.append(result.best_string)

@@ -34,6 +34,8 @@ class Options:
     optimize: int = field(default=0, metadata={"help": "optimise this many suffixes with nanogcg (paper: 11)"})
     gcg_steps: int = field(default=250, metadata={"help": "nanogcg steps per suffix"})
     gcg_target: str = field(default="Sure, here is", metadata={"help": "target prefix nanogcg optimises for"})
+    gcg_search_width: int = field(default=512, metadata={"help": "nanogcg candidates per step"})
+    gcg_topk: int = field(default=256, metadata={"help": "nanogcg top-k token substitutions"})
     max_new_tokens: int = field(default=30, metadata={"help": "tokens of the greedy response judged for success"})
     judge: str = field(default="refusal-strings", metadata={"help": "refusal-strings, harmbench, llama-guard or model:PATH"})
     batch_size: int = field(default=8, metadata={"help": "prompts per batch"})
@@ -44,7 +46,8 @@ def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
     requests = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
     suffixes = read_suffixes(o.suffixes) if o.suffixes else []
     if o.optimize:
-        suffixes += optimise_suffixes(pair, requests, o.optimize, steps=o.gcg_steps, target=o.gcg_target, seed=o.seed)
+        suffixes += optimise_suffixes(pair, requests, o.optimize, steps=o.gcg_steps, target=o.gcg_target, seed=o.seed,
+                                       search_width=o.gcg_search_width, topk=o.gcg_topk)
     if not suffixes:
         raise ConfigError("no adversarial strings: give --suffixes FILE and/or --optimize N (needs nanogcg)")
     judge = get_judge(o.judge)

@@ -1,0 +1,73 @@
+"""lm-evaluation-harness integration: any lm-eval task on the alpha-steered pair.
+
+Importing this module registers the model name ``tuco`` with lm-eval. From the shell, run lm-eval
+through tuco's launcher (it registers the model, then hands over to lm-eval's own CLI)::
+
+    python -m tuco.harness --model tuco --model_args base=B,tuned=T,alpha=1.1 --tasks hellaswag
+
+From Python::
+
+    import tuco.harness, lm_eval
+    lm_eval.simple_evaluate(model="tuco", model_args="base=B,tuned=T,alpha=1.1", tasks=["hellaswag"])
+
+``alpha`` is one number or one per layer separated by ``;`` (commas separate model_args).
+Loglikelihood and generation both run inside the engine (x + PTC + alpha * FTC at every layer).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from tuco.errors import ConfigError
+
+
+def parse_alpha(value: Any) -> float | list[float]:
+    """``1.1`` or ``"1;1;0.5"`` (one per layer) -> float or list; each >= 0."""
+    parts = [value] if isinstance(value, (int, float)) else str(value).split(";")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError as err:
+        raise ConfigError(f"alpha {value!r}: give a number, or one per layer separated by ';'") from err
+    if any(not (v >= 0) or v == float("inf") for v in values):
+        raise ConfigError(f"alpha must be finite and >= 0, got {value!r}")
+    return values[0] if len(values) == 1 else values
+
+
+@register_model("tuco")
+class TucoLM(HFLM):
+    """lm-eval's HF model with every forward and generate of the tuned model alpha-steered."""
+
+    def __init__(self, base: str, tuned: str, alpha: Any = 1.0, dtype: str = "auto", device: str | None = None,
+                 trust_remote_code: bool = False, **kwargs: Any) -> None:
+        import torch
+
+        from tuco.pair import load_pair
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.pair = load_pair(str(base), str(tuned), dtype=dtype, device=device, trust_remote_code=bool(trust_remote_code))
+        self.alpha = parse_alpha(alpha)
+        super().__init__(pretrained=self.pair.tuned, tokenizer=self.pair.tokenizer, device=device, **kwargs)
+
+    def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+        with self.pair.engine(alpha=self.alpha):
+            return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+
+    def _model_generate(self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
+        with self.pair.engine(alpha=self.alpha):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
+
+def main() -> None:
+    """``python -m tuco.harness ...``: lm-eval's CLI with the ``tuco`` model registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv[0] = "lm_eval"
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()
