@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tuco.demo import safety
+from tuco.experiments.plotting import figure, histograms, save
 from tuco.generation import generate
 from tuco.judges import is_refusal
 from tuco.pair import ModelPair
@@ -167,32 +168,13 @@ def findings(m: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     """web_vs_chat.png, many_shot.png, alpha.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for group, colour in (("web", "#1f77b4"), ("chat", "#d62728")):
-        vals = [r["tuco"] for r in rows if r["experiment"] == "web-vs-chat" and r["group"] == group]
-        ax.hist(vals, bins=20, range=(0, 1), alpha=0.6, color=colour, label=f"{group} (n={len(vals)})")
-    ax.set_xlabel("TuCo")
-    ax.set_title(f"plain text vs chat prompts (ROC-AUC {m['web_vs_chat_auc']:.2f})")
-    ax.legend()
-    _save(fig, out / "web_vs_chat.png")
+    histograms({g: [r["tuco"] for r in rows if r["experiment"] == "web-vs-chat" and r["group"] == g] for g in ("web", "chat")},
+               f"plain text vs chat prompts (ROC-AUC {m['web_vs_chat_auc']:.2f})", out / "web_vs_chat.png")
 
     ks = sorted(int(k) for k in m["many_shot"])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = figure(6, 3.2)
     ax.plot(ks, [m["many_shot"][str(k)]["mean_tuco"] for k in ks], "o-", color="#d62728", label="mean TuCo")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("compliant in-context examples k")
@@ -203,10 +185,10 @@ def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     ax2.set_ylabel("refusal rate")
     ax.set_title("many-shot prefixes on held-out harmful requests")
     fig.legend(loc="lower left")
-    _save(fig, out / "many_shot.png")
+    save(fig, out / "many_shot.png")
 
     alphas = sorted(float(a) for a in m["alpha"])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = figure(6, 3.2)
     ax.plot(alphas, [m["alpha"][str(a)]["harmful_refusal"] for a in alphas], "o-", color="#d62728", label="harmful (held out)")
     ax.plot(alphas, [m["alpha"][str(a)]["benign_refusal"] for a in alphas], "s-", color="#2ca02c", label="benign (held out)")
     ax.axvline(1.0, color="#999", lw=0.8)
@@ -215,4 +197,4 @@ def plots(m: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("steering: refusal rate vs alpha")
     ax.legend()
-    _save(fig, out / "alpha.png")
+    save(fig, out / "alpha.png")
