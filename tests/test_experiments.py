@@ -241,3 +241,16 @@ def test_gcg_optimises_suffixes_with_nanogcg(llama_pair, tmp_path):
     (suffix,) = m["suffixes"]
     assert isinstance(suffix, str) and suffix.strip()
     assert [r["prompt"] for r in rows if r["group"] == "attacked"] == [f"{r['prompt']} {suffix}" for r in rows if r["group"] == "clean"]
+
+
+def test_a_failed_run_keeps_its_rows_and_says_why(llama_pair, tmp_path):
+    (tmp_path / "mine.png").write_bytes(b"\x89PNG not a run's")
+    run_experiment("web-vs-chat", llama_pair, tmp_path, n=2)
+    assert (tmp_path / "mine.png").exists()  # not a run directory before: nothing of the user's is removed
+    (tmp_path / "stale.png").write_bytes(b"\x89PNG stale")
+    run_experiment("web-vs-chat", llama_pair, tmp_path, n=2)
+    assert not (tmp_path / "stale.png").exists() and (tmp_path / "web_vs_chat.png").exists()
+    with pytest.raises(ConfigError):
+        run_experiment("many-shot", llama_pair, tmp_path, ks="200", targets=2)  # every k beyond the context
+    manifest = json.loads((tmp_path / "rows.manifest.json").read_text())
+    assert manifest["status"].startswith("failed: every k") and not (tmp_path / "metrics.json").exists()

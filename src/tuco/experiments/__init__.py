@@ -44,5 +44,12 @@ def run_experiment(name: str, pair: ModelPair, out_dir: str | Path, **options: A
                 and getattr(opts, f.name) < 1:
             raise ConfigError(f"--{f.name.replace('_', '-')} must be >= 1, got {getattr(opts, f.name)}")
     rd = RunDir(out_dir, name, opts, pair)
-    metrics = exp.run(pair, opts, rd)
+    try:
+        metrics = exp.run(pair, opts, rd)
+    except KeyboardInterrupt:
+        rd.abort("interrupted")
+        raise
+    except Exception as err:
+        rd.abort(f"failed: {err}")
+        raise
     return rd.finish({"experiment": name, "question": exp.QUESTION, **metrics})

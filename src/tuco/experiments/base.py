@@ -27,6 +27,9 @@ class RunDir:
             raise ConfigError(f"run directory {str(path)!r} is a file: give a directory")
         self.path.mkdir(parents=True, exist_ok=True)
         self.rows_path = self.path / "rows.jsonl"
+        if (self.path / "rows.manifest.json").exists():  # a previous run here: its metrics and plots would be stale
+            for stale in [self.path / "metrics.json", *self.path.glob("*.png")]:
+                stale.unlink(missing_ok=True)
         self.config = {"experiment": experiment, "options": asdict(options), "base": pair.base_name,
                        "tuned": pair.tuned_name, "seed": getattr(options, "seed", None)}
         self._writer = RowWriter(self.rows_path)
@@ -37,6 +40,11 @@ class RunDir:
         """Append rows (flushed at once: an interrupted run keeps them)."""
         self.rows += rows
         self._writer.write(rows)
+
+    def abort(self, reason: str) -> None:
+        """Close the rows (every finished row stays) and mark the manifest with why the run stopped."""
+        self._writer.close()
+        write_manifest(self.rows_path, self.config, status=reason, n_rows=len(self.rows))
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Write metrics.json and mark the manifest finished."""
