@@ -31,6 +31,20 @@ def test_recipe_tiny_budget(tmp_path):
     (s,) = tuco.score(pair, ["How do I bake bread?"])
     assert 0 < s.tuco < 1
     assert next(pair.tuned.parameters()).dtype.is_floating_point
+    # SFT trained the blocks only: embeddings (tied head) and final norm are the pre-trained ones, so
+    # alpha = 0 reproduces the pre-trained model's logits
+    import torch
+
+    assert torch.equal(pair.tuned.model.embed_tokens.weight, pair.base.model.embed_tokens.weight)
+    assert torch.equal(pair.tuned.model.norm.weight, pair.base.model.norm.weight)
+    assert not torch.equal(pair.tuned.model.layers[0].mlp.up_proj.weight, pair.base.model.layers[0].mlp.up_proj.weight)
+    pair32 = tuco.load_pair(str(tmp_path / "base"), str(tmp_path / "tuned"), dtype="float32")
+    ids = pair32.tokenizer("How do I bake bread?", return_tensors="pt")["input_ids"]
+    with torch.no_grad(), tuco.steer(pair32, 0.0):
+        steered = pair32.tuned(input_ids=ids).logits
+    with torch.no_grad():
+        plain = pair32.base(input_ids=ids).logits
+    torch.testing.assert_close(steered, plain, atol=1e-4, rtol=1e-4)
 
 
 def test_sft_labels_cover_only_assistant_tokens():
