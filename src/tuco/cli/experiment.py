@@ -76,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
     t = Table(title=f"{args.experiment}: {metrics['question']}", show_edge=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k, v in _flat(metrics)[:60]:
+    rows = _flat(metrics)
+    for k, v in rows[:120]:
         t.add_row(k, v)
     Console().print(t)
+    if len(rows) > 120:
+        err_console.print(f"({len(rows) - 120} more metrics in {args.out}/metrics.json)")
     err_console.print(f"wrote {args.out} (rows.jsonl, metrics.json, plots) in {time.time() - t0:.0f} s; "
                       f"see it with: tuco report {args.out}")
     return 0
