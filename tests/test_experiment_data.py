@@ -113,3 +113,14 @@ def test_cli_experiment(llama_dirs, tmp_path):
     bad = subprocess.run(cmd[:-6] + ["--web", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "r2")], capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 2 and "missing.txt" in bad.stderr
+
+
+def test_cli_help_of_every_experiment():
+    from tuco.cli.main import main
+    from tuco.experiments import EXPERIMENTS
+
+    for argv in (["experiment", "--help"], *(["experiment", name, "--help"] for name in EXPERIMENTS)):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0, argv
+    assert main(["experiment"]) == 2

@@ -17,6 +17,11 @@ from tuco.cli.common import add_model_options, err_console, load, resolve_pair
 HELP = "run one of the paper's analyses (web-vs-chat, gcg, conjugate, many-shot, ...) into a run directory"
 
 
+def _pct(text: str) -> str:
+    """argparse %-formats help strings: a literal % must be doubled."""
+    return text.replace("%", "%%")
+
+
 def add_parser(sub: Any) -> None:
     from tuco.experiments import EXPERIMENTS
 
@@ -25,7 +30,7 @@ def add_parser(sub: Any) -> None:
     lp = names.add_parser("list", help="list the experiments and the question each answers")
     lp.set_defaults(run=run_list)
     for name, exp in EXPERIMENTS.items():
-        e = names.add_parser(name, help=exp.QUESTION, description=(exp.__doc__ or "").strip(),
+        e = names.add_parser(name, help=_pct(exp.QUESTION), description=(exp.__doc__ or "").strip(),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         add_model_options(e)
         e.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (rows, manifest, metrics.json, plots)")
@@ -34,7 +39,7 @@ def add_parser(sub: Any) -> None:
             kind = {"int": int, "float": float}.get(str(f.type), str)
             default = f.default if f.default is not MISSING else None
             g.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", type=kind, default=default, metavar=f.name.upper(),
-                           help=f"{f.metadata.get('help', '')} (default: {default!r})")
+                           help=_pct(f"{f.metadata.get('help', '')} (default: {default!r})"))
         e.set_defaults(run=run)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
 
