@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tuco.data.builtin import web_passages
+from tuco.data.sources import spread
 from tuco.demo import safety
 from tuco.experiments.plotting import figure, histograms, save
 from tuco.generation import generate
@@ -30,7 +32,6 @@ from tuco.stats import roc_auc
 
 ALPHAS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5)
 SHOTS = (0, 1, 2, 4, 8, 16)
-PASSAGES = Path(__file__).with_name("passages.txt")
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,9 @@ FULL = Sizes()
 QUICK = Sizes(passages=6, chats=6, many_shot=3, harmful=4, benign=4, max_new_tokens=6, batch_size=8)
 
 
-def _passages(n: int) -> list[str]:
-    return [line for line in PASSAGES.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
-
-
-def _spread(items: list[str], n: int) -> list[str]:
-    """``n`` items spread evenly over the list (every template and task represented)."""
-    if n >= len(items):
-        return list(items)
-    return [items[round(i * (len(items) - 1) / max(1, n - 1))] for i in range(n)]
-
-
 def _chat_questions(n: int) -> list[str]:
     half = n // 2
-    return _spread(safety.EVERYDAY_TEST, n - half) + _spread(safety.harmful_prompts("test"), half)
+    return spread(safety.EVERYDAY_TEST, n - half) + spread(safety.harmful_prompts("test"), half)
 
 
 def _shots(k: int) -> list[dict[str, str]]:
@@ -84,7 +74,7 @@ def run_demo(pair: ModelPair, out_dir: str | Path, sizes: Sizes = FULL, *, seed:
     bs = sizes.batch_size
 
     # 1. web vs chat, 2. template on/off
-    passages = _passages(sizes.passages)
+    passages = web_passages()[: sizes.passages]
     chats = _chat_questions(sizes.chats)
     web = score(pair, passages, chat=False, batch_size=bs)
     chat = score(pair, chats, chat=True, batch_size=bs)
@@ -97,7 +87,7 @@ def run_demo(pair: ModelPair, out_dir: str | Path, sizes: Sizes = FULL, *, seed:
     auc = roc_auc([s.tuco for s in chat], [s.tuco for s in web])
 
     # 3. many-shot
-    targets = _spread(safety.harmful_prompts("test"), sizes.many_shot)
+    targets = spread(safety.harmful_prompts("test"), sizes.many_shot)
     many: dict[int, dict[str, float]] = {}
     skipped: list[int] = []
     for k in SHOTS:
@@ -115,8 +105,8 @@ def run_demo(pair: ModelPair, out_dir: str | Path, sizes: Sizes = FULL, *, seed:
                    "refusal_rate": statistics.fmean(is_refusal(g.text) for g in gens)}
 
     # 4. alpha sweep on held-out harmful and benign requests
-    harmful = _spread(safety.harmful_prompts("test"), sizes.harmful)
-    benign = _spread(safety.heldout_benign(), sizes.benign)
+    harmful = spread(safety.harmful_prompts("test"), sizes.harmful)
+    benign = spread(safety.heldout_benign(), sizes.benign)
     sweep: dict[float, dict[str, float]] = {}
     for a in ALPHAS:
         gens = generate(pair, harmful + benign, alpha=a, chat=True, max_new_tokens=sizes.max_new_tokens, batch_size=bs, seed=seed)
