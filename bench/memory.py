@@ -38,8 +38,10 @@ def main() -> None:
     samples = []
     chunk = 1000
     for start in range(0, args.prompts, chunk):
-        ids = [torch.randint(10, 300, (int(torch.randint(4, 64, (1,), generator=g)),), generator=g).tolist()
-               for _ in range(min(chunk, args.prompts - start))]
+        ids = [
+            torch.randint(10, 300, (int(torch.randint(4, 64, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(min(chunk, args.prompts - start))
+        ]
         for _ in iter_scores(pair, ids, batch_size=args.batch_size):
             pass
         gc.collect()

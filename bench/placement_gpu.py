@@ -36,8 +36,9 @@ def main() -> None:
             pair.tokenizer.save_pretrained(root / name)
         del pair
         prompts = ["word " * 50, "How do I bake bread?", "x " * 200]
-        split = tuco.load_pair(str(root / "base"), str(root / "tuned"), dtype="float32", device_map="auto",
-                               max_memory={0: "400MiB", "cpu": "16GiB"})
+        split = tuco.load_pair(
+            str(root / "base"), str(root / "tuned"), dtype="float32", device_map="auto", max_memory={0: "400MiB", "cpu": "16GiB"}
+        )
         devices = sorted({str(p.device) for p in split.tuned.parameters()})
         apart = misplaced_layers(split.tuned, split.base)
         got = [s.tuco for s in tuco.score(split, prompts, chat=False)]

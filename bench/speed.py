@@ -1,13 +1,17 @@
 """Speed of TuCo scoring and steered generation relative to the plain fine-tuned model. Not a test.
 
 Pairs with random weights (no download): "smollm2-135m" (30 layers, hidden 576, the shape of
-HuggingFaceTB/SmolLM2-135M) and "tiny" (3 layers, hidden 32). For each it measures, in one run:
+HuggingFaceTB/SmolLM2-135M), "llama3-proportions" (GQA 4:1, feed-forward 3.5 x hidden) and "tiny"
+(3 layers, hidden 32). For each it measures, side by side in one run (interleaved, best of rounds):
 
-- plain forward of the tuned model's blocks (backbone, no LM head) vs TuCo scoring (tokens/s);
-  each layer runs twice under TuCo, so 0.5 is the physical limit of ``score_ratio``;
+- plain forward of the tuned model's blocks (backbone, no LM head) vs TuCo scoring (tokens/s):
+  ``score_ratio`` with the engine's fast path (the default: the pre-trained blocks' feed-forward,
+  query and output projections at the last token only) and ``score_ratio_two_pass`` (whole blocks,
+  each layer twice: 0.5 is that path's limit);
 - the same TuCo scoring vs the plain causal-LM forward with logits (``score_ratio_vs_lm``);
-- plain ``generate`` (greedy, KV cache) vs alpha-steered ``tuco.generate`` with per-token TuCo
-  (new tokens/s): ``generate_ratio``;
+- plain ``generate`` (greedy, KV cache) vs ``tuco.generate`` with per-token TuCo (new tokens/s):
+  ``generate_ratio`` at alpha = 1 (fast prefill) and ``generate_ratio_steered`` at alpha = 1.1;
+- a 3-checkpoint chain (base -> SFT -> DPO shaped) scored with both paths (``chain_ratio*``);
 - peak memory (CUDA: max allocated; CPU: process max RSS).
 
 With ``--scale`` (also part of a full run) it adds, on the SmolLM2-shaped pair saved to a temp dir:
@@ -35,14 +39,43 @@ import torch  # noqa: E402
 
 from tuco.layers import decoder_layers  # noqa: E402
 from tuco.pair import ModelPair  # noqa: E402
-from tuco.scoring import _backbone_forward, left_pad, position_ids, score_ids  # noqa: E402
+from tuco.batching import pad, run_backbone  # noqa: E402
+from tuco.chain import ModelChain  # noqa: E402
+from tuco.scoring import score_ids  # noqa: E402
 from tuco.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
 
 SHAPES = {
-    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                         num_key_value_heads=3, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True),
-    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096, tie_word_embeddings=False),
+    "smollm2-135m": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    ),
+    # Llama-3 proportions at a CPU-friendly size: GQA 4:1, feed-forward 3.5 x hidden
+    "llama3-proportions": dict(
+        hidden_size=512,
+        intermediate_size=1792,
+        num_hidden_layers=16,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    ),
+    "llama2-7b": dict(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+    ),
 }
 
 
@@ -90,54 +123,85 @@ def timed(fns, repeats: int) -> list[float]:
     return best
 
 
-def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_tokens: int, repeats: int) -> dict:
+def bench_pair(pair: ModelPair, batch: int, seq: int, gen_prompt: int, new_tokens: int, repeats: int, chain: bool = False) -> dict:
     g = torch.Generator().manual_seed(0)
     vocab = pair.config.vocab_size
     ids = [torch.randint(10, vocab, (seq,), generator=g).tolist() for _ in range(batch)]
-    input_ids, mask = left_pad(ids, pair.tokenizer.pad_token_id, pair.device)
+    b = pad(ids, pair.tokenizer.pad_token_id, pair.device)
     tokens = batch * seq
 
     @torch.inference_mode()
     def plain_backbone():
-        _backbone_forward(pair, input_ids, mask)
+        run_backbone(pair, b)
 
     @torch.inference_mode()
     def plain_lm():
-        pair.tuned(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False)
+        pair.tuned(**b.model_inputs(), use_cache=False)
 
-    def tuco_score():
+    def tuco_fast():
         score_ids(pair, ids)
 
-    t_backbone, t_lm, t_tuco = timed([plain_backbone, plain_lm, tuco_score], repeats)
+    def tuco_two_pass():
+        score_ids(pair, ids, full_path=True)
+
+    fns = [plain_backbone, plain_lm, tuco_fast, tuco_two_pass]
+    third = None
+    if chain:  # base -> SFT -> DPO: a third checkpoint on top of the tuned one
+        import copy
+
+        dpo = copy.deepcopy(pair.tuned)
+        perturb_blocks(dpo, decoder_layers(dpo), 0.05, 7)
+        third = ModelChain(models=[pair.base, pair.tuned, dpo], adapters=[None, None, None], tokenizer=pair.tokenizer)
+        fns += [lambda: score_ids(third, ids), lambda: score_ids(third, ids, full_path=True)]
+    times = timed(fns, repeats)
+    t_backbone, t_lm, t_fast, t_two = times[:4]
 
     gen_ids = [i[:gen_prompt] for i in ids]
-    g_input, g_mask = left_pad(gen_ids, pair.tokenizer.pad_token_id, pair.device)
+    gb = pad(gen_ids, pair.tokenizer.pad_token_id, pair.device)
 
     @torch.inference_mode()
     def plain_generate():
-        pair.tuned.generate(input_ids=g_input, attention_mask=g_mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                            do_sample=False, pad_token_id=pair.tokenizer.pad_token_id)
+        pair.tuned.generate(
+            input_ids=gb.input_ids,
+            attention_mask=gb.attention_mask,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=pair.tokenizer.pad_token_id,
+        )
 
-    def steered_generate():
+    def tuco_generate(alpha):
         from tuco.generation import generate_ids
 
-        out = generate_ids(pair, gen_ids, alpha=1.1, max_new_tokens=new_tokens)
-        assert all(len(o[1]) >= 1 for o in out)
+        def run():
+            out = generate_ids(pair, gen_ids, alpha=alpha, max_new_tokens=new_tokens)
+            assert all(len(o.token_tuco) >= 1 for o in out)
+
+        return run
 
     # min_new_tokens for a fair count: both generate exactly new_tokens (random weights rarely emit EOS).
-    t_gen, t_steer = timed([plain_generate, steered_generate], repeats)
+    t_gen, t_gen1, t_steer = timed([plain_generate, tuco_generate(1.0), tuco_generate(1.1)], repeats)
     new = batch * new_tokens
-    return {
+    out = {
         "forward_tokens_per_s": tokens / t_backbone,
         "forward_lm_tokens_per_s": tokens / t_lm,
-        "tuco_tokens_per_s": tokens / t_tuco,
-        "score_ratio": t_backbone / t_tuco,
-        "score_ratio_vs_lm": t_lm / t_tuco,
+        "tuco_tokens_per_s": tokens / t_fast,
+        "score_ratio": t_backbone / t_fast,
+        "score_ratio_two_pass": t_backbone / t_two,
+        "score_ratio_vs_lm": t_lm / t_fast,
         "generate_tokens_per_s": new / t_gen,
-        "steered_generate_tokens_per_s": new / t_steer,
-        "generate_ratio": t_gen / t_steer,
-        "batch": batch, "seq": seq, "gen_prompt": gen_prompt, "new_tokens": new_tokens,
+        "tuco_generate_tokens_per_s": new / t_gen1,
+        "generate_ratio": t_gen / t_gen1,
+        "generate_ratio_steered": t_gen / t_steer,
+        "batch": batch,
+        "seq": seq,
+        "gen_prompt": gen_prompt,
+        "new_tokens": new_tokens,
     }
+    if third is not None:
+        out["chain_ratio"] = t_backbone / times[4]
+        out["chain_ratio_two_pass"] = t_backbone / times[5]
+    return out
 
 
 _LOAD_AND_SCORE = """
@@ -185,9 +249,29 @@ def scale_lines(device: str) -> dict:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         for n in (1, 2):
             res_path = root / f"s{n}.jsonl"
-            cmd = [sys.executable, "-m", "tuco", "score", "--base", str(root / "base"), "--tuned", str(root / "tuned"),
-                   "--prompts", str(prompts), "--out", str(res_path), "--no-chat", "--device", device,
-                   "--dtype", "float32", "--batch-size", "8", "--processes", str(n)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "tuco",
+                "score",
+                "--base",
+                str(root / "base"),
+                "--tuned",
+                str(root / "tuned"),
+                "--prompts",
+                str(prompts),
+                "--out",
+                str(res_path),
+                "--no-chat",
+                "--device",
+                device,
+                "--dtype",
+                "float32",
+                "--batch-size",
+                "8",
+                "--processes",
+                str(n),
+            ]
             t = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             wall = time.perf_counter() - t
@@ -195,8 +279,13 @@ def scale_lines(device: str) -> dict:
             out[f"cli_tokens_per_s_{n}_process"] = tokens / wall
         out["process_speedup"] = out["cli_tokens_per_s_2_process"] / out["cli_tokens_per_s_1_process"]
         for kind, tuned in (("one", "tuned"), ("full", "tuned"), ("lora", "adapter")):
-            res = subprocess.run([sys.executable, "-c", _LOAD_AND_SCORE, kind, str(root / "base"), str(root / tuned)],
-                                 env=env, check=True, capture_output=True, text=True)
+            res = subprocess.run(
+                [sys.executable, "-c", _LOAD_AND_SCORE, kind, str(root / "base"), str(root / tuned)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             out[f"peak_rss_mb_{kind}"] = float(res.stdout.strip().splitlines()[-1])
         out["lora_vs_one_model"] = out["peak_rss_mb_lora"] / out["peak_rss_mb_one"]
         out["full_vs_one_model"] = out["peak_rss_mb_full"] / out["peak_rss_mb_one"]
@@ -229,22 +318,34 @@ def main() -> None:
     else:
         sizes = dict(batch=8, seq=256, gen_prompt=64, new_tokens=32, repeats=3)
 
-    results: dict = {"device": args.device, "dtype": str(dtype).replace("torch.", ""), "quick": args.quick,
-                     "torch": torch.__version__, "threads": torch.get_num_threads()}
+    results: dict = {
+        "device": args.device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "quick": args.quick,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     base, tuned, tok = tiny_models("llama")
     tiny = ModelPair(tuned=tuned.to(args.device), base=base.to(args.device), tokenizer=tok)
     results["tiny"] = bench_pair(tiny, **sizes)
     print(json.dumps({"tiny": results["tiny"]}), file=sys.stderr)
     smol = smollm_pair(dtype, args.device, args.shape)
-    results[args.shape] = bench_pair(smol, **sizes)
+    results[args.shape] = bench_pair(smol, **sizes, chain=True)
+    print(json.dumps({args.shape: results[args.shape]}), file=sys.stderr)
+    del smol
+    llama3 = smollm_pair(dtype, args.device, "llama3-proportions")
+    results["llama3-proportions"] = bench_pair(llama3, **{**sizes, "seq": 128})
+    del llama3
     results["peak_memory_mb"] = peak_memory_mb()
     main_pair = results[args.shape]
-    results["score_ratio"] = main_pair["score_ratio"]
-    results["score_ratio_vs_lm"] = main_pair["score_ratio_vs_lm"]
-    results["generate_ratio"] = main_pair["generate_ratio"]
-    results["targets_met"] = results["score_ratio"] >= 0.45 and results["generate_ratio"] >= 0.40
+    for key in ("score_ratio", "score_ratio_two_pass", "score_ratio_vs_lm", "generate_ratio", "generate_ratio_steered",
+                "chain_ratio", "chain_ratio_two_pass"):
+        results[key] = main_pair[key]
+    results["score_ratio_llama3"] = results["llama3-proportions"]["score_ratio"]
+    results["targets_met"] = (results["score_ratio"] >= 0.68 and results["score_ratio_llama3"] >= 0.75
+                              and results["score_ratio_two_pass"] >= 0.45 and results["generate_ratio"] >= 0.45)
     if not args.quick and not args.no_scale:
-        del smol, tiny
+        del tiny
         results["scale"] = scale_lines(args.device)
     print(json.dumps(results))
 

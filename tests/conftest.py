@@ -1,8 +1,15 @@
-"""Shared fixtures: tiny random pairs of every family (in memory and saved to temp dirs); offline only."""
+"""Shared fixtures and helpers: tiny random pairs of every family (in memory and saved to temp dirs), the
+CLI run in-process, prompt files; offline only."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -16,6 +23,7 @@ from tuco.tiny import FAMILIES, save_tiny_pair, tiny_models, tiny_tokenizer  # n
 torch.set_num_threads(2)
 
 PROMPTS = ["How do I bake bread?", "Hi", "Tell me a story about a dragon who learned to read, please."]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +54,71 @@ def llama_dirs(tmp_path_factory):
     return save_tiny_pair(tmp_path_factory.mktemp("pair"), "llama")
 
 
+@pytest.fixture(scope="session")
+def models_args(llama_dirs):
+    base, tuned = llama_dirs
+    return ["--base", str(base), "--tuned", str(tuned), "--device", "cpu"]
+
+
 @pytest.fixture()
 def llama_pair(tokenizer):
     base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
     return ModelPair(tuned=tuned, base=base, tokenizer=tok)
+
+
+@dataclass
+class Result:
+    """What a CLI call returned, printed and logged."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, check_rc: int | None = None) -> Result:
+    """Run ``tuco ARGS`` in-process through ``main(argv)`` (no cold interpreter)."""
+    from tuco.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    from tuco.cli import common
+
+    console_file = common.err_console.file
+    common.err_console.file = err
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as exc:  # argparse errors and --help
+                rc = int(exc.code or 0)
+    finally:
+        common.err_console.file = console_file
+    res = Result(rc, out.getvalue(), err.getvalue())
+    if check_rc is not None:
+        assert res.returncode == check_rc, res.stderr
+    return res
+
+
+def cli_process(*args: str, timeout: float = 300, env: dict | None = None) -> Result:
+    """Run ``python -m tuco ARGS`` as a real process (entry point, kills, data-parallel ranks)."""
+    res = subprocess.run([sys.executable, "-m", "tuco", *args], capture_output=True, text=True, env=env or ENV, timeout=timeout)
+    return Result(res.returncode, res.stdout, res.stderr)
+
+
+def write_prompts(path, n):
+    """A .jsonl prompt file of ``n`` prompts of varied lengths, each with an extra field ``k``."""
+    path.write_text("".join(json.dumps({"prompt": f"prompt {i} " + "word " * (i % 9), "k": i}) + "\n" for i in range(n)))
+    return path
+
+
+def assert_same_rows(a, b, tol=1e-5):
+    """Two runs' score rows: same ids in the same order, same numbers."""
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    for x, y in zip(a, b):
+        assert x["n_tokens"] == y["n_tokens"]
+        assert x["tuco"] == pytest.approx(y["tuco"], abs=tol)
+        assert x["layer_ftc_l1"] == pytest.approx(y["layer_ftc_l1"], rel=1e-4, abs=1e-6)
+
+
+def brute_auc(pos, neg):
+    """P(pos > neg) + 1/2 P(tie), by enumerating every pair."""
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))

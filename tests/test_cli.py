@@ -1,86 +1,136 @@
-"""The `tuco` command through its real entry point, on tiny pairs saved to temp dirs."""
+"""The `tuco` command: in-process through ``main(argv)``; the real entry point and the torch-free help in
+real processes. Tiny pairs saved to temp dirs."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import tuco
+from conftest import ENV, cli, cli_process
 from tuco.pair import load_pair
-from tuco.runs import RowWriter, manifest_path, read_rows
+from tuco.runs import manifest_path, read_rows
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-
-
-def cli(*args, check_rc=None):
-    exe = shutil.which("tuco")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "tuco", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
-    if check_rc is not None:
-        assert res.returncode == check_rc, res.stderr
-    return res
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-@pytest.fixture(scope="module")
-def models_args(llama_dirs):
-    base, tuned = llama_dirs
-    return ["--base", str(base), "--tuned", str(tuned), "--device", "cpu"]
+def test_entry_point_and_version():
+    res = cli_process("--version")
+    assert res.returncode == 0 and res.stdout.startswith("tuco ")
+
+
+def test_help_and_report_never_import_torch(tmp_path):
+    (tmp_path / "s.jsonl").write_text('{"id": "0", "prompt": "p", "tuco": 0.5}\n')
+    code = (
+        "import sys\nfrom tuco.cli.main import main\n"
+        "for argv in (['--help'], ['score', '--help'], ['experiment', 'many-shot', '--help'], ['report', '--help'],"
+        f" ['report', {str(tmp_path / 's.jsonl')!r}]):\n"
+        "    try: main(argv)\n    except SystemExit: pass\n"
+        "print('TORCH' if 'torch' in sys.modules or 'transformers' in sys.modules else 'LIGHT')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert res.stdout.strip().endswith("LIGHT"), res.stdout[-500:] + res.stderr[-2000:]
+    assert (tmp_path / "s.report.html").exists()
 
 
 def test_help_lists_the_contract():
     out = cli("score", "--help", check_rc=0).stdout
-    for opt in ("--base", "--tuned", "--prompt", "--prompts", "--out", "--chat", "--no-chat", "--system", "--alpha",
-                "--batch-size", "--dtype", "--device"):
+    for opt in (
+        "--base",
+        "--tuned",
+        "--pair",
+        "--chain",
+        "--prompt",
+        "--prompts",
+        "--out",
+        "--resume",
+        "--overwrite",
+        "--chat",
+        "--no-chat",
+        "--system",
+        "--alpha",
+        "--batch-size",
+        "--dtype",
+        "--device",
+        "--processes",
+        "--full-path",
+    ):
         assert opt in out
-    assert "--max-new-tokens" in cli("generate", "--help", check_rc=0).stdout
-    assert cli("--version", check_rc=0).stdout.startswith("tuco ")
+    gen = cli("generate", "--help", check_rc=0).stdout
+    for opt in ("--max-new-tokens", "--top-p", "--resume", "--overwrite", "--processes", "--pair"):
+        assert opt in gen
+    for verb in (["demo"], ["experiment", "many-shot"], ["report"]):
+        assert "--out" in cli(*verb, "--help", check_rc=0).stdout
 
 
-def test_score_jsonl_file_with_bad_line(tmp_path, models_args, llama_dirs):
+def _help_blocks(text):
+    return re.findall(r"`(tuco [a-z -]+) --help`:\n\n```\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_help_blocks_match_the_parser():
+    blocks = _help_blocks(README.read_text())
+    assert blocks, "the README shows no --help block"
+    for command, shown in blocks:
+        res = subprocess.run(
+            [sys.executable, "-m", "tuco", *command.split()[1:], "--help"],
+            capture_output=True,
+            text=True,
+            env={**ENV, "COLUMNS": "100"},
+            timeout=60,
+        )
+        assert res.stdout.strip() == shown.strip(), f"README's `{command} --help` is stale: run `make readme-help`"
+
+
+def test_score_jsonl_file_with_bad_lines(tmp_path, models_args, llama_dirs):
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text(
-        json.dumps({"prompt": "How do I bake bread?", "label": "benign"}) + "\n"
-        + "{not json\n"
-        + json.dumps({"messages": [{"role": "user", "content": "Hi"}], "id": "chat-1"}) + "\n"
-        + json.dumps({"prompt": "  "}) + "\n"
+    prompts.write_bytes(
+        (
+            json.dumps({"prompt": "How do I bake bread?", "label": "benign"})
+            + "\n"
+            + "{not json\n"
+            + json.dumps({"messages": [{"role": "user", "content": "Hi"}], "id": "chat-1"})
+            + "\n"
+            + json.dumps({"prompt": "  "})
+            + "\n"
+        ).encode()
+        + b'{"prompt": "caf\xe9"}\n'
     )
     out = tmp_path / "scores.jsonl"
     res = cli("score", *models_args, "--prompts", str(prompts), "--out", str(out), "--batch-size", "2")
-    assert res.returncode == 1  # two rows skipped, the others ran
+    assert res.returncode == 1, res.stderr  # three rows skipped, the others ran
     assert "line 2: malformed JSON" in res.stderr and "line 4: 'prompt' is empty" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert "line 5: not valid UTF-8" in res.stderr and "Traceback" not in res.stderr
     rows = read_rows(out)
     assert [r["id"] for r in rows] == ["0", "chat-1"]
     assert rows[0]["label"] == "benign"
-    for key in ("id", "prompt", "tuco", "preco", "n_tokens", "layer_ptc_l1", "layer_ftc_l1"):
+    for key in ("id", "prompt", "tuco", "preco", "n_tokens", "layer_ptc_l1", "layer_ftc_l1", "tuco_unscaled"):
         assert key in rows[0]
     assert len(rows[0]["layer_ftc_l1"]) == 3
-    # The CLI's numbers are the library's numbers.
-    pair = load_pair(*map(str, llama_dirs))
+    pair = load_pair(*map(str, llama_dirs))  # the CLI's numbers are the library's numbers
     (lib,) = tuco.score(pair, ["How do I bake bread?"])
-    assert rows[0]["tuco"] == pytest.approx(lib.tuco, abs=1e-6)
-    assert rows[0]["n_tokens"] == lib.n_tokens
+    assert rows[0]["tuco"] == pytest.approx(lib.tuco, abs=1e-6) and rows[0]["n_tokens"] == lib.n_tokens
     manifest = json.loads(manifest_path(out).read_text())
-    assert manifest["status"] == "finished" and manifest["n_rows"] == 2 and manifest["config"]["chat"] is True
+    assert manifest["status"] == "finished" and manifest["n_rows"] == 2 and manifest["n_skipped"] == 3
+    assert manifest["config"]["chat"] is True and manifest["fingerprint"]
 
 
-def test_score_parquet_csv_txt_and_no_chat(tmp_path, models_args):
+def test_score_into_a_run_directory_parquet_csv_txt(tmp_path, models_args):
     csv = tmp_path / "p.csv"
-    csv.write_text("prompt,group\nHow do I bake bread?,a\nHi,b\n")
+    csv.write_bytes(b"\xef\xbb\xbfprompt,group\r\nHow do I bake bread?,a\r\nHi,b\r\n")  # BOM and CRLF
     txt = tmp_path / "p.txt"
     txt.write_text("How do I bake bread?\n\nHi\n")
     cli("score", *models_args, "--prompts", str(csv), "--out", str(tmp_path / "a.parquet"), check_rc=0)
-    cli("score", *models_args, "--prompts", str(txt), "--out", str(tmp_path / "b.jsonl"), check_rc=0)
+    cli("score", *models_args, "--prompts", str(txt), "--out", str(tmp_path / "new" / "dir"), check_rc=0)  # created
     cli("score", *models_args, "--prompts", str(txt), "--no-chat", "--out", str(tmp_path / "c.jsonl"), check_rc=0)
-    a, b, c = (read_rows(tmp_path / n) for n in ("a.parquet", "b.jsonl", "c.jsonl"))
+    a, b, c = read_rows(tmp_path / "a.parquet"), read_rows(tmp_path / "new/dir/rows.jsonl"), read_rows(tmp_path / "c.jsonl")
     assert [r["group"] for r in a] == ["a", "b"]
     assert [r["tuco"] for r in a] == pytest.approx([r["tuco"] for r in b], abs=1e-7)
-    assert not (tmp_path / "a.parquet.partial.jsonl").exists()
+    assert (tmp_path / "new/dir/rows.manifest.json").exists() and not (tmp_path / "a.parquet.partial.jsonl").exists()
     assert c[0]["chat"] is False and c[0]["n_tokens"] < b[0]["n_tokens"]  # no template tokens
     assert c[0]["tuco"] != pytest.approx(b[0]["tuco"], abs=1e-6)
 
@@ -91,13 +141,23 @@ def test_score_per_token_and_alpha(tmp_path, models_args):
     (row,) = read_rows(out)
     assert len(row["tokens"]) == len(row["token_tuco"]) == row["n_tokens"]
     assert row["token_tuco"][-1] == pytest.approx(row["tuco"], abs=1e-6)
-    assert row["alpha"] == 0.5
+    assert row["alpha"] == 0.5 and row["tuco_unscaled"] > row["tuco"] > 0
+    per_layer = tmp_path / "pl.jsonl"
+    cli("score", *models_args, "--prompt", "How do I bake bread?", "--alpha", "1:1:0.5", "--out", str(per_layer), check_rc=0)
+    assert read_rows(per_layer)[0]["alpha"] == "1:1:0.5"
+
+
+def test_score_without_out_prints(models_args):
+    res = cli("score", *models_args, "--prompt", "Hi", "--prompt", "How do I bake bread?", check_rc=0)
+    lines = [ln.split("\t") for ln in res.stdout.strip().splitlines()]
+    assert [ln[0] for ln in lines] == ["0", "1"] and all(0 < float(ln[1]) < 1 for ln in lines)
 
 
 def test_generate_one_response_per_alpha(tmp_path, models_args):
     out = tmp_path / "g.jsonl"
-    res = cli("generate", *models_args, "--prompt", "Tell me a story", "--alpha", "0.5", "1", "1.5",
-              "--max-new-tokens", "5", "--out", str(out))
+    res = cli(
+        "generate", *models_args, "--prompt", "Tell me a story", "--alpha", "0.5", "1", "1.5", "--max-new-tokens", "5", "--out", str(out)
+    )
     assert res.returncode == 0, res.stderr
     rows = read_rows(out)
     assert [r["alpha"] for r in rows] == [0.5, 1.0, 1.5]
@@ -109,11 +169,10 @@ def test_generate_one_response_per_alpha(tmp_path, models_args):
 
 
 def test_generate_sampling_is_seeded(tmp_path, models_args):
-    args = ["--prompt", "Tell me", "--temperature", "1.0", "--seed", "7", "--max-new-tokens", "6"]
-    a = cli("generate", *models_args, *args, "--out", str(tmp_path / "a.jsonl"), check_rc=0)
-    b = cli("generate", *models_args, *args, "--out", str(tmp_path / "b.jsonl"), check_rc=0)
-    assert a.returncode == b.returncode == 0
-    assert read_rows(tmp_path / "a.jsonl")[0]["token_ids"] == read_rows(tmp_path / "b.jsonl")[0]["token_ids"]
+    args = ["--prompt", "Tell me", "--prompt", "Hi", "--temperature", "1.0", "--seed", "7", "--max-new-tokens", "6"]
+    cli("generate", *models_args, *args, "--out", str(tmp_path / "a.jsonl"), check_rc=0)
+    cli("generate", *models_args, *args, "--out", str(tmp_path / "b.jsonl"), check_rc=0)
+    assert [r["token_ids"] for r in read_rows(tmp_path / "a.jsonl")] == [r["token_ids"] for r in read_rows(tmp_path / "b.jsonl")]
 
 
 @pytest.mark.parametrize(
@@ -122,26 +181,42 @@ def test_generate_sampling_is_seeded(tmp_path, models_args):
         (["--base", "./missing/dir"], "base model path './missing/dir' does not exist"),
         (["--alpha", "-1"], "alpha must be a finite number >= 0"),
         (["--alpha", "abc"], "is not a number"),
-        (["--alpha", "1,1"], "has 2 values but the model has 3 layers"),
+        (["--alpha", "1:1"], "has 2 values but the model has 3 layers"),
         (["--prompt", ""], "no usable prompts"),
         (["--prompt", "word " * 400], "more than the model's context of 256"),
-        (["--out", "x.csv"], "must end in .jsonl or .parquet"),
+        (["--out", "x.csv"], "is a file"),
         (["--prompts", "missing.jsonl"], "prompt file 'missing.jsonl' does not exist"),
         (["--dtype", "int3"], "unknown dtype 'int3'"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--pair", "demo"], "name the models one way"),
     ],
 )
-def test_bad_input_one_line_error(models_args, extra, message):
+def test_bad_input_one_line_error(models_args, extra, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("not a run")
     args = list(models_args)
-    if "--base" in extra:
+    if extra[:1] == ["--base"]:
         args[1] = extra[1]
         extra = []
     if "--prompt" not in extra and "--prompts" not in extra:
         extra = [*extra, "--prompt", "Hi"]
     res = cli("score", *args, *extra)
-    assert res.returncode != 0
-    assert message in res.stderr
-    assert "Traceback" not in res.stderr
-    assert "error:" in res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("tuco score: error:")
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--top-p", "5", "--temperature", "1"], "top_p must be in (0, 1]"),
+        (["--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+        (["--max-new-tokens", "300"], "plus 300 new tokens, more than the model's context of 256"),
+    ],
+)
+def test_generate_bad_settings(models_args, extra, message):
+    res = cli("generate", *models_args, "--prompt", "Hi", *extra)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
 
 
 def test_mismatched_pair_cli(tmp_path, llama_dirs):
@@ -153,8 +228,60 @@ def test_mismatched_pair_cli(tmp_path, llama_dirs):
     assert "number of layers: base has 3, tuned has 2" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_row_writer_rows_are_on_disk_before_close(tmp_path):
-    w = RowWriter(tmp_path / "r.jsonl")
-    w.write([{"id": "0", "tuco": 0.5}, {"id": "1", "tuco": float("nan")}])
-    assert read_rows(tmp_path / "r.jsonl") == [{"id": "0", "tuco": 0.5}, {"id": "1", "tuco": None}]
-    w.close()
+def test_read_only_output_is_a_one_line_error(tmp_path, models_args):
+    import os
+
+    (tmp_path / "src.jsonl").write_text('{"id": "0", "prompt": "p", "tuco": 0.5}\n')
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root writes into read-only directories: use a read-only filesystem instead
+        ro = Path("/proc/tuco-read-only")
+    try:
+        for args in (["score", *models_args, "--prompt", "Hi", "--out", str(ro / "s.jsonl")],
+                     ["report", str(tmp_path / "src.jsonl"), "--out", str(ro / "r.html")]):
+            res = cli(*args)
+            assert res.returncode == 2, res.stderr
+            assert "not writable" in res.stderr or "cannot create" in res.stderr, res.stderr
+            assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_chain_cli_scores_one_share_per_stage(tmp_path, tokenizer):
+    import copy
+
+    from tuco.layers import decoder_layers
+    from tuco.tiny import perturb_blocks, tiny_models
+
+    base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
+    third = copy.deepcopy(tuned)
+    perturb_blocks(third, decoder_layers(third), 0.3, seed=5)
+    dirs = []
+    for name, m in (("m0", base), ("m1", tuned), ("m2", third)):
+        m.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+        dirs.append(str(tmp_path / name))
+    out = tmp_path / "chain.jsonl"
+    cli("score", "--chain", ",".join(dirs), "--prompt", "How do I bake bread?", "--out", str(out), "--device", "cpu", check_rc=0)
+    (row,) = read_rows(out)
+    assert len(row["stage_share"]) == 3 and sum(row["stage_share"]) == pytest.approx(1.0)
+    assert len(row["layer_stage_l1"]) == 3 and len(row["layer_stage_l1"][0]) == 3
+    gen = tmp_path / "g.jsonl"
+    cli(
+        "generate",
+        "--chain",
+        ",".join(dirs),
+        "--prompt",
+        "Hi",
+        "--alpha",
+        "1/0",
+        "--max-new-tokens",
+        "3",
+        "--out",
+        str(gen),
+        "--device",
+        "cpu",
+        check_rc=0,
+    )
+    assert read_rows(gen)[0]["alpha"] == "1/0"

@@ -1,4 +1,4 @@
-"""The TuCo formula: the paper's worked examples (METHOD.md section 2), run through the real engine."""
+"""The TuCo formula: the paper's worked examples (docs/method.md section 2), run through the real engine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tuco import metrics
-from tuco.decomposition import Engine, Recorder, normalize_alpha
+from tuco.decomposition import Engine, Recorder, Stage, normalize_alphas
 from tuco.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def run(ft_fs, pt_fs, x0, alpha=1.0):
     ft = nn.ModuleList([Update(f) for f in ft_fs])
     pt = nn.ModuleList([Update(f) for f in pt_fs])
     rec = Recorder(len(ft))
-    with Engine(ft, pt, alpha=alpha, recorder=rec):
+    with Engine([Stage(pt), Stage(ft)], alpha=alpha, recorder=rec):
         x = x0
         for block in ft:
             x = block(x)
@@ -44,7 +44,7 @@ def test_worked_example_half():
     ftc = torch.stack([h, -h / 2, 0 * h, 0 * h])
     assert float(metrics.tuco_from_layers(ptc, ftc)) == pytest.approx(0.5, abs=1e-7)
     # The same numbers through the engine: FT layer = PTC + FTC, PT layer = PTC (constants).
-    cst = lambda v: (lambda x: v.expand_as(x))  # noqa: E731
+    cst = lambda v: lambda x: v.expand_as(x)  # noqa: E731
     _, rec = run([cst(p + f) for p, f in zip(ptc, ftc)], [cst(p) for p in ptc], torch.zeros_like(H))
     assert float(metrics.tuco(rec.sum_ptc, rec.sum_ftc)) == pytest.approx(0.5, abs=1e-7)
 
@@ -106,9 +106,13 @@ def test_steering_toy_alpha():
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), [1.0, 1.0]])
 def test_alpha_validation(bad):
     with pytest.raises(ConfigError):
-        normalize_alpha(bad, 3)
+        normalize_alphas(bad, 1, 3)
 
 
 def test_alpha_per_layer_expands():
-    assert normalize_alpha(1, 3) == (1.0, 1.0, 1.0)
-    assert normalize_alpha([0, 0.5, 2], 3) == (0.0, 0.5, 2.0)
+    assert normalize_alphas(1, 1, 3) == ((1.0, 1.0, 1.0),)
+    assert normalize_alphas([0, 0.5, 2], 1, 3) == ((0.0, 0.5, 2.0),)
+    assert normalize_alphas([1, 0.5], 2, 3) == ((1.0, 1.0, 1.0), (0.5, 0.5, 0.5))
+    assert normalize_alphas([1, [0, 0.5, 2]], 2, 3) == ((1.0, 1.0, 1.0), (0.0, 0.5, 2.0))
+    with pytest.raises(ConfigError, match="stages"):
+        normalize_alphas([1, 1, 1], 2, 3)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import tuco
-from tuco import layers
-from tuco.errors import IncompatiblePairError, TucoError, UnsupportedModelError
+from conftest import PROMPTS
+from tuco.errors import IncompatiblePairError, TucoError
 from tuco.pair import ModelPair, load_pair
 from tuco.tiny import save_tiny_pair, tiny_models
-
-from conftest import PROMPTS
 
 peft = pytest.importorskip("peft")
 
@@ -134,34 +131,24 @@ def test_peft_alpha_one_and_zero_and_restored(adapter_dirs):
     assert not (ft - pt).abs().max() < 1e-4  # the adapter does change the model
 
 
-# ---- layer discovery ----
-
-
-def test_generic_discovery_without_registry_entry(monkeypatch, llama_pair):
-    monkeypatch.delitem(layers.REGISTRY, "llama")
-    assert layers.layer_path(llama_pair.tuned) == "model.layers"
-    assert len(tuco.score(llama_pair, PROMPTS[:1])) == 1
-
-
-def test_unsupported_model_lists_families():
-    class Odd(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.config = type("C", (), {"model_type": "odd", "num_hidden_layers": 3})()
-            self.a = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
-            self.b = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
-
-    with pytest.raises(UnsupportedModelError, match="model type 'odd'.*llama.*REGISTRY"):
-        layers.decoder_layers(Odd())
-
-
 def test_cli_scores_an_adapter_pair(adapter_dirs, tmp_path):
-    from test_cli import cli
+    from conftest import cli
 
     base_dir, adapter_dir = adapter_dirs
     out = tmp_path / "a.jsonl"
-    res = cli("score", "--base", str(base_dir), "--tuned", str(adapter_dir), "--prompt", "How do I bake bread?",
-              "--device-map", "auto", "--out", str(out))
+    res = cli(
+        "score",
+        "--base",
+        str(base_dir),
+        "--tuned",
+        str(adapter_dir),
+        "--prompt",
+        "How do I bake bread?",
+        "--device-map",
+        "auto",
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     pair = load_pair(str(base_dir), str(adapter_dir))
     (lib,) = tuco.score(pair, ["How do I bake bread?"], chat=False)

@@ -56,10 +56,13 @@ def test_read_jsonl_csv_txt(tmp_path):
     assert [p.text for p in good] == ["one", "two"]
 
 
-@pytest.mark.parametrize("name,content,msg", [
-    ("x.csv", "text\nhello\n", "'prompt' column"),
-    ("x.tsv", "a", "unsupported prompt file type"),
-])
+@pytest.mark.parametrize(
+    "name,content,msg",
+    [
+        ("x.csv", "text\nhello\n", "'prompt' column"),
+        ("x.tsv", "a", "unsupported prompt file type"),
+    ],
+)
 def test_bad_files(tmp_path, name, content, msg):
     (tmp_path / name).write_text(content)
     with pytest.raises(TucoError, match=msg):

@@ -1,6 +1,6 @@
 """Next-token choice among answer options ("Yes"/"No", "A"-"D") under FTC-alpha scaling, with TuCo.
 
-Accuracy as in the paper (METHOD.md section 5.4): an answer is chosen when its first token has the
+Accuracy as in the paper (docs/method.md section 5.4): an answer is chosen when its first token has the
 highest next-token probability among the options' first tokens, read at the prompt's last position
 of the alpha-steered model.
 """
@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from tuco import metrics
+from tuco.batching import encode_all, in_batches, last_logits, pad
 from tuco.decomposition import Recorder
 from tuco.errors import PromptError
-from tuco.pair import ModelPair
-from tuco.prompts import Messages, Prompt, as_prompts, encode, has_chat_template, render
-from tuco.scoring import check_length, last_index, left_pad, position_ids
+from tuco.prompts import Messages, Prompt, as_prompts, has_chat_template, render
 
 
 @dataclass
@@ -47,39 +47,43 @@ def option_token_ids(tokenizer: object, prompt_text: str, options: Sequence[str]
 
 @torch.inference_mode()
 def choose(
-    pair: ModelPair,
+    pair: Any,
     prompts: Sequence[str | Messages | Prompt],
     options: Sequence[str],
     *,
-    alpha: float | Sequence[float] = 1.0,
+    alpha: Any = 1.0,
     chat: bool | None = None,
     system: str | None = None,
     batch_size: int = 8,
+    full_path: bool = False,
 ) -> list[Choice]:
     """For each prompt, the next-token log-probabilities of each option under alpha, and its TuCo.
 
     With the chat template the answer starts the assistant turn directly; without it, a space
-    separates prompt and answer ("... A: No").
+    separates prompt and answer ("... A: No"). Only the last position goes through the LM head.
     """
     items = as_prompts(prompts)
     use_chat = has_chat_template(pair.tokenizer) if chat is None else chat
-    texts = [render(pair.tokenizer, p, chat=use_chat, system=system) for p in items]
-    encoded = [encode(pair.tokenizer, p, chat=use_chat, system=system) for p in items]
+    encoded = encode_all(pair, items, chat=use_chat, system=system)
     sep = "" if use_chat else " "
-    for p, ids in zip(items, encoded):
-        check_length(pair, ids, p.id)
-    out: list[Choice] = []
-    for start in range(0, len(items), max(1, batch_size)):
-        chunk = encoded[start : start + batch_size]
-        input_ids, mask = left_pad(chunk, pair.tokenizer.pad_token_id, pair.device)
-        recorder = Recorder(pair.n_layers, last_index=last_index(mask), last_index_len=mask.shape[1])
-        with pair.engine(alpha=alpha, recorder=recorder):
-            logits = pair.tuned(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False).logits
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # left padding: the last column is the last real token
+    out: list[Choice | None] = [None] * len(items)
+
+    def run(idx: list[int]) -> list[Choice]:
+        b = pad([encoded[i].ids for i in idx], pair.tokenizer.pad_token_id, pair.device)
+        recorder = Recorder(pair.n_layers, last_index=b.last, last_index_len=b.width)
+        with pair.engine(alpha=alpha, recorder=recorder, full_path=full_path):
+            logits = last_logits(pair, b)
+        logp = torch.log_softmax(logits, dim=-1)
         (rec,) = recorder.records
-        tu = metrics.tuco(rec.sum_ptc, rec.sum_ftc)
-        for b, text in enumerate(texts[start : start + batch_size]):
-            ids = option_token_ids(pair.tokenizer, text, options, sep)
-            lp = [float(logp[b, i]) for i in ids]
-            out.append(Choice(logprobs=lp, chosen=max(range(len(lp)), key=lp.__getitem__), tuco=float(tu[b])))
-    return out
+        tu = metrics.tuco(rec.sum_ptc, rec.sum_ftc_steered)
+        got = []
+        for row, i in enumerate(idx):
+            text = render(pair.tokenizer, items[i], chat=use_chat, system=system)
+            lp = [float(logp[row, t]) for t in option_token_ids(pair.tokenizer, text, options, sep)]
+            got.append(Choice(logprobs=lp, chosen=max(range(len(lp)), key=lp.__getitem__), tuco=float(tu[row])))
+        return got
+
+    for idx, got in in_batches(len(items), run, batch_size=batch_size):
+        for i, c in zip(idx, got):
+            out[i] = c
+    return out  # type: ignore[return-value]

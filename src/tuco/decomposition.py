@@ -1,15 +1,23 @@
-"""Algorithm 1 inside a real Hugging Face model: the layer wrapper, the PT cache and the recorder.
+"""Algorithm 1 inside a real Hugging Face model: the layer wrapper, the stages' caches and the recorder.
 
-Every decoder block of the fine-tuned (FT) model is replaced, for the duration of an ``Engine``
-context, by a ``TuCoLayer`` that holds the FT block and the pre-trained (PT) block of the same
-index. Both are called on the SAME input x_l (the running stream of the model being run):
+A chain of checkpoints M_0 (pre-trained), M_1, ..., M_K (the model that runs). For the duration of an
+``Engine`` context, every decoder block of M_K is replaced by a ``TuCoLayer`` that holds the block of
+the same index of every stage, f_0 ... f_K, and calls them all on the SAME input x_l (the running
+stream of the model being run):
 
-    PTC_l = f_PT(x_l) = PT(x_l) - x_l
-    FTC_l = f_FT(x_l) - f_PT(x_l) = FT(x_l) - PT(x_l)
-    x_{l+1} = x_l + PTC_l + alpha_l * FTC_l        (alpha = 1: exactly the FT block's output)
+    C_0,l = f_0(x_l)                    (what the pre-trained block writes: PTC_l)
+    C_k,l = f_k(x_l) - f_{k-1}(x_l)     (what stage k added on top of stage k-1), k = 1..K
+    x_{l+1} = x_l + C_0,l + sum_k alpha_k,l * C_k,l      (every alpha = 1: exactly M_K's block)
 
-and PTC_l / FTC_l are added, in float32, into a ``Recorder``. The model's own forward keeps doing
-embeddings, masks, positions, caches and ``generate``. Nothing about files, prompts or plots here.
+A pair is the chain K = 1: C_0 = PTC, C_1 = FTC = f_FT - f_PT. The components are added, in float32,
+into a ``Recorder``. The model's own forward keeps doing embeddings, masks, positions, caches and
+``generate``. Nothing about files, prompts or plots here.
+
+Fast path: where only one position per row of the earlier stages' outputs is ever read (every alpha is
+1 and the recorder keeps the last position only), each earlier stage's block runs its feed-forward
+part, and where the family registry knows them its query and output projections, at that position
+only; keys and values still come from every position, so what is read is exact (see
+``docs/concepts.md``). Any other use runs whole blocks.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,41 +37,72 @@ from tuco.errors import ConfigError, TucoError
 try:  # transformers >= 4.36
     from transformers.cache_utils import Cache as _HFCache
 except ImportError:  # pragma: no cover - very old transformers
-    _HFCache = ()  # type: ignore[assignment]
+    _HFCache = ()  # type: ignore[assignment,misc]
 
 try:  # transformers 5: `output_hidden_states` is collected by hooks on the decoder blocks
     from transformers.utils.output_capturing import _active_collector
 except ImportError:  # transformers 4.x
-    _active_collector = None
+    _active_collector = None  # type: ignore[assignment]
+_HAS_CACHE_TYPE = bool(_HFCache)
+
+Alphas = tuple[tuple[float, ...], ...]  # [stage k = 1..K][layer l]
 
 
 # --------------------------------------------------------------------------------------------
-# Recorder: what one forward pass contributed, per component, in float32.
+# Recorder: what one forward pass contributed, per stage component, in float32.
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class ForwardRecord:
-    """PTC/FTC sums of one forward pass of the whole model (one prefill or one decoding step).
+    """Components of one forward pass of the whole model (one prefill or one decoding step).
 
-    ``sum_ptc``/``sum_ftc``: [B, d] at the last position, or [B, T, d] at every position when the
-    recorder runs per token. ``layer_ptc_l1``/``layer_ftc_l1``: [B, L], the L1 norm of PTC_l and
-    FTC_l at the last position, for every layer l.
+    ``sums``: [S, B, d] (S = K + 1 components: C_0 = PTC, then each stage's) summed over layers at the
+    last position, or [S, B, T, d] at every position when the recorder runs per token.
+    ``steered``: [B, d] (or [B, T, d]) = sum over layers and stages k >= 1 of alpha_k,l * C_k,l, the
+    fine-tuning actually added under steering; None when every alpha is 1 (then it is ``sums[1:].sum(0)``).
+    ``layer_l1``: [S, B, L], the L1 norm of every component C_k,l at the last position.
     """
 
-    sum_ptc: torch.Tensor
-    sum_ftc: torch.Tensor
-    layer_ptc_l1: torch.Tensor
-    layer_ftc_l1: torch.Tensor
+    sums: torch.Tensor
+    layer_l1: torch.Tensor
+    steered: torch.Tensor | None = None
+
+    @property
+    def sum_ptc(self) -> torch.Tensor:
+        """S_PTC = sum_l C_0,l."""
+        return self.sums[0]
+
+    @property
+    def sum_ftc(self) -> torch.Tensor:
+        """S_FTC = sum_l (f_K - f_0)(x_l) = sum over stages k >= 1 of S_k (the pair's FTC)."""
+        return self.sums[1] if self.sums.shape[0] == 2 else self.sums[1:].sum(0)
+
+    @property
+    def sum_ftc_steered(self) -> torch.Tensor:
+        """sum_l alpha_l * FTC_l: what fine-tuning actually added (equals ``sum_ftc`` when every alpha is 1)."""
+        return self.sum_ftc if self.steered is None else self.steered
+
+    @property
+    def layer_ptc_l1(self) -> torch.Tensor:
+        """[B, L] ||PTC_l||_1 at the last position."""
+        return self.layer_l1[0]
+
+    @property
+    def layer_ftc_l1(self) -> torch.Tensor:
+        """[B, L] ||FTC_l||_1 at the last position (a chain: of f_K - f_0)."""
+        return self.layer_l1[1] if self.layer_l1.shape[0] == 2 else self._layer_ftc
+
+    _layer_ftc: torch.Tensor = field(default=None, repr=False)  # type: ignore[assignment]
 
 
 @dataclass
 class Recorder:
-    """Accumulates PTC and FTC over the layers of each forward pass; one ``ForwardRecord`` per pass.
+    """Accumulates each stage's component over the layers of each forward pass; one record per pass.
 
-    ``last_index`` ([B] long, optional) names the last real token of each row of forward passes
-    of length ``last_index_len`` (right padding); for passes of any other length, and when it is
-    None, the last position is -1 (left padding, and every decoding step).
+    ``last_index`` ([B] long, optional) names the last real token of each row of forward passes of
+    length ``last_index_len`` (right padding); for passes of any other length, and when it is None,
+    the last position is -1 (left padding, and every decoding step).
     """
 
     n_layers: int
@@ -76,69 +115,157 @@ class Recorder:
         self._reset()
 
     def _reset(self) -> None:
-        self._sum_ptc: torch.Tensor | None = None
-        self._sum_ftc: torch.Tensor | None = None
-        self._layer_ptc: list[torch.Tensor] = []
+        self._sums: torch.Tensor | None = None
+        self._steered: torch.Tensor | None = None
+        self._layer: list[torch.Tensor] = []
         self._layer_ftc: list[torch.Tensor] = []
 
+    def positions(self, length: int) -> torch.Tensor | None:
+        """[B] index of the position read in a pass of ``length`` tokens (None: position -1 of every row)."""
+        return self.last_index if self.last_index is not None and length == self.last_index_len else None
+
     def _last(self, v: torch.Tensor) -> torch.Tensor:
-        """[B, T, d] -> [B, d] at the last real position of each row."""
-        idx = self.last_index
-        if idx is None or v.shape[1] != self.last_index_len:
-            return v[:, -1]
-        rows = torch.arange(v.shape[0], device=v.device)
-        return v[rows, idx.to(v.device)]
+        """[..., B, T, d] -> [..., B, d] at the last real position of each row."""
+        idx = self.positions(v.shape[-2])
+        if idx is None:
+            return v[..., -1, :]
+        rows = torch.arange(v.shape[-3], device=v.device)
+        return v[..., rows, idx.to(v.device), :]
 
     @torch.no_grad()
-    def add(self, layer: int, x: torch.Tensor, pt_h: torch.Tensor, ft_h: torch.Tensor) -> None:
-        """Record layer ``layer`` from its input x and the PT/FT block outputs (all [B, T, d])."""
-        if self.per_token:
-            xs, pts, fts = x, pt_h, ft_h
-        else:  # only the last position is ever needed: do the float32 work on [B, d] only
-            xs, pts, fts = self._last(x), self._last(pt_h), self._last(ft_h)
-        pts = pts.float()
-        ptc = pts - xs.float()  # PTC_l = f_PT(x_l)
-        ftc = fts.float() - pts  # FTC_l = f_FT(x_l) - f_PT(x_l)
-        if self._sum_ptc is None:
-            self._sum_ptc, self._sum_ftc = ptc.clone(), ftc.clone()
+    def add(self, layer: int, x: torch.Tensor, outs: Sequence[torch.Tensor], alphas: Sequence[float] | None) -> None:
+        """Record layer ``layer`` from its input x and the blocks' outputs f_0(x) ... f_K(x) (all [B, T, d]).
+
+        ``alphas``: alpha_k,l of stages 1..K at this layer, or None when every alpha of the pass is 1.
+        """
+        if not self.per_token:  # only the last position is ever needed: do the float32 work on [B, d] only
+            x, outs = self._last(x), [self._last(h) for h in outs]
+        hs = torch.stack([h.float() for h in outs])  # [S, B, (T,) d]
+        comps = torch.cat([hs[:1] - x.float(), hs[1:] - hs[:-1]])  # C_0 = f_0(x) - x; C_k = f_k(x) - f_{k-1}(x)
+        if self._sums is None:
+            self._sums = comps.clone()
         else:
-            dev = self._sum_ptc.device  # device_map: layers may live on several devices
-            self._sum_ptc += ptc.to(dev)
-            self._sum_ftc += ftc.to(dev)
-        ptc_last = self._last(ptc) if self.per_token else ptc
-        ftc_last = self._last(ftc) if self.per_token else ftc
-        self._layer_ptc.append(ptc_last.abs().sum(-1).to(self._sum_ptc.device))
-        self._layer_ftc.append(ftc_last.abs().sum(-1).to(self._sum_ptc.device))
+            comps = comps.to(self._sums.device)  # device_map: layers may live on several devices
+            self._sums += comps
+        if alphas is not None:
+            scale = torch.tensor(alphas, dtype=comps.dtype, device=comps.device).view(-1, *([1] * (comps.dim() - 1)))
+            added = (scale * comps[1:]).sum(0)
+            self._steered = added if self._steered is None else self._steered + added
+        last = self._last(comps) if self.per_token else comps  # [S, B, d]
+        self._layer.append(last.abs().sum(-1))
+        if comps.shape[0] > 2:
+            self._layer_ftc.append(last[1:].sum(0).abs().sum(-1))
         if layer == self.n_layers - 1:
             self._commit()
 
     def _commit(self) -> None:
-        assert self._sum_ptc is not None and self._sum_ftc is not None  # internal invariant
-        self.records.append(
-            ForwardRecord(
-                sum_ptc=self._sum_ptc,
-                sum_ftc=self._sum_ftc,
-                layer_ptc_l1=torch.stack(self._layer_ptc, dim=-1),
-                layer_ftc_l1=torch.stack(self._layer_ftc, dim=-1),
-            )
-        )
+        if self._sums is None:  # internal invariant: add() ran for every layer
+            raise RuntimeError("recorder committed before any layer was recorded")
+        rec = ForwardRecord(sums=self._sums, layer_l1=torch.stack(self._layer, dim=-1), steered=self._steered)
+        if self._layer_ftc:
+            rec._layer_ftc = torch.stack(self._layer_ftc, dim=-1)
+        self.records.append(rec)
         self._reset()
 
 
 # --------------------------------------------------------------------------------------------
-# Alpha: one value for every layer, or one per layer.
+# Stages: which blocks a checkpoint contributes, and how to switch PEFT adapters for it.
 # --------------------------------------------------------------------------------------------
 
 
-def normalize_alpha(alpha: float | Sequence[float], n_layers: int) -> tuple[float, ...]:
-    """Validate alpha (scalar or one value per layer, each >= 0) and expand it to one per layer."""
-    values = [float(alpha)] * n_layers if isinstance(alpha, (int, float)) else [float(a) for a in alpha]
-    if len(values) != n_layers:
-        raise ConfigError(f"alpha has {len(values)} values but the model has {n_layers} layers; give one value or {n_layers}")
-    bad = [a for a in values if not (a >= 0.0) or a != a or a == float("inf")]
-    if bad:
-        raise ConfigError(f"alpha must be a finite number >= 0, got {bad[0]} (alpha=1 is the fine-tuned model, 0 the pre-trained blocks)")
-    return tuple(values)
+@dataclass(frozen=True)
+class Stage:
+    """One checkpoint of a chain, as the engine sees it: the block list its blocks come from and, for
+    PEFT adapters stacked on one base, which adapters are active for it (``()``: all off, the base;
+    None: leave the blocks as they are)."""
+
+    layers: nn.ModuleList
+    adapters: tuple[str, ...] | None = None
+
+
+def _tuner_layers(block: nn.Module) -> list[nn.Module]:
+    """PEFT adapter layers (LoRA, ...) inside a block: they carry a ``_disable_adapters`` switch."""
+    return [m for m in block.modules() if hasattr(m, "_disable_adapters") and hasattr(m, "active_adapters")]
+
+
+class _BlockView:
+    """One stage's block at one layer: the module and the adapter setting it runs with."""
+
+    def __init__(self, block: nn.Module, adapters: tuple[str, ...] | None) -> None:
+        self.block = block
+        self.adapters = adapters
+        self._tuners: list[Any] = _tuner_layers(block) if adapters is not None else []
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Switch the block's PEFT layers to this stage's adapters for one call (no-op otherwise)."""
+        if not self._tuners:
+            yield
+            return
+        saved = [(m._disable_adapters, m._active_adapter) for m in self._tuners]
+        for m in self._tuners:
+            if self.adapters:
+                m._disable_adapters = False
+                m._active_adapter = list(self.adapters)
+            else:
+                m._disable_adapters = True
+        try:
+            yield
+        finally:
+            for m, (off, names) in zip(self._tuners, saved):
+                m._disable_adapters, m._active_adapter = off, names
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path: run a submodule at the read positions only.
+# --------------------------------------------------------------------------------------------
+
+
+class _AtPositions(nn.Module):
+    """Runs ``inner`` on one position per row (``index`` [B], or -1) and writes zeros elsewhere.
+
+    Placed, for one call, where a per-position submodule (feed-forward, query or output projection)
+    sits in an earlier stage's block; the rows it leaves at zero are never read.
+    """
+
+    def __init__(self, inner: nn.Module, index: torch.Tensor | None, counter: list[int]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.index = index
+        self.counter = counter
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        b, t = x.shape[0], x.shape[1]
+        rows = torch.arange(b, device=x.device)
+        pos = torch.full((b,), t - 1, device=x.device) if self.index is None else self.index.to(x.device)
+        out = self.inner(x[rows, pos].unsqueeze(1), *args, **kwargs)  # [B, 1, ...]
+        self.counter[0] += b
+        first = out if isinstance(out, torch.Tensor) else out[0]
+        full = first.new_zeros((b, t, *first.shape[2:]))
+        full[rows, pos] = first[:, 0]
+        return full if isinstance(out, torch.Tensor) else (full, *out[1:])
+
+
+def _swap(parent: nn.Module, name: str, module: nn.Module) -> nn.Module:
+    old = parent._modules[name]
+    parent._modules[name] = module
+    return old  # type: ignore[return-value]
+
+
+@contextmanager
+def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | None, counter: list[int]) -> Iterator[None]:
+    """For one call, the submodules at ``paths`` (dotted, relative to ``block``) run at ``index`` only."""
+    swapped = []
+    try:
+        for path in paths:
+            parent_path, _, name = path.rpartition(".")
+            parent = block.get_submodule(parent_path) if parent_path else block
+            inner: Any = parent._modules[name]
+            swapped.append((parent, name, _swap(parent, name, _AtPositions(inner, index, counter))))
+        yield
+    finally:
+        for parent, name, old in reversed(swapped):
+            parent._modules[name] = old
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,37 +274,46 @@ def normalize_alpha(alpha: float | Sequence[float], n_layers: int) -> tuple[floa
 
 
 class _EngineState:
-    """What all wrappers of one Engine share: alpha, the recorder, the PT caches, PEFT switches."""
+    """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
 
-    def __init__(self, alphas: tuple[float, ...], recorder: Recorder | None, peft: bool) -> None:
+    def __init__(self, alphas: Alphas, recorder: Recorder | None, fast_paths: tuple[str, ...]) -> None:
         self.alphas = alphas
         self.recorder = recorder
-        self.peft = peft
-        # FT cache object -> the PT blocks' own cache (same type, advanced in lockstep).
-        self.pt_caches: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        all_one = all(a == 1.0 for stage in alphas for a in stage)
+        # Earlier stages' outputs are read only by the recorder, at one position per row, when every alpha
+        # is 1 and nothing is recorded per token; with no recorder at all they are not read anywhere.
+        self.skip_earlier = all_one and recorder is None
+        self.fast = all_one and recorder is not None and not recorder.per_token and bool(fast_paths)
+        self.fast_paths = fast_paths
+        self.record_alphas = not all_one
+        self.fast_rows = [0]  # rows the restricted submodules ran on (tests read it: the fast path was taken)
+        # running model's cache object -> one cache per earlier stage (same type, advanced in lockstep).
+        self.caches: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
-    def pt_cache(self, ft_cache: Any) -> Any:
-        """The PT blocks' cache matching ``ft_cache`` (made, empty, the first time it is seen)."""
-        pt = self.pt_caches.get(ft_cache)
-        if pt is None:
-            seen = ft_cache.get_seq_length() if hasattr(ft_cache, "get_seq_length") else 0
+    def stage_caches(self, cache: Any, n: int) -> list[Any]:
+        """The earlier stages' caches matching the running model's ``cache`` (made, empty, when first seen)."""
+        found = self.caches.get(cache)
+        if found is None:
+            seen = cache.get_seq_length() if hasattr(cache, "get_seq_length") else 0
             if int(seen) != 0:
                 raise TucoError(
                     f"the model was given a cache already holding {int(seen)} tokens that were not computed "
                     "under tuco, so the pre-trained blocks have no matching cache; run the whole sequence "
                     "inside the tuco context (or pass no past_key_values)"
                 )
-            pt = copy.deepcopy(ft_cache)  # empty: copies the structure (layer types, sizes), no data
-            self.pt_caches[ft_cache] = pt
-        return pt
+            found = [copy.deepcopy(cache) for _ in range(n)]  # empty: copies the structure, no data
+            self.caches[cache] = found
+        return found
 
-    def swap_cache(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """The call's arguments with any HF cache (found by type, whatever its name) swapped for PT's."""
-        if not _HFCache:
+    def args_for(self, stage: int, n: int, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """The call's arguments with any HF cache (found by type, whatever its name) swapped for ``stage``'s."""
+        if not _HAS_CACHE_TYPE:
             return args, kwargs
-        new_args = tuple(self.pt_cache(a) if isinstance(a, _HFCache) else a for a in args)
-        new_kwargs = {k: (self.pt_cache(v) if isinstance(v, _HFCache) else v) for k, v in kwargs.items()}
-        return new_args, new_kwargs
+
+        def swap(v: Any) -> Any:
+            return self.stage_caches(v, n)[stage] if isinstance(v, _HFCache) else v
+
+        return tuple(swap(a) for a in args), {k: swap(v) for k, v in kwargs.items()}
 
 
 def _hidden(out: Any) -> torch.Tensor:
@@ -186,8 +322,8 @@ def _hidden(out: Any) -> torch.Tensor:
 
 
 def _fix_captured_hidden_state(ft_h: torch.Tensor, out: torch.Tensor) -> None:
-    """transformers 5 records ``output_hidden_states`` from the FT block's output; under steering the
-    residual stream is ``out`` instead, so swap the entry just recorded (4.x: not reachable, documented)."""
+    """transformers 5 records ``output_hidden_states`` from the running block's output; under steering
+    the residual stream is ``out`` instead, so swap the entry just recorded (4.x: not reachable, documented)."""
     if _active_collector is None:
         return
     collected = _active_collector.get()
@@ -196,30 +332,56 @@ def _fix_captured_hidden_state(ft_h: torch.Tensor, out: torch.Tensor) -> None:
         states[-1] = out
 
 
-def _tuner_layers(block: nn.Module) -> list[nn.Module]:
-    """PEFT adapter layers (LoRA, ...) inside a block: they carry a ``_disable_adapters`` switch."""
-    return [m for m in block.modules() if hasattr(m, "_disable_adapters") and hasattr(m, "active_adapters")]
+@contextmanager
+def _unobserved() -> Iterator[None]:
+    """Output-capturing hooks (``output_hidden_states``, ...) must not see the earlier stages' calls."""
+    token = _active_collector.set(None) if _active_collector is not None else None
+    try:
+        yield
+    finally:
+        if _active_collector is not None:
+            _active_collector.reset(token)
+
+
+def mix(outs: Sequence[torch.Tensor], alphas: Sequence[float]) -> torch.Tensor:
+    """x + C_0 + sum_k alpha_k * C_k = f_0(x) + sum_k alpha_k * (f_k(x) - f_{k-1}(x)), exact where it can be.
+
+    Every alpha 1: f_K(x) itself. Alphas 1 up to stage j-1 and 0 from stage j on: f_{j-1}(x) itself.
+    Otherwise computed in float32 and cast back.
+    """
+    first_zero = next((k for k, a in enumerate(alphas) if a != 1.0), len(alphas))
+    if all(a == 0.0 for a in alphas[first_zero:]):
+        return outs[first_zero]
+    h = [o.float() for o in outs]
+    mixed = h[0]
+    for k, a in enumerate(alphas, start=1):
+        mixed = mixed + a * (h[k] - h[k - 1])
+    return mixed.to(outs[-1].dtype)
 
 
 class TuCoLayer(nn.Module):
-    """One decoder layer of Algorithm 1: runs the FT and PT blocks on the same input.
+    """One decoder layer of Algorithm 1: runs every stage's block on the same input.
 
-    Returns the same kind of output as the FT block (tensor or tuple), with the hidden states
-    replaced by x + PTC + alpha * FTC. Attribute look-ups it does not own (``attention_type``, ...)
-    fall through to the FT block, so model code that inspects its layers keeps working.
+    Returns the same kind of output as the running block (tensor or tuple), with the hidden states
+    replaced by x + C_0 + sum_k alpha_k * C_k. Attribute look-ups it does not own (``attention_type``,
+    ...) fall through to the running block, so model code that inspects its layers keeps working.
 
-    The PT block is held as a plain attribute, NOT a registered submodule: it belongs to the base
-    model, so the tuned model's ``modules()``, ``state_dict()``, ``.to()`` and the hooks transformers
-    installs on its blocks never reach it.
+    The earlier stages' blocks are held as plain attributes, NOT registered submodules: they belong to
+    other models, so the running model's ``modules()``, ``state_dict()``, ``.to()`` and the hooks
+    transformers installs on its blocks never reach them.
     """
 
-    def __init__(self, index: int, ft_block: nn.Module, pt_block: nn.Module, state: _EngineState) -> None:
+    def __init__(self, index: int, views: list[_BlockView], state: _EngineState) -> None:
         super().__init__()
         self.index = index
-        self.ft_block = ft_block
-        object.__setattr__(self, "pt_block", pt_block)  # unregistered on purpose (see class docstring)
+        self.ft_block = views[-1].block
+        object.__setattr__(self, "_views", views)  # unregistered on purpose (see class docstring)
         self._state = state
-        self._adapters = _tuner_layers(ft_block) if state.peft else []
+
+    @property
+    def pt_block(self) -> nn.Module:
+        """The pre-trained block (stage 0)."""
+        return self._views[0].block
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -227,46 +389,39 @@ class TuCoLayer(nn.Module):
         except AttributeError:
             return getattr(super().__getattr__("ft_block"), name)
 
-    @contextmanager
-    def _pretrained(self) -> Iterator[None]:
-        """PEFT pairs: the PT block is the FT block with its adapters switched off."""
-        before = [m._disable_adapters for m in self._adapters]
-        for m in self._adapters:
-            m._disable_adapters = True
-        try:
-            yield
-        finally:
-            for m, b in zip(self._adapters, before):
-                m._disable_adapters = b
-
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        state = self._state
+        state, alphas = self._state, tuple(stage[self.index] for stage in self._state.alphas)
         x = args[0] if args else kwargs["hidden_states"]  # [B, T, d]: x_l, the running stream
-        pt_args, pt_kwargs = state.swap_cache(args, kwargs)  # before FT runs: PT cache copies an empty one
-        ft_out = self.ft_block(*args, **kwargs)
-        token = _active_collector.set(None) if _active_collector is not None else None
-        try:  # output-capturing hooks (output_hidden_states, ...) must not see the PT call
-            with self._pretrained():
-                pt_out = self.pt_block(*pt_args, **pt_kwargs)
-        finally:
-            if _active_collector is not None:
-                _active_collector.reset(token)
-        ft_h, pt_h = _hidden(ft_out), _hidden(pt_out)
-        if pt_h.device != ft_h.device:  # device_map placed the two blocks apart
-            pt_h = pt_h.to(ft_h.device)
+        earlier = self._earlier_args(args, kwargs)  # before the running block: its cache must still be empty
+        out_K = self._views[-1].block(*args, **kwargs)  # f_K(x), the running model's block
+        h_K = _hidden(out_K)
+        if state.skip_earlier:
+            return out_K
+        outs = [self._run(k, x, a, kw) for k, (a, kw) in enumerate(earlier)] + [h_K]  # f_0(x) ... f_K(x)
         if state.recorder is not None:
-            state.recorder.add(self.index, x, pt_h, ft_h)
-        alpha = state.alphas[self.index]
-        if alpha == 1.0:
-            out = ft_h  # exactly the FT model
-        elif alpha == 0.0:
-            out = pt_h  # exactly the PT block on this stream
-        else:  # x + PTC + alpha * FTC, in float32
-            pt32 = pt_h.float()
-            out = (pt32 + alpha * (ft_h.float() - pt32)).to(ft_h.dtype)
-        if out is not ft_h:
-            _fix_captured_hidden_state(ft_h, out)
-        return out if isinstance(ft_out, torch.Tensor) else (out, *ft_out[1:])
+            state.recorder.add(self.index, x, outs, alphas if state.record_alphas else None)
+        out = mix(outs, alphas)
+        if out is not h_K:
+            _fix_captured_hidden_state(h_K, out)
+        return out if isinstance(out_K, torch.Tensor) else (out, *out_K[1:])
+
+    # ---- plumbing: caches, adapters, devices, the fast path ----
+
+    def _earlier_args(self, args: tuple, kwargs: dict) -> list[tuple[tuple, dict]]:
+        n = len(self._views) - 1
+        if self._state.skip_earlier:
+            return []
+        return [self._state.args_for(k, n, args, kwargs) for k in range(n)]
+
+    def _run(self, k: int, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+        """f_k(x) of an earlier stage, on x's device, at the read position only when the fast path applies."""
+        view, state = self._views[k], self._state
+        fast = state.fast and x.shape[1] > 1
+        index = state.recorder.positions(x.shape[1]) if fast and state.recorder is not None else None
+        restrict = _at_positions(view.block, state.fast_paths, index, state.fast_rows) if fast else nullcontext()
+        with _unobserved(), view.active(), restrict:
+            h = _hidden(view.block(*args, **kwargs))
+        return h if h.device == x.device else h.to(x.device)  # device_map placed the blocks apart
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,41 +429,90 @@ class TuCoLayer(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class Engine:
-    """Installs ``TuCoLayer`` wrappers into the FT model's block list and removes them on exit.
+def normalize_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
+    """Alpha for each of ``n_stages`` fine-tuning stages (k = 1..K) and each layer, validated.
 
-    ``ft_layers`` and ``pt_layers`` are the two models' block lists (the same list for a PEFT pair,
-    where the PT call disables the adapters). Use as a context manager; not re-entrant.
+    ``alpha``: one number (every stage, every layer); for one stage, a sequence of ``n_layers``
+    numbers; for several stages, a sequence of ``n_stages`` entries, each a number or ``n_layers``
+    numbers. Every value must be finite and >= 0.
+    """
+
+    def layer_values(a: Any, what: str) -> tuple[float, ...]:
+        if isinstance(a, (int, float)):
+            values = [float(a)] * n_layers
+        else:
+            values = [float(v) for v in a]
+            if len(values) != n_layers:
+                raise ConfigError(f"{what} has {len(values)} values but the model has {n_layers} layers; give one value or {n_layers}")
+        bad = [v for v in values if not (0.0 <= v < float("inf"))]
+        if bad:
+            raise ConfigError(
+                f"alpha must be a finite number >= 0, got {bad[0]} (alpha=1 is the fine-tuned model, 0 the pre-trained blocks)"
+            )
+        return tuple(values)
+
+    if isinstance(alpha, (int, float)):
+        return tuple(layer_values(alpha, "alpha") for _ in range(n_stages))
+    entries = list(alpha)
+    per_stage = type(alpha).__name__ == "StageAlphas"  # tuco.steering.StageAlphas: "1/0.5" on the command line
+    nested = any(not isinstance(e, (int, float)) for e in entries)
+    if n_stages == 1 and not nested and not per_stage:
+        return (layer_values(entries, "alpha"),)
+    if len(entries) != n_stages:
+        raise ConfigError(f"alpha has {len(entries)} entries but there are {n_stages} fine-tuning stages; give one value or one per stage")
+    return tuple(layer_values(a, f"alpha of stage {k + 1}") for k, a in enumerate(entries))
+
+
+class Engine:
+    """Installs ``TuCoLayer`` wrappers into the running model's block list and removes them on exit.
+
+    ``stages``: M_0 ... M_K as ``Stage``s; the last one's block list is the running model's (for a
+    PEFT pair, every stage points at the same list and differs in its active adapters).
+    ``fast_paths``: dotted names, relative to a block, of the per-position submodules the fast path may
+    restrict (from the family registry; empty: always whole blocks). ``full_path=True`` forces whole
+    blocks. Use as a context manager; not re-entrant.
     """
 
     def __init__(
         self,
-        ft_layers: nn.ModuleList,
-        pt_layers: nn.ModuleList,
+        stages: Sequence[Stage],
         *,
-        alpha: float | Sequence[float] = 1.0,
+        alpha: Any = 1.0,
         recorder: Recorder | None = None,
-        peft: bool = False,
+        fast_paths: Sequence[str] = (),
+        full_path: bool = False,
     ) -> None:
-        if len(ft_layers) != len(pt_layers):
-            raise ConfigError(f"FT has {len(ft_layers)} layers, PT has {len(pt_layers)}")
-        self.ft_layers = ft_layers
-        self.pt_layers = pt_layers
-        self.state = _EngineState(normalize_alpha(alpha, len(ft_layers)), recorder, peft)
+        if len(stages) < 2:
+            raise ConfigError("a decomposition needs at least two checkpoints (pre-trained and fine-tuned)")
+        n = len(stages[-1].layers)
+        for k, s in enumerate(stages):
+            if len(s.layers) != n:
+                raise ConfigError(f"checkpoint {k} has {len(s.layers)} layers, the final model has {n}")
+        self.stages = list(stages)
+        alphas = normalize_alphas(alpha, len(stages) - 1, n)
+        self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths))
         self._originals: list[nn.Module] | None = None
 
+    @property
+    def fast_rows(self) -> int:
+        """Rows the fast path's restricted submodules ran on so far (0: every block ran whole)."""
+        return self.state.fast_rows[0]
+
     def __enter__(self) -> Engine:
-        if any(isinstance(b, TuCoLayer) for b in self.ft_layers):
+        ft_layers = self.stages[-1].layers
+        if any(isinstance(b, TuCoLayer) for b in ft_layers):
             raise TucoError("tuco is already active on this model (nested scoring/steering contexts are not supported)")
-        self._originals = list(self.ft_layers)
-        pt_blocks = list(self.pt_layers)  # snapshot: for PEFT pairs it is the same list we edit
-        for i, (ft_block, pt_block) in enumerate(zip(self._originals, pt_blocks)):
-            self.ft_layers[i] = TuCoLayer(i, ft_block, pt_block, self.state)
+        snapshot = [list(s.layers) for s in self.stages]  # before editing: a PEFT chain shares one list
+        self._originals = snapshot[-1]
+        for i in range(len(ft_layers)):
+            views = [_BlockView(blocks[i], s.adapters) for blocks, s in zip(snapshot, self.stages)]
+            ft_layers[i] = TuCoLayer(i, views, self.state)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._originals is not None:
+            ft_layers = self.stages[-1].layers
             for i, block in enumerate(self._originals):
-                self.ft_layers[i] = block
+                ft_layers[i] = block
             self._originals = None
-        self.state.pt_caches.clear()
+        self.state.caches.clear()

@@ -21,3 +21,16 @@ class PromptError(TucoError):
 
 class ConfigError(TucoError):
     """An option value is invalid (alpha < 0, wrong number of per-layer alphas, unknown dtype, ...)."""
+
+
+class InputError(TucoError):
+    """A file or data source the user named is missing, unreadable or not in the expected format."""
+
+
+class RunError(TucoError):
+    """A run's output cannot be used: it exists (without resume/overwrite), is locked by another
+    process, was made with a different configuration, or cannot be written."""
+
+
+class JudgeError(TucoError):
+    """A judge cannot be loaded or used (gated model without a token, unknown name, bad prompt format)."""

@@ -3,23 +3,44 @@
 Runs the model's own ``generate`` with the Algorithm 1 wrappers installed, so the KV cache, sampling
 and stopping are Hugging Face's. The recorder commits one record per forward pass; forward pass i
 produces generated token i, so ``token_tuco[i]`` is TuCo at the position whose next-token
-distribution produced token i (``token_tuco[0]`` is the prompt's TuCo).
+distribution produced token i (``token_tuco[0]`` is the prompt's TuCo). At alpha = 1 the prefill takes
+the engine's fast path (the pre-trained blocks' outputs are read at the last prompt token only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from tuco import metrics
+from tuco.batching import Encoded, encode_all, pad
 from tuco.decomposition import Recorder
 from tuco.errors import ConfigError
 from tuco.layers import unwrap_peft
-from tuco.pair import ModelPair
-from tuco.prompts import Messages, Prompt, as_prompts, encode
-from tuco.scoring import check_length, left_pad
+from tuco.prompts import Messages, Prompt
+from tuco.steering import alpha_label
+
+
+@dataclass
+class Generated:
+    """What one row of a generate call produced (token level; ``Generation`` adds the text).
+
+    ``token_tuco[i]``: TuCo at the position that produced ``token_ids[i]``; ``prompt_token_tuco``: TuCo at
+    every prompt position (per-token mode); ``stage_share``: chains, the stages' shares at the prompt's
+    last token.
+    """
+
+    token_ids: list[int]
+    token_tuco: list[float]
+    prompt_tuco: float
+    finished: bool
+    prompt_token_tuco: list[float] | None = None
+    stage_share: list[float] | None = None
+    prompt_layer_ptc_l1: list[float] | None = None
+    prompt_layer_ftc_l1: list[float] | None = None
 
 
 @dataclass
@@ -30,7 +51,7 @@ class Generation:
     """
 
     prompt_id: str
-    alpha: float | list[float]
+    alpha: Any
     text: str
     token_ids: list[int]
     tokens: list[str]
@@ -39,6 +60,9 @@ class Generation:
     finished: bool
     prompt_token_tuco: list[float] | None = None
     prompt_tokens: list[str] | None = None
+    stage_share: list[float] | None = None
+    prompt_layer_ptc_l1: list[float] | None = None
+    prompt_layer_ftc_l1: list[float] | None = None
 
     @property
     def mean_tuco(self) -> float:
@@ -46,10 +70,11 @@ class Generation:
         return sum(self.token_tuco) / len(self.token_tuco) if self.token_tuco else self.prompt_tuco
 
 
-def _eos_ids(pair: ModelPair) -> set[int]:
+def eos_ids(model: Any) -> set[int]:
+    """Every end-of-sequence id of the running model's generation config and tokenizer."""
     ids: set[int] = set()
-    gen_eos = getattr(getattr(unwrap_peft(pair.tuned), "generation_config", None), "eos_token_id", None)
-    for value in (gen_eos, pair.tokenizer.eos_token_id):
+    gen_eos = getattr(getattr(unwrap_peft(model.tuned), "generation_config", None), "eos_token_id", None)
+    for value in (gen_eos, model.tokenizer.eos_token_id):
         if isinstance(value, int):
             ids.add(value)
         elif isinstance(value, (list, tuple)):
@@ -57,24 +82,35 @@ def _eos_ids(pair: ModelPair) -> set[int]:
     return ids
 
 
+def check_sampling(max_new_tokens: int, temperature: float, top_p: float | None) -> None:
+    """Raise ConfigError on generation settings that cannot work."""
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not temperature >= 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+
+
 @torch.inference_mode()
 def generate_ids(
-    pair: ModelPair,
+    model: Any,
     batch: Sequence[Sequence[int]],
     *,
-    alpha: float | Sequence[float] = 1.0,
+    alpha: Any = 1.0,
     max_new_tokens: int = 64,
     temperature: float = 0.0,
     top_p: float | None = None,
     use_cache: bool = True,
     per_token: bool = False,
-) -> list[tuple[list[int], list[float], float, bool, list[float] | None]]:
-    """Generate for one batch of token id lists. Per row: (new ids, per-token TuCo, prompt TuCo,
-    finished with an end-of-sequence token, per-position prompt TuCo or None)."""
+    full_path: bool = False,
+) -> list[Generated]:
+    """Generate for one batch of token id lists (a pair or a chain); one ``Generated`` per row."""
     from transformers import GenerationConfig
 
-    input_ids, mask = left_pad(batch, pair.tokenizer.pad_token_id, pair.device)
-    eos = _eos_ids(pair)
+    check_sampling(max_new_tokens, temperature, top_p)
+    b = pad(batch, model.tokenizer.pad_token_id, model.device)
+    eos = eos_ids(model)
     sample = temperature > 0
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
@@ -82,40 +118,98 @@ def generate_ids(
         temperature=temperature if sample else None,
         top_p=top_p if sample else None,
         top_k=None,
-        num_beams=1,  # the PT cache follows the FT cache step by step; beams would reorder it
+        num_beams=1,  # the earlier stages' caches follow the running model's step by step; beams would reorder it
         use_cache=use_cache,
-        pad_token_id=pair.tokenizer.pad_token_id,
+        pad_token_id=model.tokenizer.pad_token_id,
         eos_token_id=sorted(eos) or None,
     )
-    recorder = Recorder(pair.n_layers, per_token=per_token)
-    with pair.engine(alpha=alpha, recorder=recorder):
-        out = pair.tuned.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)
-    new = out[:, input_ids.shape[1] :].tolist()
+    recorder = Recorder(model.n_layers, per_token=per_token)
+    with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
+        out = model.tuned.generate(input_ids=b.input_ids, attention_mask=b.attention_mask, generation_config=config)
+    new = out[:, b.width :].tolist()
+
     # One record per forward pass; each is [B, d] (or [B, T, d] per token) -> TuCo of the last position.
-    steps = torch.stack(
-        [metrics.tuco(r.sum_ptc[:, -1] if per_token else r.sum_ptc, r.sum_ftc[:, -1] if per_token else r.sum_ftc) for r in recorder.records],
-        dim=-1,
-    ).cpu()  # [B, steps]
-    prompt_tok = metrics.tuco(recorder.records[0].sum_ptc, recorder.records[0].sum_ftc).cpu() if per_token else None
+    def last(v: torch.Tensor) -> torch.Tensor:
+        return v[:, -1] if per_token else v
+
+    steps = torch.stack([metrics.tuco(last(r.sum_ptc), last(r.sum_ftc_steered)) for r in recorder.records], dim=-1).cpu()
+    first = recorder.records[0]
+    prompt_tok = metrics.tuco(first.sum_ptc, first.sum_ftc_steered).cpu() if per_token else None
+    shares = None
+    if first.sums.shape[0] > 2:
+        from tuco.scoring import stage_shares
+
+        shares = stage_shares(first.sums[:, :, -1] if per_token else first.sums).cpu()
     results = []
-    for b, ids in enumerate(new):
+    for row, ids in enumerate(new):
         n, finished = len(ids), False
         for i, t in enumerate(ids):
             if t in eos:
                 n, finished = i + 1, True
                 break
-        prompt_positions = None
-        if prompt_tok is not None:
-            prompt_positions = prompt_tok[b][mask[b].bool().cpu()].tolist()
-        results.append((ids[:n], steps[b, :n].tolist(), float(steps[b, 0]), finished, prompt_positions))
+        results.append(
+            Generated(
+                token_ids=ids[:n],
+                token_tuco=steps[row, :n].tolist(),
+                prompt_tuco=float(steps[row, 0]),
+                finished=finished,
+                prompt_token_tuco=prompt_tok[row][b.attention_mask[row].bool().cpu()].tolist() if prompt_tok is not None else None,
+                stage_share=shares[:, row].tolist() if shares is not None else None,
+                prompt_layer_ptc_l1=first.layer_ptc_l1[row].tolist(),
+                prompt_layer_ftc_l1=first.layer_ftc_l1[row].tolist(),
+            )
+        )
     return results
 
 
+def to_generation(model: Any, e: Encoded, g: Generated, alpha: Any, per_token: bool) -> Generation:
+    """A ``Generation`` (text, token strings) from what ``generate_ids`` returned for prompt ``e``."""
+    tok = model.tokenizer
+    return Generation(
+        prompt_id=e.prompt.id,
+        alpha=alpha_label(alpha),
+        text=tok.decode(g.token_ids, skip_special_tokens=True),
+        token_ids=g.token_ids,
+        tokens=tok.convert_ids_to_tokens(g.token_ids),
+        token_tuco=g.token_tuco,
+        prompt_tuco=g.prompt_tuco,
+        finished=g.finished,
+        prompt_token_tuco=g.prompt_token_tuco,
+        prompt_tokens=tok.convert_ids_to_tokens(e.ids) if per_token else None,
+        stage_share=g.stage_share,
+        prompt_layer_ptc_l1=g.prompt_layer_ptc_l1,
+        prompt_layer_ftc_l1=g.prompt_layer_ftc_l1,
+    )
+
+
+def iter_generate(
+    model: Any,
+    encoded: Sequence[Encoded],
+    *,
+    alpha: Any = 1.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    per_token: bool = False,
+    **kwargs: Any,
+) -> Iterator[list[Generation]]:
+    """Generations for encoded prompts, one batch at a time, in input order (``kwargs``: ``generate_ids``'s).
+
+    With ``seed``, the random state is seeded once before the first batch, so a run gives the same
+    samples whatever it is split into afterwards only when its batches are the same.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    for start in range(0, len(encoded), max(1, batch_size)):
+        chunk = list(encoded[start : start + batch_size])
+        outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
+        yield [to_generation(model, e, g, alpha, per_token) for e, g in zip(chunk, outs)]
+
+
 def generate(
-    pair: ModelPair,
+    pair: Any,
     prompts: Sequence[str | Messages | Prompt],
     *,
-    alpha: float | Sequence[float] = 1.0,
+    alpha: Any = 1.0,
     max_new_tokens: int = 64,
     temperature: float = 0.0,
     top_p: float | None = None,
@@ -125,44 +219,33 @@ def generate(
     batch_size: int = 8,
     use_cache: bool = True,
     per_token: bool = False,
+    full_path: bool = False,
 ) -> list[Generation]:
     """Generate a response to each prompt with FTC scaled by ``alpha``, with TuCo at every generated token.
 
     Args:
-        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly).
+        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly; a chain: per stage).
         temperature: 0 for greedy decoding; > 0 samples (seeded by ``seed``).
-        use_cache: use the KV cache (the PT blocks keep their own); False recomputes every step.
+        top_p: nucleus sampling threshold in (0, 1] (with temperature > 0).
+        use_cache: use the KV cache (the earlier stages keep their own); False recomputes every step.
         per_token: also return TuCo at every prompt position.
+        full_path: never take the engine's fast path (same numbers, slower).
     """
-    if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    items = as_prompts(prompts)
-    encoded = [encode(pair.tokenizer, p, chat=chat, system=system) for p in items]
-    for p, ids in zip(items, encoded):
-        check_length(pair, ids, p.id)
-    if seed is not None:
-        torch.manual_seed(seed)
-    alpha_out: float | list[float] = float(alpha) if isinstance(alpha, (int, float)) else [float(a) for a in alpha]
-    results: list[Generation] = []
-    for start in range(0, len(encoded), max(1, batch_size)):
-        chunk = encoded[start : start + batch_size]
-        outs = generate_ids(
-            pair, chunk, alpha=alpha, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_p=top_p, use_cache=use_cache, per_token=per_token,
-        )
-        for p, ids, (new_ids, tok_tuco, p_tuco, finished, p_tok) in zip(items[start:], chunk, outs):
-            results.append(
-                Generation(
-                    prompt_id=p.id,
-                    alpha=alpha_out,
-                    text=pair.tokenizer.decode(new_ids, skip_special_tokens=True),
-                    token_ids=new_ids,
-                    tokens=pair.tokenizer.convert_ids_to_tokens(new_ids),
-                    token_tuco=tok_tuco,
-                    prompt_tuco=p_tuco,
-                    finished=finished,
-                    prompt_token_tuco=p_tok,
-                    prompt_tokens=pair.tokenizer.convert_ids_to_tokens(list(ids)) if per_token else None,
-                )
-            )
-    return results
+    check_sampling(max_new_tokens, temperature, top_p)
+    encoded = encode_all(pair, prompts, chat=chat, system=system, extra=max_new_tokens)
+    out: list[Generation] = []
+    for gens in iter_generate(
+        pair,
+        encoded,
+        alpha=alpha,
+        batch_size=batch_size,
+        seed=seed,
+        per_token=per_token,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        use_cache=use_cache,
+        full_path=full_path,
+    ):
+        out += gens
+    return out

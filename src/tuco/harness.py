@@ -10,7 +10,8 @@ From Python::
     import tuco.harness, lm_eval
     lm_eval.simple_evaluate(model="tuco", model_args="base=B,tuned=T,alpha=1.1", tasks=["hellaswag"])
 
-``alpha`` is one number or one per layer separated by ``;`` (commas separate model_args).
+``alpha`` is one number or one per layer separated by ``:`` (``alpha=1:1:1.2``), the syntax of every
+tuco command (``tuco.steering.parse_alpha``).
 Loglikelihood and generation both run inside the engine (x + PTC + alpha * FTC at every layer).
 """
 
@@ -22,34 +23,30 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from tuco.errors import ConfigError
-
-
-def parse_alpha(value: Any) -> float | list[float]:
-    """``1.1`` or ``"1;1;0.5"`` (one per layer) -> float or list; each >= 0."""
-    parts = [value] if isinstance(value, (int, float)) else str(value).split(";")
-    try:
-        values = [float(v) for v in parts]
-    except ValueError as err:
-        raise ConfigError(f"alpha {value!r}: give a number, or one per layer separated by ';'") from err
-    if any(not (v >= 0) or v == float("inf") for v in values):
-        raise ConfigError(f"alpha must be finite and >= 0, got {value!r}")
-    return values[0] if len(values) == 1 else values
+from tuco.steering import parse_alpha
 
 
 @register_model("tuco")
 class TucoLM(HFLM):
     """lm-eval's HF model with every forward and generate of the tuned model alpha-steered."""
 
-    def __init__(self, base: str, tuned: str, alpha: Any = 1.0, dtype: str = "auto", device: str | None = None,
-                 trust_remote_code: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        base: str,
+        tuned: str,
+        alpha: Any = 1.0,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> None:
         import torch
 
         from tuco.pair import load_pair
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.pair = load_pair(str(base), str(tuned), dtype=dtype, device=device, trust_remote_code=bool(trust_remote_code))
-        self.alpha = parse_alpha(alpha)
+        self.alpha = parse_alpha(str(alpha))
         super().__init__(pretrained=self.pair.tuned, tokenizer=self.pair.tokenizer, device=device, **kwargs)
 
     def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:

@@ -1,42 +1,64 @@
 """Where the decoder layers (and the final norm) live in each Hugging Face model family.
 
 All "which attribute holds the list of blocks" knowledge is in this file. Known families are
-looked up in a registry; any other decoder-only model whose blocks form one ``nn.ModuleList`` of
-``num_hidden_layers`` entries is found by a generic search. No TuCo math here.
+looked up in a registry, which also names each block's per-position submodules (feed-forward, query
+and output projections: what the engine's fast path may run at one position only). Any other
+decoder-only model whose blocks form one ``nn.ModuleList`` of ``num_hidden_layers`` entries is found
+by a generic search, with a logged warning naming the guessed path, and always runs whole blocks.
+No TuCo math here.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from tuco.errors import UnsupportedModelError
 
+log = logging.getLogger(__name__)
+
+# Per-position submodules of a block, relative to the block. Llama-style attention: the queries and the
+# output projection act on each position separately (keys and values do not: every position is read).
+_LLAMA = ("mlp", "self_attn.q_proj", "self_attn.o_proj")
+
 
 @dataclass(frozen=True)
 class LayerPaths:
-    """Dotted attribute paths, relative to the causal-LM module, of the block list and final norm."""
+    """Dotted attribute paths, relative to the causal-LM module, of the block list and final norm, and
+    (relative to one block) the submodules that act on each position separately. A name missing from a
+    block (another transformers version) is skipped; an empty tuple means whole blocks always."""
 
     layers: str
     final_norm: str
+    per_position: tuple[str, ...] = ()
 
 
 # family (config.model_type) -> paths. Families listed here are tested on tiny random configs.
 REGISTRY: dict[str, LayerPaths] = {
-    "llama": LayerPaths("model.layers", "model.norm"),
-    "mistral": LayerPaths("model.layers", "model.norm"),
-    "qwen2": LayerPaths("model.layers", "model.norm"),
-    "qwen3": LayerPaths("model.layers", "model.norm"),
-    "gemma": LayerPaths("model.layers", "model.norm"),
-    "gemma2": LayerPaths("model.layers", "model.norm"),
-    "gemma3_text": LayerPaths("model.layers", "model.norm"),
-    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm"),
-    "phi3": LayerPaths("model.layers", "model.norm"),
-    "olmo2": LayerPaths("model.layers", "model.norm"),
-    "gpt2": LayerPaths("transformer.h", "transformer.ln_f"),
-    "gpt_neox": LayerPaths("gpt_neox.layers", "gpt_neox.final_layer_norm"),
+    "llama": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "mistral": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "qwen2": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "qwen3": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "gemma": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "gemma2": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "gemma3_text": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm", _LLAMA),
+    "olmo2": LayerPaths("model.layers", "model.norm", _LLAMA),
+    # fused query/key/value projections: only the feed-forward part and the output projection
+    "phi3": LayerPaths("model.layers", "model.norm", ("mlp", "self_attn.o_proj")),
+    "gpt2": LayerPaths("transformer.h", "transformer.ln_f", ("mlp", "attn.c_proj")),
+    "gpt_neox": LayerPaths("gpt_neox.layers", "gpt_neox.final_layer_norm", ("mlp", "attention.dense")),
+    # mixture-of-experts blocks route each position on its own: the whole MoE block is per position
+    # (transformers 5 calls it `mlp`; 4.x Mixtral calls it `block_sparse_moe`)
+    "mixtral": LayerPaths("model.layers", "model.norm", ("mlp", "block_sparse_moe", "self_attn.q_proj", "self_attn.o_proj")),
+    "qwen2_moe": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "qwen3_moe": LayerPaths("model.layers", "model.norm", _LLAMA),
 }
+
+_WARNED: set[str] = set()
 
 HOW_TO_ADD = (
     "To add a family, register its paths: tuco.layers.REGISTRY['<model_type>'] = "
@@ -51,11 +73,12 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
 
 
 def _get(module: nn.Module, path: str) -> nn.Module | None:
+    found: Any = module
     for name in path.split("."):
-        module = getattr(module, name, None)
-        if module is None:
+        found = getattr(found, name, None)
+        if found is None:
             return None
-    return module
+    return found  # type: ignore[no-any-return]
 
 
 def _config_int(config: object, keys: tuple[str, ...], what: str) -> int:
@@ -93,6 +116,15 @@ def layer_path(model: nn.Module) -> str:
     if known is not None and isinstance(_get(model, known.layers), nn.ModuleList):
         return known.layers
     path = _find_block_list(model, num_layers(model.config))
+    if path is not None and model_type not in _WARNED:
+        _WARNED.add(model_type)
+        log.warning(
+            "model type %r is not in tuco's layer registry: using the decoder blocks found at %r (%s); the fast path is off for it. %s",
+            model_type,
+            path,
+            type(model).__name__,
+            HOW_TO_ADD,
+        )
     if path is None:
         raise UnsupportedModelError(
             f"cannot find the decoder layers of model type {model_type!r} "
@@ -120,3 +152,15 @@ def final_norm(model: nn.Module) -> nn.Module | None:
         if mod is not None:
             return mod
     return None
+
+
+def per_position_modules(model: nn.Module) -> tuple[str, ...]:
+    """Dotted names (relative to one decoder block) of the block's per-position submodules, for the
+    engine's fast path: those the registry names for this family and the block really has. Families
+    the registry does not know get none (whole blocks, never a guess)."""
+    inner = unwrap_peft(model)
+    known = REGISTRY.get(getattr(inner.config, "model_type", "?"))
+    if known is None or not isinstance(_get(inner, known.layers), nn.ModuleList):
+        return ()
+    block = _get(inner, known.layers)[0]  # type: ignore[index]
+    return tuple(p for p in known.per_position if _get(block, p) is not None)

@@ -1,6 +1,6 @@
 """TuCo, PreCo, per-layer and output-only metrics from recorded sums. Pure tensor functions.
 
-Definitions (METHOD.md section 2, Definition 4.3 of the paper):
+Definitions (docs/method.md section 2, Definition 4.3 of the paper):
 
     S_PTC = sum_l PTC_l,  S_FTC = sum_l FTC_l          (signed d-vectors: sum first, norm once)
     TuCo  = ||S_FTC||_1 / (||S_PTC||_1 + ||S_FTC||_1)   in [0, 1];   PreCo = 1 - TuCo
@@ -56,7 +56,7 @@ def cumulative_tuco(ptc: torch.Tensor, ftc: torch.Tensor) -> torch.Tensor:
 
 
 def output_co(x_pt: torch.Tensor, x_ft: torch.Tensor) -> torch.Tensor:
-    """OutputCo = ||x_L^FT - x_L^PT||_1 / (||x_L^PT||_1 + ||x_L^FT - x_L^PT||_1) (METHOD.md section 5.5).
+    """OutputCo = ||x_L^FT - x_L^PT||_1 / (||x_L^PT||_1 + ||x_L^FT - x_L^PT||_1) (docs/method.md section 5.5).
 
     ``x_pt`` is the PT model's final residual stream on its OWN trajectory, ``x_ft`` the FT model's.
     """

@@ -1,64 +1,82 @@
-"""OutputCo, the output-only comparison of METHOD.md section 5.5: each model runs on its OWN
-trajectory and only the final residual streams (before the final norm) are compared."""
+"""Output-only comparisons, the baselines TuCo is read against: each model runs on its OWN trajectory.
+
+- OutputCo (docs/method.md section 5.5): the final residual streams (before the final norm) compared,
+  ||x_L^FT - x_L^PT||_1 / (||x_L^PT||_1 + ||x_L^FT - x_L^PT||_1).
+- KL(FT || PT) of the next-token distributions at the prompt's last token.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from tuco import metrics
+from tuco.batching import Batch, encode_all, in_batches, pad
 from tuco.layers import unwrap_peft
-from tuco.pair import ModelPair
-from tuco.prompts import Messages, Prompt, as_prompts, encode
-from tuco.scoring import check_length, left_pad, position_ids
+from tuco.prompts import Messages, Prompt
 
 
-def _final_stream(model: torch.nn.Module, last_block: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """x_L at the last position: the last decoder block's output (before the final norm), [B, d] float32."""
+@dataclass
+class Baselines:
+    """Output-only numbers of one prompt at its last token."""
+
+    output_co: float
+    kl: float
+
+
+def _final(model: torch.nn.Module, last_block: torch.nn.Module, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_L, next-token log-probabilities) at each row's last real token: [B, d] and [B, V], float32."""
     seen: list[torch.Tensor] = []
 
     def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
         out = output[0] if isinstance(output, tuple) else output  # transformers 4.x: a tuple
-        seen.append(out[:, -1].float())  # left padding: the last column is the last real token
+        rows = torch.arange(out.shape[0], device=out.device)
+        seen.append(out[rows, b.last.to(out.device)].float())
 
+    device = unwrap_peft(model).get_input_embeddings().weight.device
     handle = last_block.register_forward_hook(hook)
     try:
-        model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False)
+        logits = model(**{k: v.to(device) for k, v in b.model_inputs().items()}, use_cache=False).logits
     finally:
         handle.remove()
-    return seen[-1]
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return seen[-1], torch.log_softmax(logits[rows, b.last.to(logits.device)].float(), dim=-1)
 
 
 @torch.inference_mode()
-def output_contribution(
-    pair: ModelPair,
+def output_baselines(
+    pair: Any,
     prompts: Sequence[str | Messages | Prompt],
     *,
     chat: bool | None = None,
     system: str | None = None,
     batch_size: int = 8,
-) -> list[float]:
-    """OutputCo = ||x_L^FT - x_L^PT||_1 / (||x_L^PT||_1 + ||x_L^FT - x_L^PT||_1) per prompt, at its last token.
+) -> list[Baselines]:
+    """OutputCo and KL(FT || PT) per prompt. The pre-trained model runs alone (its own embeddings and
+    blocks; for a PEFT pair, the same model with adapters off)."""
+    encoded = encode_all(pair, prompts, chat=chat, system=system)
+    out: list[Baselines | None] = [None] * len(encoded)
 
-    The pre-trained model runs alone (its own embeddings and blocks; for a PEFT pair, adapters off).
-    """
-    items = as_prompts(prompts)
-    encoded = [encode(pair.tokenizer, p, chat=chat, system=system) for p in items]
-    for p, ids in zip(items, encoded):
-        check_length(pair, ids, p.id)
-    out: list[float] = []
-    for start in range(0, len(encoded), max(1, batch_size)):
-        input_ids, mask = left_pad(encoded[start : start + batch_size], pair.tokenizer.pad_token_id, pair.device)
-        x_ft = _final_stream(pair.tuned, pair.ft_layers[-1], input_ids, mask)
-        if pair.base is None:
-            ctx = pair.tuned.disable_adapter()  # PEFT: the same blocks, adapters disabled
-            base_model = pair.tuned
-        else:
-            ctx, base_model = nullcontext(), pair.base
+    def run(idx: list[int]) -> list[Baselines]:
+        b = pad([encoded[i].ids for i in idx], pair.tokenizer.pad_token_id, pair.device)
+        x_ft, lp_ft = _final(pair.tuned, pair.ft_layers[-1], b)
+        ctx, base_model = (pair.tuned.disable_adapter(), pair.tuned) if pair.base is None else (nullcontext(), pair.base)
         with ctx:
-            base_dev = unwrap_peft(base_model).get_input_embeddings().weight.device
-            x_pt = _final_stream(base_model, pair.pt_layers[-1], input_ids.to(base_dev), mask.to(base_dev))
-        out += metrics.output_co(x_pt.to(x_ft.device), x_ft).tolist()
-    return out
+            x_pt, lp_pt = _final(base_model, pair.pt_layers[-1], b)
+        oc = metrics.output_co(x_pt.to(x_ft.device), x_ft)
+        kl = (lp_ft.exp() * (lp_ft - lp_pt.to(lp_ft.device))).sum(-1)
+        return [Baselines(float(o), float(k)) for o, k in zip(oc, kl)]
+
+    for idx, got in in_batches(len(encoded), run, batch_size=batch_size):
+        for i, v in zip(idx, got):
+            out[i] = v
+    return out  # type: ignore[return-value]
+
+
+def output_contribution(pair: Any, prompts: Sequence[str | Messages | Prompt], **kwargs: Any) -> list[float]:
+    """OutputCo per prompt (see ``output_baselines``)."""
+    return [b.output_co for b in output_baselines(pair, prompts, **kwargs)]

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuco.decomposition import Engine, Recorder
+from tuco.decomposition import Engine, Recorder, Stage
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
-from tuco.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
+from tuco.layers import decoder_layers, hidden_size, num_layers, per_position_modules, unwrap_peft
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -78,9 +78,77 @@ def check_compatible(bc: Any, tc: Any, base_name: str = "base", tuned_name: str 
         )
 
 
+def prepare_models(models: Sequence[nn.Module | None], tokenizer: Any) -> None:
+    """Put models in eval mode without gradients, and give the tokenizer left padding and a pad token."""
+    for model in models:
+        if model is not None:
+            model.eval()
+            model.requires_grad_(False)
+    if tokenizer is not None:
+        tokenizer.padding_side = "left"  # generation needs it; the recorder reads the mask anyway
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+
+
+class Decomposable:
+    """What the engine and every measurement need from a pair or a chain: the running model (``tuned``),
+    the checkpoints as ``Stage``s, the tokenizer. Subclasses define ``tuned``, ``tokenizer``,
+    ``full_path`` and ``stages()``."""
+
+    tuned: nn.Module
+    tokenizer: Any
+    full_path: bool
+
+    def stages(self) -> list[Stage]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def ft_layers(self) -> nn.ModuleList:
+        """The running (fine-tuned) model's decoder blocks (where the wrappers go)."""
+        return decoder_layers(self.tuned)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder layers L."""
+        return len(self.ft_layers)
+
+    @property
+    def n_stages(self) -> int:
+        """Fine-tuning stages K (a pair: 1)."""
+        return len(self.stages()) - 1
+
+    @property
+    def config(self) -> Any:
+        """The running model's transformers config."""
+        return unwrap_peft(self.tuned).config
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the running model's input embeddings (where input ids must go)."""
+        model: Any = unwrap_peft(self.tuned)
+        return model.get_input_embeddings().weight.device
+
+    @property
+    def max_length(self) -> int | None:
+        """The running model's context length, if its config states one."""
+        return context_length(self.config)
+
+    def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
+        """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder
+        (``full_path``: whole pre-trained blocks even where the fast path applies)."""
+        return Engine(
+            self.stages(),
+            alpha=alpha,
+            recorder=recorder,
+            fast_paths=per_position_modules(self.tuned),
+            full_path=full_path or self.full_path,
+        )
+
+
 @dataclass
-class ModelPair:
-    """A fine-tuned model, the pre-trained model it came from, and the tuned tokenizer.
+class ModelPair(Decomposable):
+    """A fine-tuned model, the pre-trained model it came from, and the tuned tokenizer: the chain of
+    two checkpoints (K = 1).
 
     ``base`` is None for a PEFT pair: ``tuned`` is then a PeftModel whose blocks, with adapters
     disabled, are the pre-trained blocks.
@@ -92,19 +160,12 @@ class ModelPair:
     base_name: str = "base"
     tuned_name: str = "tuned"
     check: bool = True  # False when the configs were already checked (load_pair)
+    full_path: bool = False  # True: never take the engine's fast path (debugging, comparisons)
 
     def __post_init__(self) -> None:
         if self.base is not None and self.check:
             check_compatible(unwrap_peft(self.base).config, self.config, self.base_name, self.tuned_name)
-        for model in (self.tuned, self.base):
-            if model is not None:
-                model.eval()
-                model.requires_grad_(False)
-        tok = self.tokenizer
-        if tok is not None:
-            tok.padding_side = "left"  # generation needs it; the recorder reads the mask anyway
-            if tok.pad_token is None:
-                tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        prepare_models([self.tuned, self.base], self.tokenizer)
 
     @property
     def is_peft(self) -> bool:
@@ -112,38 +173,18 @@ class ModelPair:
         return self.base is None
 
     @property
-    def ft_layers(self) -> nn.ModuleList:
-        """The tuned model's decoder blocks (where the wrappers go)."""
-        return decoder_layers(self.tuned)
-
-    @property
     def pt_layers(self) -> nn.ModuleList:
         """The pre-trained model's decoder blocks (the tuned ones for a PEFT pair)."""
         return self.ft_layers if self.base is None else decoder_layers(self.base)
 
     @property
-    def n_layers(self) -> int:
-        """Number of decoder layers L."""
-        return len(self.ft_layers)
+    def stage_names(self) -> list[str]:
+        """The checkpoints, pre-trained first."""
+        return [self.base_name, self.tuned_name]
 
-    @property
-    def config(self) -> Any:
-        """The tuned model's transformers config."""
-        return unwrap_peft(self.tuned).config
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the tuned model's input embeddings (where input ids must go)."""
-        return unwrap_peft(self.tuned).get_input_embeddings().weight.device
-
-    @property
-    def max_length(self) -> int | None:
-        """The tuned model's context length, if its config states one."""
-        return context_length(self.config)
-
-    def engine(self, alpha: float | Sequence[float] = 1.0, recorder: Recorder | None = None) -> Engine:
-        """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder."""
-        return Engine(self.ft_layers, self.pt_layers, alpha=alpha, recorder=recorder, peft=self.is_peft)
+    def stages(self) -> list[Stage]:
+        """The two checkpoints as the engine sees them (a PEFT pair: one block list, adapters off for PT)."""
+        return [Stage(self.pt_layers, () if self.is_peft else None), Stage(self.ft_layers)]
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype | str:
@@ -208,17 +249,13 @@ def _load_config(name: str, role: str, trust_remote_code: bool) -> Any:
         raise _load_error(name, role, err) from err
 
 
-def _load_model(
-    name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool, max_memory: dict | None = None
-) -> nn.Module:
+def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool, max_memory: dict | None = None) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
     _check_source(name, role)
     extra = {"max_memory": max_memory} if max_memory else {}
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **extra
-        )
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError, KeyError) as err:
         raise _load_error(name, role, err) from err
 
@@ -272,7 +309,8 @@ def load_pair(
 
             device_map = shared_device_map(tuned_config, dtype=torch_dtype, max_memory=max_memory)
             max_memory = None
-    base_model = _load_model(base, "base", torch_dtype, device_map, trust_remote_code, max_memory)
+    base_model: Any = _load_model(base, "base", torch_dtype, device_map, trust_remote_code, max_memory)
+    tuned_model: Any
     if adapter:
         try:
             from peft import PeftModel

@@ -1,18 +1,23 @@
 """Data parallelism over prompts with torch.distributed: ranks from the launcher's environment.
 
-``torchrun``, ``accelerate launch`` and ``tuco score --processes N`` (which runs torchrun) all set
-RANK / WORLD_SIZE / LOCAL_RANK (and MASTER_ADDR / MASTER_PORT); multi-node runs use the same
-variables from the standard launcher configuration. Each rank scores its share of the prompts and
-writes its own shard; rank 0 merges the shards after a barrier.
+``tuco score --processes N`` (and ``generate``) starts N ranks of the same command itself; ``torchrun``,
+``accelerate launch`` and multi-node launchers work the same way (they set RANK / WORLD_SIZE /
+LOCAL_RANK / MASTER_ADDR / MASTER_PORT). Ranks started by tuco die with it: each gets the kernel's
+parent-death signal, and they stay in the launcher's process group, so a kill of either reaches them.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+
+LAUNCHED = "TUCO_LAUNCHED_RANK"  # set for ranks that tuco itself started
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Ranks:
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0 (the one that checks, merges and prints)."""
         return self.rank == 0
 
 
@@ -73,26 +79,72 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def relaunch(argv: list[str], processes: int) -> int:
-    """Run ``tuco <argv>`` in ``processes`` local ranks with torchrun; returns its exit code."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           "-m", "tuco", *argv]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    return subprocess.run(cmd, env=env).returncode
+def die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent dies (and exit now if it already has)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
 
 
-def strip_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == name:
-            skip = True
-            continue
-        if a.startswith(name + "="):
-            continue
-        out.append(a)
-    return out
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(argv: list[str], processes: int, env: dict[str, str] | None = None) -> int:
+    """Run ``tuco <argv>`` in ``processes`` local ranks (gloo on CPU, one GPU each on CUDA); returns the
+    first non-zero exit code (the other ranks are then stopped), or 0.
+
+    The ranks share this process's process group and receive SIGKILL if it dies, so no rank can outlive
+    its launcher and keep writing.
+    """
+    port = _free_port()
+    base = dict(os.environ, **(env or {}))
+    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    procs = []
+    for r in range(processes):
+        rank_env = dict(
+            base,
+            RANK=str(r),
+            WORLD_SIZE=str(processes),
+            LOCAL_RANK=str(r),
+            LOCAL_WORLD_SIZE=str(processes),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            **{LAUNCHED: "1"},
+        )
+        procs.append(subprocess.Popen([sys.executable, "-m", "tuco", *argv], env=rank_env, preexec_fn=die_with_parent))
+    code = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+            if failed:
+                code = failed[0]
+                break
+            time.sleep(0.1)
+        else:
+            code = next((p.returncode for p in procs if p.returncode != 0), 0)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return code

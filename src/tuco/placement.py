@@ -1,6 +1,6 @@
 """Model-parallel placement: one device map computed once and applied to both models of a pair.
 
-Each layer's FT block and PT block must sit on the same device (the wrapper calls both on the same
+Each layer's blocks of every checkpoint must sit on the same device (the wrapper calls both on the same
 input). The map is computed for the tuned architecture with every device's memory budget halved,
 because each device holds both copies of its layers; the base model, having the same module names,
 is loaded with the very same map. A PEFT pair holds one model and needs no such care.
@@ -25,16 +25,18 @@ def _config_dtype(config: Any, dtype: Any) -> torch.dtype:
     return found if isinstance(found, torch.dtype) else torch.float32
 
 
-def shared_device_map(config: Any, *, dtype: Any = "auto", max_memory: dict | None = None) -> dict[str, Any]:
-    """A device map for the tuned architecture that leaves room for the PT copy of every layer.
+def shared_device_map(config: Any, *, dtype: Any = "auto", max_memory: dict | None = None, copies: int = 2) -> dict[str, Any]:
+    """A device map for the tuned architecture that leaves room for the other copies of every layer
+    (``copies`` full models share each device: 2 for a pair, one per full checkpoint of a chain).
 
     Args:
         config: the tuned model's config (the base has the same module names).
         dtype: the dtype the weights will be loaded in ("auto": the config's).
-        max_memory: per-device budgets for BOTH models together, e.g. {0: "20GiB", "cpu": "60GiB"};
+        max_memory: per-device budgets for ALL copies together, e.g. {0: "20GiB", "cpu": "60GiB"};
             default: what accelerate detects as available.
+        copies: how many full models will be loaded with this map.
     """
-    from accelerate import init_empty_weights, infer_auto_device_map
+    from accelerate import infer_auto_device_map, init_empty_weights
     from accelerate.utils import get_max_memory
     from transformers import AutoModelForCausalLM
 
@@ -42,7 +44,7 @@ def shared_device_map(config: Any, *, dtype: Any = "auto", max_memory: dict | No
     with init_empty_weights():
         meta = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
     budget = get_max_memory(max_memory) if max_memory is None else get_max_memory(dict(max_memory))
-    halved = {device: int(size) // 2 for device, size in budget.items()}
+    halved = {device: int(size) // max(1, copies) for device, size in budget.items()}
     no_split = list(getattr(meta, "_no_split_modules", None) or [])
     return dict(infer_auto_device_map(meta, max_memory=halved, no_split_module_classes=no_split, dtype=torch_dtype))
 

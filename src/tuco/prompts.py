@@ -2,19 +2,20 @@
 
 A prompt is plain text or a chat (a list of ``{"role", "content"}`` messages). With the chat template
 on, the ids end at the template's generation prompt, so "the last token" is where the assistant's
-answer would start (METHOD.md section 2).
+answer would start (docs/method.md section 2).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuco.errors import PromptError, TucoError
+from tuco.errors import InputError, PromptError
 
 Messages = list[dict[str, str]]
 
@@ -84,49 +85,87 @@ def _from_record(rec: Any, index: int) -> Prompt:
     return Prompt(id=pid, text=text, extra=extra)
 
 
+def read_utf8(path: str | Path, what: str) -> str:
+    """A text file the user named, as UTF-8 (a BOM dropped): InputError naming it when missing or not UTF-8."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"{what} {str(path)!r} does not exist" if not p.exists() else f"{what} {str(path)!r} is not a file")
+    try:
+        return p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{what} {str(path)!r} is not valid UTF-8 (byte {err.start}); save it as UTF-8") from err
+
+
+def _lines(p: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of a text file split on ``\\n`` only, CRLF and a UTF-8 BOM removed; text is
+    None for a line that is not valid UTF-8 (reported as a bad row, the others go on)."""
+    with p.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield n, None
+
+
 def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
     """Read a prompt file: ``.jsonl`` (field ``prompt`` or ``messages``), ``.csv`` (column ``prompt``)
-    or ``.txt`` (one prompt per line). Returns the good prompts and the bad rows (the others still run).
+    or ``.txt`` (one prompt per line). Returns the good prompts and the bad rows (the others still run):
+    malformed JSON, a missing or empty field, a line that is not UTF-8.
 
     Ids are the ``id`` field when present, else the 0-based row index (blank lines of a .txt skipped).
+    Lines are split on ``\\n`` only (a U+2028 inside a prompt is text, not a line break); a UTF-8 byte
+    order mark and Windows line ends are accepted.
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise TucoError(f"prompt file {str(path)!r} does not exist")
+        raise InputError(f"prompt file {str(path)!r} does not exist")
     if p.is_dir():
-        raise TucoError(f"prompt file {str(path)!r} is a directory: give a .jsonl, .csv or .txt file")
+        raise InputError(f"prompt file {str(path)!r} is a directory: give a .jsonl, .csv or .txt file")
     suffix = p.suffix.lower()
     good: list[Prompt] = []
     bad: list[BadRow] = []
     if suffix == ".jsonl":
-        with p.open(encoding="utf-8") as f:
-            index = 0
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    good.append(_from_record(json.loads(line), index))
-                except json.JSONDecodeError as err:
-                    bad.append(BadRow(line_no, f"malformed JSON ({err.msg} at column {err.colno})"))
-                except PromptError as err:
-                    bad.append(BadRow(line_no, str(err)))
+        index = 0
+        for line_no, line in _lines(p):
+            if line is None:
+                bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
                 index += 1
+                continue
+            if not line.strip():
+                continue
+            try:
+                good.append(_from_record(json.loads(line), index))
+            except json.JSONDecodeError as err:
+                bad.append(BadRow(line_no, f"malformed JSON ({err.msg} at column {err.colno})"))
+            except PromptError as err:
+                bad.append(BadRow(line_no, str(err)))
+            index += 1
     elif suffix == ".csv":
-        with p.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "prompt" not in reader.fieldnames:
-                raise TucoError(f"{str(path)!r}: CSV needs a header row with a 'prompt' column, got {reader.fieldnames}")
-            for index, rec in enumerate(reader):
-                try:
-                    good.append(_from_record(dict(rec), index))
-                except PromptError as err:
-                    bad.append(BadRow(reader.line_num, str(err)))
+        try:
+            text = p.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{str(path)!r} is not valid UTF-8 (byte {err.start}); save the CSV as UTF-8") from err
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or "prompt" not in reader.fieldnames:
+            raise InputError(f"{str(path)!r}: CSV needs a header row with a 'prompt' column, got {reader.fieldnames}")
+        for index, rec in enumerate(reader):
+            try:
+                good.append(_from_record(dict(rec), index))
+            except PromptError as err:
+                bad.append(BadRow(reader.line_num, str(err)))
     elif suffix == ".txt":
-        with p.open(encoding="utf-8") as f:
-            lines = [(n, ln.rstrip("\n")) for n, ln in enumerate(f, start=1) if ln.strip()]
-        good = [Prompt(id=str(i), text=text) for i, (_, text) in enumerate(lines)]
+        index = 0
+        for line_no, line in _lines(p):
+            if line is None:
+                bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
+            elif line.strip():
+                good.append(Prompt(id=str(index), text=line))
+                index += 1
     else:
-        raise TucoError(f"unsupported prompt file type {suffix!r} ({str(path)!r}): use .jsonl, .csv or .txt")
+        raise InputError(f"unsupported prompt file type {suffix!r} ({str(path)!r}): use .jsonl, .csv or .txt")
     return good, bad
 
 

@@ -1,31 +1,36 @@
 """Per-prompt TuCo scoring: batches of prompts through the tuned model under Algorithm 1.
 
-One forward pass per batch (each layer runs its FT and PT block), left padding, the last real token
-taken from the attention mask. Returns one ``Score`` per prompt.
+One forward pass per batch (each layer runs every stage's block; the earlier stages at the last token
+only where the fast path applies), left padding, the last real token read from the attention mask.
+Returns one ``Score`` per prompt. Works on a ``ModelPair`` and on a ``ModelChain`` alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from tuco import metrics
-from tuco.decomposition import Recorder
-from tuco.errors import PromptError, TucoError
-from tuco.layers import unwrap_peft
-from tuco.pair import ModelPair
-from tuco.prompts import Messages, Prompt, as_prompts, encode
+from tuco.batching import Encoded, by_length, encode_all, in_batches, pad, run_backbone
+from tuco.decomposition import ForwardRecord, Recorder
+from tuco.prompts import Messages, Prompt
 
 
 @dataclass
 class Score:
     """TuCo of one prompt at its last token, with the numbers it is made of.
 
-    ``ptc_l1``/``ftc_l1`` are ||S_PTC||_1 and ||S_FTC||_1; ``layer_ptc_l1``/``layer_ftc_l1`` the L1 norms
-    of each layer's PTC_l and FTC_l at the last token; ``token_tuco`` (per-token mode) TuCo at every
-    prompt position, with ``tokens`` the matching token strings.
+    ``tuco``: the share of the last token's update that fine-tuning actually wrote,
+    ||sum_l alpha_l FTC_l||_1 / (||S_PTC||_1 + ||sum_l alpha_l FTC_l||_1): the paper's TuCo at alpha = 1,
+    0 at alpha = 0. ``tuco_unscaled``: the same with alpha_l left out (what fine-tuning WOULD add at the
+    states this run visits); equal to ``tuco`` at alpha = 1. ``ptc_l1``/``ftc_l1``: ||S_PTC||_1 and the
+    norm of fine-tuning's (scaled) sum; ``layer_ptc_l1``/``layer_ftc_l1``: ||PTC_l||_1 and ||FTC_l||_1
+    (unscaled) at the last token. ``token_tuco`` (per-token mode): ``tuco`` at every prompt position.
+    Chains add ``stage_share`` (K + 1 values summing to 1, stage 0 = pre-training), ``stage_l1`` and
+    ``layer_stage_l1`` ([stage][layer]).
     """
 
     tuco: float
@@ -35,68 +40,43 @@ class Score:
     layer_ptc_l1: list[float]
     layer_ftc_l1: list[float]
     n_tokens: int
+    tuco_unscaled: float | None = None
     token_tuco: list[float] | None = None
     tokens: list[str] | None = None
+    stage_share: list[float] | None = None
+    stage_l1: list[float] | None = None
+    layer_stage_l1: list[list[float]] | None = None
 
 
-def left_pad(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token id lists into (input_ids, attention_mask), both [B, T]."""
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids) :] = 1
-    return input_ids.to(device), mask.to(device)
+def stage_shares(sums: torch.Tensor) -> torch.Tensor:
+    """Each stage's share ||S_k||_1 / sum_j ||S_j||_1 from [S, ...,  d] sums -> [S, ...]."""
+    norms = metrics.l1(sums)
+    total = norms.sum(0, keepdim=True)
+    return torch.where(total > 0, norms / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(norms))
 
 
-def position_ids(mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted from each row's first real token (what ``generate`` does for left padding)."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def last_index(mask: torch.Tensor) -> torch.Tensor:
-    """[B] index of the last real token of each row, read from the attention mask (any padding side)."""
-    t = mask.shape[1]
-    positions = torch.arange(t, device=mask.device).expand_as(mask)
-    return torch.where(mask.bool(), positions, torch.full_like(positions, -1)).max(-1).values
-
-
-def _backbone_forward(pair: ModelPair, input_ids: torch.Tensor, mask: torch.Tensor) -> None:
-    """Run the tuned model's blocks on a batch; skips the LM head when the model exposes its backbone."""
-    model = unwrap_peft(pair.tuned)
-    backbone = getattr(model, "base_model", None)
-    kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False)
-    if backbone is not None and backbone is not model:
-        backbone(**kwargs)
-    else:
-        pair.tuned(**kwargs)
-
-
-@torch.inference_mode()
-def score_ids(
-    pair: ModelPair,
-    batch: Sequence[Sequence[int]],
+def scores_from_record(
+    rec: ForwardRecord,
+    batch_lengths: Sequence[int],
     *,
-    alpha: float | Sequence[float] = 1.0,
-    per_token: bool = False,
+    per_token: bool,
+    last: torch.Tensor,
+    mask: torch.Tensor,
+    tokens: list[list[str]] | None = None,
 ) -> list[Score]:
-    """Score one batch of already tokenised prompts (one forward pass)."""
-    input_ids, mask = left_pad(batch, pair.tokenizer.pad_token_id, pair.device)
-    last = last_index(mask)
-    recorder = Recorder(pair.n_layers, per_token=per_token, last_index=last, last_index_len=mask.shape[1])
-    with pair.engine(alpha=alpha, recorder=recorder):
-        _backbone_forward(pair, input_ids, mask)
-    (rec,) = recorder.records
-    rows = torch.arange(len(batch), device=rec.sum_ptc.device)
-    s_ptc, s_ftc = (rec.sum_ptc, rec.sum_ftc) if not per_token else (rec.sum_ptc[rows, last], rec.sum_ftc[rows, last])
-    ptc_l1, ftc_l1 = metrics.l1(s_ptc), metrics.l1(s_ftc)
+    """One ``Score`` per row of a recorded forward pass (per-token records are read at ``last``)."""
+    rows = torch.arange(len(batch_lengths), device=rec.sums.device)
+    at_last = (lambda v: v[..., rows, last.to(v.device), :]) if per_token else (lambda v: v)
+    s_ptc, s_ftc, s_steered = at_last(rec.sum_ptc), at_last(rec.sum_ftc), at_last(rec.sum_ftc_steered)
+    ptc_l1, ftc_l1 = metrics.l1(s_ptc), metrics.l1(s_steered)
     tu = metrics.tuco_from_norms(ptc_l1, ftc_l1)
     pre = metrics.preco_from_norms(ptc_l1, ftc_l1)
-    token_tuco = metrics.tuco(rec.sum_ptc, rec.sum_ftc) if per_token else None  # [B, T]
+    unscaled = tu if rec.steered is None else metrics.tuco(s_ptc, s_ftc)
+    token_tuco = metrics.tuco(rec.sum_ptc, rec.sum_ftc_steered) if per_token else None  # [B, T]
+    chain = rec.sums.shape[0] > 2
+    shares = stage_shares(at_last(rec.sums)) if chain else None
     out = []
-    for b, ids in enumerate(batch):
-        n = len(ids)
+    for b, n in enumerate(batch_lengths):
         score = Score(
             tuco=float(tu[b]),
             preco=float(pre[b]),
@@ -105,99 +85,88 @@ def score_ids(
             layer_ptc_l1=rec.layer_ptc_l1[b].tolist(),
             layer_ftc_l1=rec.layer_ftc_l1[b].tolist(),
             n_tokens=n,
+            tuco_unscaled=float(unscaled[b]),
         )
         if token_tuco is not None:
-            real = mask[b].bool()
-            score.token_tuco = token_tuco[b][real.to(token_tuco.device)].tolist()
-            score.tokens = pair.tokenizer.convert_ids_to_tokens(list(ids))
+            score.token_tuco = token_tuco[b][mask[b].bool().to(token_tuco.device)].tolist()
+            score.tokens = tokens[b] if tokens is not None else None
+        if shares is not None:
+            score.stage_share = shares[:, b].tolist()
+            score.stage_l1 = metrics.l1(at_last(rec.sums))[:, b].tolist()
+            score.layer_stage_l1 = rec.layer_l1[:, b].tolist()
         out.append(score)
     return out
 
 
-def check_length(pair: ModelPair, ids: Sequence[int], prompt_id: str) -> None:
-    """Raise PromptError when a prompt is longer than the tuned model's context."""
-    limit = pair.max_length
-    if limit is not None and len(ids) > limit:
-        raise PromptError(f"prompt {prompt_id} has {len(ids)} tokens, more than the model's context of {limit}; shorten it")
-
-
-def _is_oom(err: BaseException) -> bool:
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(err, oom) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
-
-
-def _free_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+@torch.inference_mode()
+def score_ids(
+    model: Any, batch: Sequence[Sequence[int]], *, alpha: Any = 1.0, per_token: bool = False, full_path: bool = False
+) -> list[Score]:
+    """Score one batch of already tokenised prompts (one forward pass); ``model`` is a pair or chain."""
+    b = pad(batch, model.tokenizer.pad_token_id, model.device)
+    recorder = Recorder(model.n_layers, per_token=per_token, last_index=b.last, last_index_len=b.width)
+    with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
+        run_backbone(model, b)
+    (rec,) = recorder.records
+    tokens = [model.tokenizer.convert_ids_to_tokens(list(ids)) for ids in batch] if per_token else None
+    return scores_from_record(rec, b.lengths, per_token=per_token, last=b.last, mask=b.attention_mask, tokens=tokens)
 
 
 def iter_scores(
-    pair: ModelPair,
+    model: Any,
     batch: Sequence[Sequence[int]],
     *,
     batch_size: int = 8,
-    alpha: float | Sequence[float] = 1.0,
+    alpha: Any = 1.0,
     per_token: bool = False,
+    full_path: bool = False,
     on_backoff: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[list[int], list[Score]]]:
     """Score token id lists in length-bucketed batches; yields (indices into ``batch``, their scores).
 
-    Prompts are sorted by length (longest first, so a batch too large for memory shows up at once)
-    and batched with their neighbours, which keeps padding low. On an out-of-memory error the batch
-    size is halved and the same prompts retried (``on_backoff`` is told the new size); a single
-    prompt that does not fit raises a TucoError.
+    Longest first, so a batch too large for memory shows up at once; halved and retried on out-of-memory.
     """
-    order = sorted(range(len(batch)), key=lambda i: -len(batch[i]))
-    size, pos = max(1, batch_size), 0
-    while pos < len(order):
-        idx = order[pos : pos + size]
-        try:
-            scores = score_ids(pair, [batch[i] for i in idx], alpha=alpha, per_token=per_token)
-        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-            if not _is_oom(err):
-                raise
-            _free_memory()
-            if size == 1:
-                raise TucoError(
-                    f"a prompt of {len(batch[idx[0]])} tokens does not fit in memory even alone; use a smaller "
-                    "--dtype, --device-map auto, or a larger device"
-                ) from err
-            size = max(1, size // 2)
-            if on_backoff is not None:
-                on_backoff(size)
-            continue
-        yield idx, scores
-        pos += len(idx)
+    yield from in_batches(
+        len(batch),
+        lambda idx: score_ids(model, [batch[i] for i in idx], alpha=alpha, per_token=per_token, full_path=full_path),
+        batch_size=batch_size,
+        order=by_length([len(ids) for ids in batch]),
+        on_backoff=on_backoff,
+        describe=lambda idx: f"a prompt of {len(batch[idx[0]])} tokens",
+    )
+
+
+def score_encoded(model: Any, encoded: Sequence[Encoded], **kwargs: Any) -> list[Score]:
+    """Scores of already encoded prompts, in input order."""
+    out: list[Score | None] = [None] * len(encoded)
+    for idx, got in iter_scores(model, [e.ids for e in encoded], **kwargs):
+        for i, s in zip(idx, got):
+            out[i] = s
+    return out  # type: ignore[return-value]
 
 
 def score(
-    pair: ModelPair,
+    pair: Any,
     prompts: Sequence[str | Messages | Prompt],
     *,
     chat: bool | None = None,
     system: str | None = None,
-    alpha: float | Sequence[float] = 1.0,
+    alpha: Any = 1.0,
     batch_size: int = 8,
     per_token: bool = False,
+    full_path: bool = False,
 ) -> list[Score]:
     """TuCo of each prompt (paper definition: L1, last token fed to the model, sum over layers first).
 
     Args:
-        pair: the loaded model pair.
+        pair: the loaded model pair (or chain).
         prompts: strings, chats (lists of messages) or Prompt objects.
         chat: apply the tuned tokenizer's chat template (None: when it has one).
         system: system prompt placed before the user message when the template is used.
-        alpha: FTC scale (scalar or one per layer); 1 measures the fine-tuned model itself.
-        batch_size: prompts per forward pass (length-bucketed, left padded; results do not depend
-            on it); halved automatically on out-of-memory.
-        per_token: also return TuCo at every prompt position.
+        alpha: FTC scale (scalar or one per layer; a chain: one per stage); 1 measures the model itself.
+        batch_size: prompts per forward pass (length-bucketed, left padded); halved on out-of-memory.
+        per_token: also return TuCo at every prompt position (runs whole blocks).
+        full_path: never take the fast path (whole pre-trained blocks everywhere; same numbers).
     """
-    items = as_prompts(prompts)
-    encoded = [encode(pair.tokenizer, p, chat=chat, system=system) for p in items]
-    for p, ids in zip(items, encoded):
-        check_length(pair, ids, p.id)
-    scores: list[Score | None] = [None] * len(encoded)
-    for idx, batch_scores in iter_scores(pair, encoded, batch_size=batch_size, alpha=alpha, per_token=per_token):
-        for i, s in zip(idx, batch_scores):
-            scores[i] = s
-    return scores  # type: ignore[return-value]
+    encoded = encode_all(pair, prompts, chat=chat, system=system)
+    return score_encoded(pair, encoded, batch_size=batch_size, alpha=alpha, per_token=per_token, full_path=full_path)

@@ -42,15 +42,17 @@ def fold_ids(n: int, folds: int, seed: int) -> list[int]:
     return out
 
 
-def cross_validated_alpha(correct: dict[float, Sequence[bool]], folds: int = 5, seed: int = 0, mode: str = "max",
-                          reference: float = 1.0) -> dict:
-    """The paper's k-fold choice of alpha (METHOD.md section 5.4).
+def cross_validated_alpha(
+    correct: dict[float, Sequence[bool]], folds: int = 5, seed: int = 0, mode: str = "max", reference: float = 1.0
+) -> dict:
+    """The paper's k-fold choice of alpha (docs/method.md section 5.4).
 
     ``correct[alpha][i]`` says whether item i is answered right at that alpha. For each fold, the
     alpha with the highest (``mode="max"``) or lowest (``"min"``) accuracy on the OTHER folds is
     chosen (ties: the one closest to ``reference``, then the smaller) and scored on the held-out fold.
     Returns the chosen alpha per fold, the cross-validated accuracy (held-out items pooled), the
-    accuracy at ``reference`` on the same items, and their difference ``delta``.
+    accuracy at ``reference`` on the same items, their difference ``delta``, and ``item_delta`` (each
+    item's held-out correctness at its fold's chosen alpha minus at the reference: for intervals).
     """
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -61,6 +63,7 @@ def cross_validated_alpha(correct: dict[float, Sequence[bool]], folds: int = 5, 
         raise ValueError(f"{n} items cannot be split into {folds} folds")
     fold = fold_ids(n, folds, seed)
     chosen, hits, ref_hits = [], 0, 0
+    item_diff = [0.0] * n
     for f in range(folds):
         train = [i for i in range(n) if fold[i] != f]
         test = [i for i in range(n) if fold[i] == f]
@@ -70,4 +73,94 @@ def cross_validated_alpha(correct: dict[float, Sequence[bool]], folds: int = 5, 
         chosen.append(best)
         hits += sum(bool(correct[best][i]) for i in test)
         ref_hits += sum(bool(correct[reference][i]) for i in test)
-    return {"alphas": chosen, "accuracy": hits / n, "reference_accuracy": ref_hits / n, "delta": (hits - ref_hits) / n}
+        for i in test:
+            item_diff[i] = float(bool(correct[best][i])) - float(bool(correct[reference][i]))
+    return {
+        "alphas": chosen,
+        "accuracy": hits / n,
+        "reference_accuracy": ref_hits / n,
+        "delta": (hits - ref_hits) / n,
+        "item_delta": item_diff,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals and verdicts: a finding is "reproduced" only when its interval says so.
+# --------------------------------------------------------------------------------------------
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile of sorted values (q in [0, 1])."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = q * (len(sorted_values) - 1)
+    lo, hi = int(pos), min(int(pos) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def bootstrap_auc(
+    positives: Sequence[float], negatives: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC-AUC (positives and negatives resampled separately)."""
+    import random
+
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(n_boot):
+        p = [positives[rng.randrange(len(positives))] for _ in positives]
+        q = [negatives[rng.randrange(len(negatives))] for _ in negatives]
+        stats.append(roc_auc(p, q))
+    stats.sort()
+    return _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)
+
+
+def bootstrap_mean_diff(
+    a: Sequence[float], b: Sequence[float], *, paired: bool, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """mean(b) - mean(a) with a percentile bootstrap interval: (difference, low, high).
+
+    ``paired``: a[i] and b[i] are the same item under two conditions (resampled together).
+    """
+    import random
+
+    if not a or not b:
+        raise ValueError("both groups need values")
+    if paired and len(a) != len(b):
+        raise ValueError("paired groups must have the same length")
+    rng = random.Random(seed)
+    diff = sum(b) / len(b) - sum(a) / len(a)
+    stats = []
+    for _ in range(n_boot):
+        if paired:
+            idx = [rng.randrange(len(a)) for _ in a]
+            stats.append(sum(b[i] - a[i] for i in idx) / len(idx))
+        else:
+            aa = [a[rng.randrange(len(a))] for _ in a]
+            bb = [b[rng.randrange(len(b))] for _ in b]
+            stats.append(sum(bb) / len(bb) - sum(aa) / len(aa))
+    stats.sort()
+    return diff, _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)
+
+
+def verdict(low: float, high: float, null: float, expect: str) -> str:
+    """ "reproduced" when the interval lies entirely on the paper's side of ``null`` (``expect``:
+    "above" or "below"), "opposite" when entirely on the other side, else "not significant"."""
+    if expect not in ("above", "below"):
+        raise ValueError(f"expect must be 'above' or 'below', got {expect!r}")
+    above, below = low > null, high < null
+    if (above and expect == "above") or (below and expect == "below"):
+        return "reproduced"
+    if above or below:
+        return "opposite"
+    return "not significant"
+
+
+def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean with its percentile bootstrap interval."""
+    import random
+
+    if not values:
+        raise ValueError("no values")
+    rng = random.Random(seed)
+    stats = sorted(sum(values[rng.randrange(len(values))] for _ in values) / len(values) for _ in range(n_boot))
+    return sum(values) / len(values), _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)

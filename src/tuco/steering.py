@@ -1,24 +1,104 @@
-"""FTC-alpha scaling (Definition 5.1) as a context manager that always restores the model.
+"""FTC-alpha scaling (Definition 5.1): alpha as text and values, validated in one place, and steering as a
+context manager that always restores the model.
 
     with tuco.steer(pair, alpha=1.1):
         out = pair.tuned.generate(...)      # any forward/generate of the tuned model is steered
 
-Inside the context every layer computes x + PTC + alpha * FTC on the model's own running stream;
-on exit (normal or exception) the original blocks are back in place.
+One syntax for alpha as text, everywhere (CLI, experiment grids, lm-eval model args): a number
+(``1.1``), one number per layer separated by ``:`` (``1:1:0.5``), and for a chain of checkpoints one
+entry per fine-tuning stage separated by ``/`` (``1/0.5``, ``1/1:1:0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from tuco.decomposition import Engine
-from tuco.pair import ModelPair
+from tuco.errors import ConfigError
+
+
+class StageAlphas(tuple):
+    """Alpha per fine-tuning stage of a chain (``1/0.5``): each entry a number or one per layer."""
+
+
+AlphaValue = float | tuple[float, ...] | StageAlphas
+
+ALPHA_HELP = "a number (1 = the fine-tuned model, 0 = the pre-trained blocks), or one per layer as 1:1:0.5"
+
+
+def _number(text: str, whole: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise ConfigError(f"alpha {whole!r} is not a number; write {ALPHA_HELP} (chains: one entry per stage, 1/0.5)") from err
+    if not (value >= 0) or math.isinf(value):
+        raise ConfigError(f"alpha must be a finite number >= 0, got {whole!r}")
+    return value
+
+
+def _stage(text: str, whole: str) -> float | tuple[float, ...]:
+    parts = text.split(":")
+    if len(parts) == 1:
+        return _number(parts[0], whole)
+    return tuple(_number(p, whole) for p in parts)
+
+
+def parse_alpha(text: str | float) -> AlphaValue:
+    """``'1.1'`` -> 1.1; ``'1:1:0.5'`` -> one value per layer; ``'1/0.5'`` -> one entry per chain stage.
+
+    Raises ConfigError naming the text on anything else (negative, infinite, not a number).
+    """
+    if isinstance(text, (int, float)):
+        return _number(str(text), str(text))
+    text = text.strip()
+    if "/" in text:
+        return StageAlphas(_stage(part.strip(), text) for part in text.split("/"))
+    return _stage(text, text)
+
+
+def alpha_label(alpha: Any) -> float | str:
+    """Alpha as stored in result rows and manifests: a float, or its text (``1:1:0.5``, ``1/0.5``), which
+    says unambiguously whether the values are per layer or per stage."""
+    if isinstance(alpha, (int, float)):
+        return float(alpha)
+    return alpha_text(alpha)
+
+
+def alpha_text(alpha: Any) -> str:
+    """The inverse of ``parse_alpha``: ``1.0`` -> ``'1'``, ``(1, 0.5)`` -> ``'1:0.5'`` (per layer),
+    ``StageAlphas((1, 0.5))`` or a nested list -> ``'1/0.5'`` (per stage); text is returned as it is."""
+    if isinstance(alpha, str):
+        return alpha
+    if isinstance(alpha, (int, float)):
+        return f"{float(alpha):g}"
+    parts = list(alpha)
+    if not isinstance(alpha, StageAlphas) and parts and all(isinstance(a, (int, float)) for a in parts):
+        return ":".join(f"{float(a):g}" for a in parts)
+    return "/".join(alpha_text(a) for a in parts)
+
+
+def is_one(alpha: Any) -> bool:
+    """True when every value of ``alpha`` is 1 (the fine-tuned model itself)."""
+    if isinstance(alpha, str):
+        return is_one(parse_alpha(alpha))
+    if isinstance(alpha, (int, float)):
+        return float(alpha) == 1.0
+    return all(is_one(a) for a in alpha)
+
+
+def check_alpha(alpha: Any, model: Any) -> None:
+    """Raise ConfigError unless ``alpha`` fits ``model`` (its layers and, for a chain, its stages)."""
+    from tuco.decomposition import normalize_alphas
+
+    normalize_alphas(parse_alpha(alpha) if isinstance(alpha, str) else alpha, model.n_stages, model.n_layers)
 
 
 @contextmanager
-def steer(pair: ModelPair, alpha: float | Sequence[float]) -> Iterator[Engine]:
-    """Scale the fine-tuning component by ``alpha`` (scalar, or one value per layer, each >= 0).
+def steer(pair: Any, alpha: Any) -> Iterator[Any]:
+    """Scale the fine-tuning component by ``alpha`` (scalar, or one value per layer, each >= 0; a chain:
+    one entry per stage).
 
     alpha = 1 is exactly the fine-tuned model; alpha = 0 the pre-trained blocks on the tuned
     embeddings and head. Beam search is not supported inside the context (the pre-trained blocks'

@@ -12,11 +12,13 @@ from typing import Any
 
 import torch
 
+from tuco.runs import make_readable
+
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "gpt2", "gpt_neox")
+MOE_FAMILIES = ("mixtral", "qwen2_moe")  # mixture-of-experts blocks (fast-path tests)
 
 CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 SPECIALS = ["<pad>", "<s>", "</s>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
 _CORPUS = [
@@ -42,9 +44,7 @@ def tiny_tokenizer(vocab_size: int = 300) -> Any:
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token=None
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -55,9 +55,16 @@ def tiny_config(family: str, vocab_size: int, *, layers: int = 3, hidden: int = 
 
     heads, kv = 4, 2
     common: dict[str, Any] = dict(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=context,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        max_position_embeddings=context,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     head_dim = hidden // heads
     if family == "llama":
@@ -78,15 +85,38 @@ def tiny_config(family: str, vocab_size: int, *, layers: int = 3, hidden: int = 
         return tf.Phi3Config(**common)
     if family == "olmo2":
         return tf.Olmo2Config(**common)
+    if family == "mixtral":
+        return tf.MixtralConfig(**common, num_local_experts=4, num_experts_per_tok=2, sliding_window=None)
+    if family == "qwen2_moe":
+        return tf.Qwen2MoeConfig(
+            **common,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=hidden,
+            shared_expert_intermediate_size=hidden,
+            decoder_sparse_step=1,
+        )
     if family == "gpt2":
         return tf.GPT2Config(
-            vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=context,
-            bos_token_id=1, eos_token_id=2, pad_token_id=0,
+            vocab_size=vocab_size,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=context,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
         )
     if family == "gpt_neox":
         return tf.GPTNeoXConfig(
-            vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            intermediate_size=2 * hidden, max_position_embeddings=context, bos_token_id=1, eos_token_id=2,
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=context,
+            bos_token_id=1,
+            eos_token_id=2,
             pad_token_id=0,
         )
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
@@ -106,8 +136,15 @@ def perturb_blocks(model: torch.nn.Module, layers: torch.nn.ModuleList, scale: f
 
 
 def tiny_models(
-    family: str, *, layers: int = 3, hidden: int = 32, scale: float = 0.5, seed: int = 0,
-    vocab_size: int | None = None, only_layer: int | None = None, tokenizer: Any = None,
+    family: str,
+    *,
+    layers: int = 3,
+    hidden: int = 32,
+    scale: float = 0.5,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    only_layer: int | None = None,
+    tokenizer: Any = None,
 ) -> tuple[Any, Any, Any]:
     """(base, tuned, tokenizer) in memory: tuned = base with perturbed blocks (all, or ``only_layer``)."""
     from transformers import AutoModelForCausalLM
@@ -135,4 +172,5 @@ def save_tiny_pair(root: str | Path, family: str = "llama", **kwargs: Any) -> tu
     plain = copy.deepcopy(tok)
     plain.chat_template = None
     plain.save_pretrained(base_dir)
+    make_readable(base_dir, tuned_dir)
     return base_dir, tuned_dir

@@ -1,5 +1,5 @@
 """Built-in "languages" for conjugate prompting that need no translator: the same request written in
-an encoding the pre-training text rarely shows (METHOD.md section 5.2; the paper used translations,
+an encoding the pre-training text rarely shows (docs/method.md section 5.2; the paper used translations,
 which users supply as files or from MultiJail).
 """
 
@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from tuco.errors import ConfigError
 
-_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7", "A": "4", "E": "3", "I": "1", "O": "0", "S": "5", "T": "7"})
+_LEET = str.maketrans(
+    {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7", "A": "4", "E": "3", "I": "1", "O": "0", "S": "5", "T": "7"}
+)
 
 
 def leetspeak(text: str) -> str:
@@ -40,7 +42,12 @@ def b64(text: str) -> str:
 
 
 ENCODINGS: dict[str, Callable[[str], str]] = {
-    "plain": lambda t: t, "leetspeak": leetspeak, "rot13": rot13, "reversed": reverse_words, "spaced": spaced, "base64": b64,
+    "plain": lambda t: t,
+    "leetspeak": leetspeak,
+    "rot13": rot13,
+    "reversed": reverse_words,
+    "spaced": spaced,
+    "base64": b64,
 }
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from tuco.errors import ConfigError
-from tuco.pair import ModelPair
+from tuco.prompts import read_utf8
 
 
 def read_suffixes(path: str) -> list[str]:
     """Adversarial strings, one per line (blank lines ignored)."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ConfigError(f"suffix file {path!r} does not exist (one adversarial string per line)")
-    out = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = [line.strip() for line in read_utf8(path, "suffix file").split("\n") if line.strip()]
     if not out:
         raise ConfigError(f"suffix file {path!r} holds no suffixes")
     return out
@@ -24,8 +21,17 @@ def attack(request: str, suffix: str) -> str:
     return f"{request} {suffix}"
 
 
-def optimise_suffixes(pair: ModelPair, requests: list[str], n: int, *, steps: int = 250, target: str = "Sure, here is",
-                      seed: int = 0, search_width: int = 512, topk: int = 256) -> list[str]:
+def optimise_suffixes(
+    pair: Any,
+    requests: list[str],
+    n: int,
+    *,
+    steps: int = 250,
+    target: str = "Sure, here is",
+    seed: int = 0,
+    search_width: int = 512,
+    topk: int = 256,
+) -> list[str]:
     """Optimise ``n`` suffixes against the tuned model, each on one request (cycled), with nanogcg."""
     try:
         import nanogcg
@@ -35,9 +41,11 @@ def optimise_suffixes(pair: ModelPair, requests: list[str], n: int, *, steps: in
         raise ConfigError("GCG optimisation needs a full tuned model; give --suffixes FILE for a PEFT pair")
     out = []
     for i in range(n):
-        config = nanogcg.GCGConfig(num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING",
-                                    use_prefix_cache=False)  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
-        result = nanogcg.run(pair.tuned, pair.tokenizer, [{"role": "user", "content": requests[i % len(requests)] + " {optim_str}"}],
-                             f"{target}", config)
+        config = nanogcg.GCGConfig(
+            num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING", use_prefix_cache=False
+        )  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
+        result = nanogcg.run(
+            pair.tuned, pair.tokenizer, [{"role": "user", "content": requests[i % len(requests)] + " {optim_str}"}], f"{target}", config
+        )
         out.append(result.best_string)
     return out

@@ -8,8 +8,7 @@ from tuco.prompts import Messages
 
 def persona_turn(s: Statement) -> Messages:
     """One shot: the persona question and the answer that MATCHES the behaviour."""
-    return [{"role": "user", "content": PERSONA_QUESTION.format(statement=s.statement)},
-            {"role": "assistant", "content": s.matching}]
+    return [{"role": "user", "content": PERSONA_QUESTION.format(statement=s.statement)}, {"role": "assistant", "content": s.matching}]
 
 
 def many_shot(shots: list[Statement], target: Statement, k: int) -> Messages:
@@ -23,6 +22,6 @@ def many_shot(shots: list[Statement], target: Statement, k: int) -> Messages:
 
 
 def no_examples(questions: list[str], k: int, target: str) -> str:
-    """k plain-text "Q: Could you tell me if ...? A: No" examples then the target question (METHOD.md 5.5)."""
+    """k plain-text "Q: Could you tell me if ...? A: No" examples then the target question (docs/method.md 5.5)."""
     lines = [f"Q: Could you tell me if {q}?\nA: No" for q in questions[:k]]
     return "\n\n".join(lines + [f"Q: Could you tell me if {target}?\nA:"])

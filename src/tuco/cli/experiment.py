@@ -1,18 +1,16 @@
 """`tuco experiment NAME`: one of the paper's analyses on any pair, into a run directory;
-`tuco experiment list`: what each one answers."""
+`tuco experiment list`: what each one answers; `--validate`: check options, data and judge first."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
-from dataclasses import MISSING, fields
+import typing
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from tuco.cli.common import add_model_options, err_console, load, resolve_pair
+from tuco.cli.common import add_model_options, add_output_options, err_console, load
+from tuco.errors import ConfigError
 
 HELP = "run one of the paper's analyses (web-vs-chat, gcg, conjugate, many-shot, ...) into a run directory"
 
@@ -22,36 +20,68 @@ def _pct(text: str) -> str:
     return text.replace("%", "%%")
 
 
+def _shown(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else repr(value)
+
+
 def add_parser(sub: Any) -> None:
-    from tuco.experiments import EXPERIMENTS
+    from tuco.experiments import NAMES, get
+    from tuco.experiments.base import default_of, option_fields, option_types
 
     p = sub.add_parser("experiment", help=HELP, description=HELP)
     names = p.add_subparsers(dest="experiment", metavar="NAME")
     lp = names.add_parser("list", help="list the experiments and the question each answers")
     lp.set_defaults(run=run_list)
-    for name, exp in EXPERIMENTS.items():
-        e = names.add_parser(name, help=_pct(exp.QUESTION), description=(exp.__doc__ or "").strip(),
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_model_options(e)
-        e.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (rows, manifest, metrics.json, plots)")
+    for name in NAMES:
+        exp = get(name)
+        e = names.add_parser(
+            name,
+            help=_pct(exp.question),
+            description=_pct(exp.question + " Paper: " + exp.paper),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_model_options(e, chain=False)
+        add_output_options(e, what="run directory (rows.jsonl, manifest, metrics.json, plots)")
+        e.add_argument("--validate", action="store_true", help="check the options, data sources and judge, load no model, run nothing")
         g = e.add_argument_group(f"{name} options")
-        for f in fields(exp.Options):
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            default = f.default if f.default is not MISSING else None
-            g.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", type=kind, default=default, metavar=f.name.upper(),
-                           help=_pct(f"{f.metadata.get('help', '')} (default: {default!r})"))
+        types = option_types(exp.options)
+        for f in option_fields(exp.options):
+            tp = types[f.name]
+            choices = f.metadata.get("choices")
+            meta = f.name.upper() if typing.get_origin(tp) is not list else f"{f.name.upper()},..."
+            extra = f" (one of: {', '.join(choices)})" if choices and typing.get_origin(tp) is list else ""
+            g.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f"opt_{f.name}",
+                default=None,
+                metavar=meta,
+                choices=choices if choices and typing.get_origin(tp) is not list else None,
+                help=_pct(f"{f.metadata.get('help', '')}{extra} (default: {_shown(default_of(f))})"),
+            )
         e.set_defaults(run=run)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
 
 
+def options_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment options given on the command line, parsed to their types (others: defaults)."""
+    from tuco.experiments import get
+    from tuco.experiments.base import option_types, parse_value
+
+    types = option_types(get(args.experiment).options)
+    return {k[4:]: parse_value(v, types[k[4:]], k[4:]) for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+
+
 def run_list(args: argparse.Namespace) -> int:
-    from tuco.experiments import EXPERIMENTS
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuco.experiments import NAMES, get
 
     t = Table(show_edge=False)
     t.add_column("experiment")
     t.add_column("question")
-    for name, exp in EXPERIMENTS.items():
-        t.add_row(name, exp.QUESTION)
+    for name in NAMES:
+        t.add_row(name, get(name).question)
     Console().print(t)
     return 0
 
@@ -59,7 +89,7 @@ def run_list(args: argparse.Namespace) -> int:
 def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for k, v in metrics.items():
-        if k in ("experiment", "question"):
+        if k in ("experiment", "question", "findings", "paper"):
             continue
         if isinstance(v, dict):
             out += _flat(v, f"{prefix}{k}.")
@@ -70,23 +100,43 @@ def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from tuco.experiments import run_experiment
+def print_findings(metrics: dict[str, Any], console: Any) -> None:
+    """The experiment's findings (claim, paper, measured with interval and n, verdict) as a table."""
+    from rich.table import Table
 
-    resolve_pair(args)
-    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
+    t = Table(title=f"{metrics['experiment']}: {metrics['question']}", show_edge=False)
+    for col in ("claim", "measured (95% interval)", "n", "verdict", "paper"):
+        t.add_column(col)
+    for f in metrics.get("findings", []):
+        t.add_row(f["claim"], f["measured"], f["n"], f["verdict"], f["paper"])
+    console.print(t)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from tuco.experiments import run_experiment, validate
+
+    options = options_from(args)
+    checked = validate(args.experiment, **options)  # cheap: before any model loads
+    if args.validate:
+        for line in checked:
+            print(line)
+        return 0
+    if not args.out:
+        raise ConfigError(f"give a run directory with --out (e.g. --out runs/{args.experiment})")
+    from tuco.runs import check_output
+
+    check_output(args.out)
     t0 = time.time()
-    pair = load(args)
-    metrics = run_experiment(args.experiment, pair, args.out, **options)
-    t = Table(title=f"{args.experiment}: {metrics['question']}", show_edge=False)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
+    model = load(args)
+    with err_console.status(f"running {args.experiment}"):
+        metrics = run_experiment(args.experiment, model, args.out, resume=args.resume, overwrite=args.overwrite, **options)
+    console = Console()
+    print_findings(metrics, console)
     rows = _flat(metrics)
-    for k, v in rows[:120]:
-        t.add_row(k, v)
-    Console().print(t)
-    if len(rows) > 120:
-        err_console.print(f"({len(rows) - 120} more metrics in {args.out}/metrics.json)")
-    err_console.print(f"wrote {args.out} (rows.jsonl, metrics.json, plots) in {time.time() - t0:.0f} s; "
-                      f"see it with: tuco report {args.out}")
+    err_console.print(
+        f"{len(rows)} metrics in {args.out}/metrics.json; wrote {args.out} (rows.jsonl, metrics.json, plots) in "
+        f"{time.time() - t0:.0f} s; see it with: tuco report {args.out}"
+    )
     return 0

@@ -3,96 +3,157 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from typing import Any
 
-from rich.table import Table
-
-from rich.console import Console
-
-from tuco.cli.common import add_model_options, add_prompt_options, err_console, finish, parse_alpha, prepare, row_base
-from tuco.errors import TucoError
+from tuco.cli.common import (
+    add_model_options,
+    add_output_options,
+    add_prompt_options,
+    check_positive,
+    collect_prompts,
+    err_console,
+    finish_line,
+    load,
+    progress_bar,
+    report_bad,
+    run_launcher,
+)
+from tuco.errors import ConfigError
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
-ROW_KEYS = {"id", "prompt", "alpha", "response", "tokens", "token_ids", "token_tuco", "prompt_tuco", "mean_tuco",
-            "n_new_tokens", "finished", "prompt_tokens", "prompt_token_tuco", "seed", "temperature"}
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("generate", help=HELP, description=HELP + ". One response per prompt and alpha.")
     add_model_options(p)
     add_prompt_options(p)
-    p.add_argument("--alpha", nargs="+", default=["1"], metavar="A",
-                   help="one or more alphas (each a number, or comma-separated per-layer values); default 1")
+    add_output_options(p, what="where the rows go: a run directory, or a .jsonl/.parquet file (without --out, responses are printed)")
+    p.add_argument(
+        "--alpha",
+        nargs="+",
+        default=["1"],
+        metavar="A",
+        help="one or more alphas (each a number, or one per layer as 1:1:0.5; a chain: one per stage, 1/0.5); default 1",
+    )
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="default 64")
     p.add_argument("--temperature", type=float, default=0.0, metavar="X", help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling (with --temperature > 0)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed for sampling (each alpha starts from it)")
+    p.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling in (0, 1] (with --temperature > 0)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed for sampling (each batch seeded from it: resumable)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per generate call (default 8)")
     p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
-    p.add_argument("--out", default=None, metavar="OUT", help="results file, .jsonl or .parquet")
+    p.add_argument("--processes", type=int, default=1, metavar="N", help="data-parallel ranks on this machine; needs --out")
     p.set_defaults(run=run)
 
 
-def _row_key(row: dict[str, Any]) -> tuple[str, str]:
-    return (json.dumps(row["alpha"]), str(row["id"]))
+def _table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_edge=False, show_lines=True)
+    for col, kw in (
+        ("id", {}),
+        ("alpha", {"justify": "right"}),
+        ("prompt TuCo", {"justify": "right"}),
+        ("mean TuCo", {"justify": "right"}),
+        ("response", {"overflow": "fold"}),
+    ):
+        table.add_column(col, **kw)
+    for r in rows[:50]:
+        table.add_row(str(r["id"]), str(r["alpha"]), f"{r['prompt_tuco']:.4f}", f"{r['mean_tuco']:.4f}", r["response"])
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from rich.console import Console
 
-    from tuco.generation import generate_ids
-    from tuco.runs import RowWriter, write_manifest
+    from tuco.generation import check_sampling
+    from tuco.parallel import device_for, ranks
+    from tuco.steering import parse_alpha
 
     alphas = [parse_alpha(a) for a in args.alpha]
-    if args.max_new_tokens < 1:
-        raise TucoError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.temperature < 0:
-        raise TucoError(f"--temperature must be >= 0, got {args.temperature}")
-    job = prepare(args, alphas)
-    pair, chat, encoded, bad = job.pair, job.chat, job.encoded, job.bad
-    writer = RowWriter(args.out) if args.out else None
-    config = dict(verb="generate", base=args.base, tuned=args.tuned, dtype=args.dtype, alphas=alphas, chat=chat,
-                  system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                  top_p=args.top_p, seed=args.seed)
-    if writer:
-        write_manifest(args.out, config, status="running")
-    table = Table(show_edge=False, show_lines=True)
-    for col, kw in (("id", {}), ("alpha", {"justify": "right"}), ("prompt TuCo", {"justify": "right"}),
-                    ("mean TuCo", {"justify": "right"}), ("response", {"overflow": "fold"})):
-        table.add_column(col, **kw)
-    order = [(json.dumps(a), e.prompt.id) for a in alphas for e in encoded]
-    try:
-        for alpha in alphas:
-            if args.seed is not None:
-                torch.manual_seed(args.seed)
-            with err_console.status(f"generating (alpha={alpha})"):
-                for start in range(0, len(encoded), args.batch_size):
-                    chunk = encoded[start : start + args.batch_size]
-                    outs = generate_ids(pair, [e.ids for e in chunk], alpha=alpha, max_new_tokens=args.max_new_tokens,
-                                        temperature=args.temperature, top_p=args.top_p, per_token=args.per_token)
-                    rows = []
-                    for e, (ids, tok_tuco, p_tuco, finished, p_tok) in zip(chunk, outs):
-                        text = pair.tokenizer.decode(ids, skip_special_tokens=True)
-                        mean = sum(tok_tuco) / len(tok_tuco) if tok_tuco else p_tuco
-                        row = {**row_base(e.prompt, ROW_KEYS), "id": e.prompt.id, "prompt": e.prompt.display,
-                               "alpha": alpha, "response": text, "token_ids": ids,
-                               "tokens": pair.tokenizer.convert_ids_to_tokens(ids), "token_tuco": tok_tuco,
-                               "prompt_tuco": p_tuco, "mean_tuco": mean, "n_new_tokens": len(ids), "finished": finished,
-                               "seed": args.seed, "temperature": args.temperature}
-                        if p_tok is not None:
-                            row["prompt_tokens"] = pair.tokenizer.convert_ids_to_tokens(e.ids)
-                            row["prompt_token_tuco"] = p_tok
-                        rows.append(row)
-                        table.add_row(e.prompt.id, str(alpha), f"{p_tuco:.4f}", f"{mean:.4f}", text)
-                    if writer:
-                        writer.write(rows)
-    except KeyboardInterrupt:
-        finish(writer, args, config, job, True, order, key=_row_key)
-        return 130
-    finish(writer, args, config, job, False, order, key=_row_key)
-    Console().print(table)
-    if bad:
-        err_console.print(f"[yellow]{job.summary_of_skipped()}[/yellow]")
+    check_positive(args.batch_size, "--batch-size")
+    check_sampling(args.max_new_tokens, args.temperature, args.top_p)
+    launched = run_launcher(args, sys.argv[1:])
+    if launched is not None:
+        return launched
+    r = ranks()
+    if (args.resume or args.overwrite) and not args.out:
+        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
+    prompts, bad = collect_prompts(args)
+    if r.is_main:
+        report_bad(bad)
+    if args.out:
+        from tuco.runs import check_output
+
+        check_output(args.out)
+    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
+    if not args.out:
+        return _print_only(model, prompts, bad, args, alphas)
+    from tuco.jobs import generate_to
+    from tuco.runs import read_rows
+
+    with progress_bar("generating", enabled=r.is_main) as progress:
+        result = generate_to(
+            model,
+            prompts,
+            args.out,
+            alphas=alphas,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            chat=args.chat,
+            system=args.system,
+            per_token=args.per_token,
+            batch_size=args.batch_size,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            bad=bad,
+            progress=progress,
+            ranks=r,
+        )
+    if not r.is_main:
+        return 0
+    report_bad(result.bad[len(bad) :])
+    finish_line(result)
+    Console().print(_table(read_rows(result.out)))
+    if result.bad:
+        err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
         return 1
     return 0
+
+
+def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
+    """No --out: generate and print a table (nothing written)."""
+    from rich.console import Console
+
+    from tuco.batching import encode_prompts
+    from tuco.errors import PromptError
+    from tuco.generation import iter_generate
+    from tuco.prompts import has_chat_template
+    from tuco.runs import require_unique
+
+    require_unique([p.id for p in prompts])
+    chat = has_chat_template(model.tokenizer) if args.chat is None else args.chat
+    encoded, skipped = encode_prompts(model, prompts, chat=chat, system=args.system, extra=args.max_new_tokens)
+    report_bad(skipped)
+    if not encoded:
+        raise PromptError("no usable prompts" + (f" ({len(bad) + len(skipped)} skipped, see above)" if bad or skipped else ""))
+    rows = []
+    for alpha in alphas:
+        for gens in iter_generate(
+            model,
+            encoded,
+            alpha=alpha,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+        ):
+            rows += [
+                {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
+                for g in gens
+            ]
+    Console().print(_table(rows))
+    return 1 if bad or skipped else 0

@@ -1,4 +1,4 @@
-"""`tuco report`: one self-contained HTML file from a run directory or results file (no torch)."""
+"""`tuco report`: one self-contained HTML file from one run, or several runs side by side (no torch)."""
 
 from __future__ import annotations
 
@@ -6,35 +6,52 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-HELP = "write a self-contained HTML report of a run (results file or run directory)"
+HELP = "write a self-contained HTML report of a run (run directory or results file), or compare several"
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("report", help=HELP, description=HELP + "; opens offline, no model needed.")
-    p.add_argument("source", metavar="RUN", help="run directory, or a .jsonl/.parquet results file")
-    p.add_argument("-o", "--output", default=None, metavar="HTML",
-                   help="output file (default: RUN/report.html, or <results>.report.html beside a file)")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="RUN",
+        help="run directory or .jsonl/.parquet results file; give two or more to compare them (aligned by prompt id)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        dest="out",
+        default=None,
+        metavar="HTML",
+        help="output file (default: RUN/report.html, or <results>.report.html beside a file; comparisons: compare.html beside the first)",
+    )
     p.add_argument("--title", default=None, help="page title")
     p.set_defaults(run=run)
 
 
-def default_output(source: Path) -> Path:
-    """RUN_DIR/report.html, or scores.report.html beside scores.jsonl."""
-    return source / "report.html" if source.is_dir() else source.with_name(source.stem + ".report.html")
+def default_output(source: Path, compare: bool = False) -> Path:
+    """RUN_DIR/report.html, or scores.report.html beside scores.jsonl (comparisons: compare.html)."""
+    name = "compare.html" if compare else "report.html"
+    if source.is_dir():
+        return source / name
+    return source.with_name(source.stem + "." + name)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.errors import TucoError
-    from tuco.report.html import build_html
+    from tuco.errors import RunError
+    from tuco.report.html import build_comparison, build_html
     from tuco.report.load import load_run
     from tuco.runs import atomic_write_text
 
-    report = load_run(args.source)
-    out = Path(args.output).expanduser() if args.output else default_output(report.source)
+    runs = [load_run(s) for s in args.sources]
+    out = Path(args.out).expanduser() if args.out else default_output(runs[0].source, compare=len(runs) > 1)
     if out.suffix.lower() not in (".html", ".htm"):
-        raise TucoError(f"report output {str(out)!r} must end in .html")
-    if not out.parent.exists():
-        raise TucoError(f"output directory {str(out.parent)!r} does not exist: create it first")
-    atomic_write_text(out, build_html(report, args.title))
+        raise RunError(f"report output {str(out)!r} must end in .html")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create {str(out.parent)!r}: {err.strerror or err}; choose another --out") from err
+    html = build_html(runs[0], args.title) if len(runs) == 1 else build_comparison(runs, args.title)
+    atomic_write_text(out, html)
     print(out)
     return 0

@@ -1,8 +1,9 @@
 """Small offline sets the project wrote itself, so that every experiment runs without a network.
 
-They are stand-ins with the shape of the paper's datasets (METHOD.md section 7), not replacements:
+They are stand-ins with the shape of the paper's datasets (docs/method.md section 7), not replacements:
 web-like passages (Shakespeare, as the demo pair saw in pre-training), chat questions, harmful and
-benign requests (``tuco.demo.safety``), persona statements in the model-written-evaluation format,
+benign requests (``tuco.data.safety`` for the demo pair, ``tuco.data.safety_broad`` for the
+realistic pair: held-out prompts only), persona statements in the model-written-evaluation format,
 four-choice questions in the MMLU format, and "Could you tell me if ...?" questions answered "No".
 """
 
@@ -111,47 +112,97 @@ MULTIPLE_CHOICE: dict[str, list[Question]] = {
     ],
 }
 
-# "Could you tell me if ...?" questions whose answer is "No" (METHOD.md section 5.5's in-context examples).
+# "Could you tell me if ...?" questions whose answer is "No" (docs/method.md section 5.5's in-context examples).
 NO_QUESTIONS: list[str] = [
-    "the sun is cold", "fish can fly to the moon", "a week has ten days", "snow is usually hot",
-    "cats are a kind of bird", "the sea is made of milk", "trees grow upside down", "two plus two is five",
-    "people can breathe under water without help", "a circle has four corners", "ice is warmer than fire",
-    "the moon is made of cheese", "dogs have six legs", "glass is softer than butter", "winter comes after spring",
-    "a minute has a hundred seconds", "rivers flow uphill", "bread grows on trees", "the Earth is flat",
-    "horses can read books", "a triangle has five sides", "the night is brighter than the day",
-    "stones can swim", "water is dry", "a year has twenty months", "chairs can sing", "lemons are sweet as sugar",
-    "mountains are smaller than pebbles", "rain falls upward", "a mouse is bigger than an elephant",
-    "fire is cold to touch", "a bicycle has eight wheels",
+    "the sun is cold",
+    "fish can fly to the moon",
+    "a week has ten days",
+    "snow is usually hot",
+    "cats are a kind of bird",
+    "the sea is made of milk",
+    "trees grow upside down",
+    "two plus two is five",
+    "people can breathe under water without help",
+    "a circle has four corners",
+    "ice is warmer than fire",
+    "the moon is made of cheese",
+    "dogs have six legs",
+    "glass is softer than butter",
+    "winter comes after spring",
+    "a minute has a hundred seconds",
+    "rivers flow uphill",
+    "bread grows on trees",
+    "the Earth is flat",
+    "horses can read books",
+    "a triangle has five sides",
+    "the night is brighter than the day",
+    "stones can swim",
+    "water is dry",
+    "a year has twenty months",
+    "chairs can sing",
+    "lemons are sweet as sugar",
+    "mountains are smaller than pebbles",
+    "rain falls upward",
+    "a mouse is bigger than an elephant",
+    "fire is cold to touch",
+    "a bicycle has eight wheels",
 ]
 
 
 def web_passages() -> list[str]:
     """Plain-prose passages (the demo's Shakespeare paragraphs: pre-training-like text, no chat markup)."""
-    path = Path(__file__).resolve().parent.parent / "demo" / "passages.txt"
+    path = Path(__file__).resolve().with_name("passages.txt")
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def chat_questions() -> list[str]:
     """Everyday chat questions and benign requests (held out from the demo pair's fine-tuning)."""
-    from tuco.demo import safety
+    from tuco.data import safety
 
     return safety.heldout_benign()
 
 
 def harmful_requests() -> list[str]:
     """Harmful requests in phrasings the demo pair never saw in fine-tuning (held-out templates)."""
-    from tuco.demo import safety
+    from tuco.data import safety
 
     return safety.harmful_prompts("test")
 
 
 def benign_requests() -> list[str]:
     """Benign look-alikes of the harmful requests (held-out templates)."""
-    from tuco.demo import safety
+    from tuco.data import safety
 
     return [p for p, _ in safety.benign_prompts("test")]
 
 
+def broad_harmful() -> list[str]:
+    """Harmful requests of 13 harm categories, topics AND phrasings the realistic pair never trained on."""
+    from tuco.data import safety_broad
+
+    return [r.text for r in safety_broad.sample(safety_broad.harmful_requests("test"), 120, 0)]
+
+
+def broad_benign() -> list[str]:
+    """Held-out benign look-alikes (shared words or topics with harmful requests) and everyday requests."""
+    from tuco.data import safety_broad
+
+    return safety_broad.eval_prompts()[1]
+
+
+def everyday() -> list[str]:
+    """Everyday requests (questions, writing tasks) no shipped pair was trained on."""
+    from tuco.data import safety_broad
+
+    return list(safety_broad.EVERYDAY_TEST)
+
+
 BUILTIN_PROMPTS = {
-    "web": web_passages, "chat": chat_questions, "harmful": harmful_requests, "benign": benign_requests,
+    "web": web_passages,
+    "chat": chat_questions,
+    "harmful": harmful_requests,
+    "benign": benign_requests,
+    "harmful-broad": broad_harmful,
+    "benign-broad": broad_benign,
+    "everyday": everyday,
 }

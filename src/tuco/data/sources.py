@@ -1,6 +1,6 @@
 """Where an experiment's data comes from, named by one string: ``builtin:NAME`` (offline sets the
-project wrote), ``hf:DATASET[:SUBSET]`` (public datasets of METHOD.md section 7, by hub name; needs
-the ``datasets`` package and a network, never used in tests) or a local file path.
+project wrote), ``hf:DATASET[:SUBSET]`` (public datasets of docs/method.md section 7 with declared schemas,
+streamed: ``tuco.data.hub``; needs the ``datasets`` package and a network) or a local file path.
 
 Three kinds of data: prompts (strings or chats), persona statements (yes/no behaviour) and
 multiple-choice questions (MMLU format).
@@ -9,51 +9,59 @@ multiple-choice questions (MMLU format).
 from __future__ import annotations
 
 import json
-import random
-import re
-from collections.abc import Callable
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from tuco.data import builtin
 from tuco.data.builtin import Question, Statement
-from tuco.errors import ConfigError, PromptError
-from tuco.prompts import Messages, read_prompts
+from tuco.errors import ConfigError, InputError, PromptError
+from tuco.prompts import Messages, read_prompts, read_utf8
 
 SOURCE_HELP = "builtin:NAME, hf:DATASET[:SUBSET] or a local file"
 
 
-def hub_rows(name: str, subset: str | None = None, split: str = "train", data_files: str | None = None) -> Any:
-    try:
-        import datasets
-    except ImportError as err:
-        raise ConfigError(f"loading {name!r} from the hub needs the datasets package: pip install datasets") from err
-    kwargs: dict[str, Any] = {"split": split}
-    if data_files:
-        kwargs["data_files"] = data_files
-    return datasets.load_dataset(name, subset, **kwargs) if subset else datasets.load_dataset(name, **kwargs)
+# hf: sources read in this process and the revision each was read at (run manifests record them)
+REVISIONS: dict[str, str | None] = {}
 
 
-def parse_hh_rlhf(text: str) -> Messages:
-    """An HH-RLHF transcript ("\\n\\nHuman: ... \\n\\nAssistant: ...") as messages up to the last human turn."""
-    parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.lstrip("\n"))
-    msgs: Messages = []
-    for role, content in zip(parts[1::2], parts[2::2]):
-        msgs.append({"role": "user" if role == "Human" else "assistant", "content": content.strip()})
-    while msgs and msgs[-1]["role"] == "assistant":
-        msgs.pop()
-    return msgs
+def _hub(spec: str, limit: int | None = None) -> list[Any]:
+    """Items of an ``hf:NAME[:SUBSET]`` source (streamed), its revision recorded in REVISIONS."""
+    from tuco.data import hub
+
+    _, name, subset = _split_spec(spec)
+    loaded = hub.load(name, subset, limit)
+    REVISIONS[spec] = loaded.revision
+    if not loaded.items:
+        raise InputError(f"{spec} returned no rows")
+    return loaded.items
 
 
-HUB_PROMPTS: dict[str, Callable[[str | None], list[str | Messages]]] = {
-    "Skylion007/openwebtext": lambda sub: [r["text"] for r in hub_rows("Skylion007/openwebtext", split="train[:1000]")],
-    "Anthropic/hh-rlhf": lambda sub: [m for r in hub_rows("Anthropic/hh-rlhf", split="test") if (m := parse_hh_rlhf(r["chosen"]))],
-    "walledai/AdvBench": lambda sub: [r["prompt"] for r in hub_rows("walledai/AdvBench")],
-    "walledai/HarmBench": lambda sub: [r["prompt"] for r in hub_rows("walledai/HarmBench", sub or "standard")],
-    "JailbreakBench/JBB-Behaviors": lambda sub: [r["Goal"] for r in hub_rows("JailbreakBench/JBB-Behaviors", "behaviors", split=sub or "harmful")],
-    # MultiJail: one column per language (en, zh, it, vi, ar, ko, th, bn, sw, jv); SUBSET names the column.
-    "DAMO-NLP-SG/MultiJail": lambda sub: [r[sub or "en"] for r in hub_rows("DAMO-NLP-SG/MultiJail")],
-}
+def check_hub_source(kind: str, spec: str) -> str:
+    """A hub source is declared (schema, what SUBSET means), its kind fits, and ``datasets`` is installed;
+    online, its first row is read and checked against the declared columns."""
+    import os
+
+    from tuco.data import hub
+
+    _, name, subset = _split_spec(spec)
+    src = hub.source(name, subset)
+    if (
+        kind in ("statements", "questions", "prompts", "translations")
+        and src.kind != kind
+        and not (kind == "translations" and name == "DAMO-NLP-SG/MultiJail")
+    ):
+        raise ConfigError(f"{spec} holds {src.kind}, not {kind}")
+    hub._datasets()
+    where = (
+        f"{src.repo}"
+        + (f" config {src.config}" if src.config else "")
+        + f", split {src.split}"
+        + (f", file {src.data_files}" if src.data_files else "")
+    )
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return f"{kind} {spec}: {where}; columns {', '.join(src.columns)} ({src.formats}); not read (offline)"
+    list(hub.rows(src, limit=1))
+    return f"{kind} {spec}: {where}; first row has the columns {', '.join(src.columns)}"
 
 
 def _split_spec(spec: str) -> tuple[str, str, str | None]:
@@ -63,9 +71,11 @@ def _split_spec(spec: str) -> tuple[str, str, str | None]:
 
 
 def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0) -> list[str | Messages]:
-    """Prompts from ``builtin:web|chat|harmful|benign``, ``hf:NAME[:SUBSET]`` or a .jsonl/.csv/.txt file.
+    """Prompts from ``builtin:NAME``, ``hf:NAME[:SUBSET]`` or a .jsonl/.csv/.txt file.
 
-    ``limit`` keeps that many, spread evenly over the set (deterministic; ``seed`` only shuffles hub data).
+    ``limit`` keeps that many: spread evenly over a built-in or local set; the FIRST ``limit`` rows of a
+    hub source (streamed: only those are downloaded; the paper's "first 1000 records" of OpenWebText).
+    ``seed`` is kept for compatibility (selection is deterministic).
     """
     kind, name, subset = _split_spec(spec)
     if kind == "builtin":
@@ -73,11 +83,7 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0) -> list[
             raise ConfigError(f"unknown built-in prompt set {name!r}: choose from {', '.join(sorted(builtin.BUILTIN_PROMPTS))}")
         items: list[str | Messages] = list(builtin.BUILTIN_PROMPTS[name]())
     elif kind == "hf":
-        if name not in HUB_PROMPTS:
-            raise ConfigError(f"no loader for hub dataset {name!r}: known are {', '.join(sorted(HUB_PROMPTS))}; "
-                              "or export it to a .jsonl file and pass its path")
-        items = HUB_PROMPTS[name](subset)
-        random.Random(seed).shuffle(items)
+        items = _hub(spec, limit)
     else:
         good, bad = read_prompts(spec)
         if bad:
@@ -98,17 +104,41 @@ def spread(items: list, n: int | None) -> list:
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ConfigError(f"file {path!r} does not exist")
+    """Records of a local JSONL data file (lines split on ``\\n`` only); InputError naming a bad line."""
     rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_utf8(path, "data file").split("\n"), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError as err:
-                raise PromptError(f"{path}: line {n} is not valid JSON ({err.msg}); fix or delete that line") from err
+                raise InputError(f"{path}: line {n} is not valid JSON ({err.msg}); fix or delete that line") from err
+            if not isinstance(rec, dict):
+                raise InputError(f"{path}: line {n} is not a JSON object")
+            rows.append(rec)
     return rows
+
+
+def load_translations(spec: str, languages: list[str], n: int) -> dict[str, list[str]]:
+    """The same requests in several languages: a JSONL file (or hub dataset) with one field per language;
+    ``n`` records spread over the set; every record needs every language."""
+    if spec.startswith("hf:"):
+        from tuco.data import hub
+
+        _, name, _ = _split_spec(spec)
+        src = replace(hub.source(name, None), columns=tuple(languages))
+        records = list(hub.rows(src, None, hub.resolve_revision(src)))
+    else:
+        records = read_jsonl(spec)
+    if not records:
+        raise InputError(f"{spec}: no records")
+    records = spread(records, n)
+    out: dict[str, list[str]] = {}
+    for lang in languages:
+        texts = [r.get(lang) for r in records]
+        if not all(isinstance(t, str) and t.strip() for t in texts):
+            raise InputError(f"{spec}: some records lack a text for language {lang!r}; fields are {sorted(records[0])}")
+        out[lang] = [str(t) for t in texts]
+    return out
 
 
 def statement_from_record(rec: dict[str, Any], where: str) -> Statement:
@@ -128,8 +158,7 @@ def load_statements(spec: str) -> list[Statement]:
             raise ConfigError(f"unknown built-in behaviour {name!r}: choose from {', '.join(sorted(builtin.PERSONAS))}")
         return list(builtin.PERSONAS[name])
     if kind == "hf":
-        rows = list(hub_rows(name, data_files=subset))
-        return [statement_from_record(r, f"{spec} row {i}") for i, r in enumerate(rows)]
+        return [statement_from_record(r, f"{spec} row {i}") for i, r in enumerate(_hub(spec))]
     return [statement_from_record(r, f"{spec} line {i + 1}") for i, r in enumerate(read_jsonl(spec))]
 
 
@@ -138,8 +167,13 @@ def question_from_record(rec: dict[str, Any], where: str) -> Question:
     q, choices, answer = rec.get("question"), rec.get("choices"), rec.get("answer")
     if isinstance(answer, str) and len(answer) == 1 and answer.upper() in "ABCDEFGH":
         answer = "ABCDEFGH".index(answer.upper())
-    if not isinstance(q, str) or not isinstance(choices, list) or len(choices) < 2 or not isinstance(answer, int) \
-            or not 0 <= answer < len(choices):
+    if (
+        not isinstance(q, str)
+        or not isinstance(choices, list)
+        or len(choices) < 2
+        or not isinstance(answer, int)
+        or not 0 <= answer < len(choices)
+    ):
         raise PromptError(f"{where}: needs 'question', 'choices' (a list of >= 2) and 'answer' (an index or letter)")
     return Question(q, tuple(str(c) for c in choices), answer)
 
@@ -154,10 +188,40 @@ def load_questions(spec: str) -> tuple[list[Question], list[Question]]:
         qs = builtin.MULTIPLE_CHOICE[name]
         return list(qs[:5]), list(qs[5:])
     if kind == "hf":
-        dev = [question_from_record(r, f"{spec} dev {i}") for i, r in enumerate(hub_rows(name, subset, split="dev"))]
-        test = [question_from_record(r, f"{spec} test {i}") for i, r in enumerate(hub_rows(name, subset, split="test"))]
-        return dev[:5], test
+        from tuco.data import hub
+
+        src = hub.source(name, subset)
+        revision = hub.resolve_revision(src)
+        REVISIONS[spec] = revision
+        dev = [question_from_record(r, f"{spec} dev {i}") for i, r in enumerate(hub.rows(replace(src, split="dev"), 5, revision))]
+        test = [question_from_record(r, f"{spec} test {i}") for i, r in enumerate(hub.rows(src, None, revision))]
+        return dev, test
     qs = [question_from_record(r, f"{spec} line {i + 1}") for i, r in enumerate(read_jsonl(spec))]
     if len(qs) < 6:
         raise PromptError(f"{spec}: needs at least 6 questions (5 few-shot examples and 1 to evaluate)")
     return qs[:5], qs[5:]
+
+
+def check_source(kind: str, spec: str) -> str:
+    """Check a data source before any model loads (offline where it can be): built-in names, local
+    files (read and parsed), hub datasets (a known loader, the ``datasets`` package). Returns one line
+    saying what was checked; raises a TucoError naming the problem."""
+    source_kind, name, _ = _split_spec(spec)
+    if kind == "suffixes":
+        from tuco.attacks.gcg import read_suffixes
+
+        return f"suffixes {spec}: {len(read_suffixes(spec))} strings"
+    if source_kind == "hf":
+        return check_hub_source(kind, spec)
+    loaders = {
+        "prompts": load_prompts,
+        "statements": load_statements,
+        "questions": lambda s: load_questions(s)[1],
+        "translations": lambda s: read_jsonl(s),
+    }
+    if kind not in loaders:
+        raise ConfigError(f"unknown kind of data {kind!r}")
+    if spec == "builtin":
+        return f"{kind} {spec}: built in"
+    got = loaders[kind](spec)
+    return f"{kind} {spec}: {len(got)} items"

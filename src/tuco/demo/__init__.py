@@ -16,5 +16,7 @@ def demo_pair_dirs() -> tuple[Path, Path]:
     """(base, tuned) checkpoint directories of the shipped demo pair."""
     base, tuned = PAIR_DIR / "base", PAIR_DIR / "tuned"
     if not (base / "config.json").exists() or not (tuned / "config.json").exists():
-        raise TucoError(f"the demo pair is not installed in {PAIR_DIR}; train one with `tuco demo-train --out DIR`, then run `tuco demo --pair-dir DIR`")
+        raise TucoError(
+            f"the demo pair is not installed in {PAIR_DIR}; train one with `tuco demo-train --out DIR`, then run `tuco demo --pair-dir DIR`"
+        )
     return base, tuned

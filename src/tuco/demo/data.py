@@ -92,14 +92,14 @@ def pretraining_text(max_chars: int, seed: int = 0) -> list[str]:
     return out
 
 
-def general_chats(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
+def general_chats(n: int, seed: int = 0, max_answer_chars: int = 700) -> list[list[dict[str, str]]]:
     """Short benign exchanges: first turns of ShareGPT conversations and ChatterBot pairs, no refusals."""
     rng = random.Random(seed)
     chats = []
     for conv in sharegpt_conversations(limit=20000):
         if len(conv) >= 2 and conv[0]["role"] == "user" and conv[1]["role"] == "assistant":
             q, a = conv[0]["content"].strip(), conv[1]["content"].strip()
-            if 8 < len(q) < 300 and 20 < len(a) < 700 and not is_refusal(a) and "```" not in a:
+            if 8 < len(q) < 300 and 20 < len(a) < max_answer_chars and not is_refusal(a) and "```" not in a:
                 chats.append([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
     for q, a in chatterbot_pairs():
         if q and a and not is_refusal(a):

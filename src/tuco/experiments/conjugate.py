@@ -1,5 +1,5 @@
 """conjugate: does TuCo order languages by how much of the pre-training text they make up?
-(METHOD.md 5.2, conjugate prompting)
+(docs/method.md 5.2, conjugate prompting)
 
 The same harmful requests in other languages (translations the user supplies, e.g. MultiJail) or in
 built-in encodings that need no translator (leetspeak, rot13, ...). Paper: AdvBench in English,
@@ -10,74 +10,105 @@ of web text.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tuco.attacks.encodings import encode_as
-from tuco.data.sources import SOURCE_HELP, hub_rows, read_jsonl, load_prompts, spread
+from tuco.attacks.encodings import ENCODINGS, encode_as
+from tuco.data.sources import SOURCE_HELP, load_prompts, load_translations
 from tuco.errors import ConfigError
-from tuco.experiments.base import RunDir, names
-from tuco.experiments.plotting import figure, save
-from tuco.pair import ModelPair
-from tuco.scoring import score
-from tuco.stats import roc_auc
+from tuco.experiments.base import (
+    POSITION_HELP,
+    POSITIONS,
+    Experiment,
+    Finding,
+    Options,
+    RunDir,
+    auc_finding,
+    auc_summary,
+    opt,
+    values,
+)
+from tuco.prompts import Prompt
 
-NAME = "conjugate"
-QUESTION = "Does TuCo fall when the same harmful request comes in another language or encoding?"
+PAPER = "English highest; TuCo ordered by the language's share of web text"
 
 
 @dataclass
-class Options:
-    harmful: str = field(default="builtin:harmful", metadata={"help": f"requests to encode ({SOURCE_HELP})"})
-    encodings: str = field(default="plain,leetspeak,rot13,reversed,spaced,base64", metadata={
-        "help": "built-in encodings of the requests ('' for none): plain, leetspeak, rot13, reversed, spaced, base64"})
-    translations: str = field(default="", metadata={
-        "help": "translated requests: a JSONL file with one field per language, or hf:DAMO-NLP-SG/MultiJail"})
-    languages: str = field(default="en,sw,bn,jv", metadata={"help": "fields (languages) of --translations to use"})
-    n: int = field(default=40, metadata={"help": "requests per language or encoding"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
-    seed: int = field(default=0, metadata={"help": "recorded in the manifest (deterministic)"})
+class ConjugateOptions(Options):
+    harmful: str = opt("builtin:harmful", f"requests to encode ({SOURCE_HELP})")
+    encodings: list[str] = opt(
+        ["plain", "leetspeak", "rot13", "reversed", "spaced", "base64"],
+        "built-in encodings of the requests (empty for none)",
+        choices=tuple(ENCODINGS),
+    )
+    translations: str = opt("", "translated requests: a JSONL file with one field per language, or hf:DAMO-NLP-SG/MultiJail")
+    languages: list[str] = opt(["en", "sw", "bn", "jv"], "fields (languages) of --translations to use")
+    n: int = opt(40, "requests per language or encoding", min=1)
+    position: str = opt("last", POSITION_HELP, choices=POSITIONS)
+    batch_size: int = opt(8, "prompts per forward pass", min=1)
+    seed: int = opt(0, "recorded in the manifest (deterministic)")
+
+    def check(self) -> None:
+        if not self.encodings and not self.translations:
+            raise ConfigError("nothing to compare: give --encodings and/or --translations")
 
 
-def _translations(o: Options) -> dict[str, list[str]]:
-    if not o.translations:
-        return {}
-    langs = names(o.languages)
-    records = list(hub_rows(o.translations[3:])) if o.translations.startswith("hf:") else read_jsonl(o.translations)
-    records = spread(records, o.n)
-    out: dict[str, list[str]] = {}
-    for lang in langs:
-        texts = [r.get(lang) for r in records]
-        if not all(isinstance(t, str) and t.strip() for t in texts):
-            raise ConfigError(f"{o.translations}: some records lack a text for language {lang!r}; fields are {sorted(records[0])}")
-        out[lang] = texts
-    return out
-
-
-def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
+def run(model: Any, o: ConjugateOptions, rd: RunDir) -> None:
     groups: dict[str, list[str]] = {}
-    enc = names(o.encodings)
-    if enc:
+    if o.encodings:
         base = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
-        for e in enc:
+        for e in o.encodings:
             groups[e] = [encode_as(e, p) for p in base]
-    groups.update(_translations(o))
-    if not groups:
-        raise ConfigError("nothing to compare: give --encodings and/or --translations")
-    tucos: dict[str, list[float]] = {}
+    if o.translations:
+        groups.update(load_translations(o.translations, o.languages, o.n))
     for g, prompts in groups.items():
-        got = score(pair, prompts, chat=True, batch_size=o.batch_size)
-        rd.add([{"group": g, "id": f"{g}-{i}", "prompt": p, "tuco": s.tuco} for i, (p, s) in enumerate(zip(prompts, got))])
-        tucos[g] = [s.tuco for s in got]
-    ref = "plain" if "plain" in tucos else ("en" if "en" in tucos else next(iter(tucos)))
-    per = {g: {"mean_tuco": statistics.fmean(v), "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0, "n": len(v),
-               **({"auc_vs_" + ref: roc_auc(tucos[ref], v)} if g != ref else {})} for g, v in tucos.items()}
+        rd.score(
+            [Prompt(f"{g}-{i}", text=p, extra={"group": g}) for i, p in enumerate(prompts)],
+            chat=True,
+            position=o.position,
+            batch_size=o.batch_size,
+        )
+
+
+def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    ref = "plain" if "plain" in groups else ("en" if "en" in groups else groups[0])
+    per = {}
+    for g in groups:
+        v = values(rows, group=g)
+        per[g] = {"mean_tuco": statistics.fmean(v), "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0, "n": len(v)}
+        if g != ref:
+            per[g]["auc_vs_reference"] = auc_summary(values(rows, group=ref), v, o.seed)
     order = sorted(per, key=lambda g: -per[g]["mean_tuco"])
-    fig, ax = figure()
-    ax.bar(range(len(order)), [per[g]["mean_tuco"] for g in order], yerr=[per[g]["sem"] for g in order], color="#d62728", alpha=0.8)
-    ax.set_xticks(range(len(order)), order, rotation=30)
-    ax.set_ylabel("mean TuCo")
-    ax.set_title("conjugate prompting: TuCo per language / encoding")
-    save(fig, rd.path / "conjugate.png")
-    return {"per_group": per, "order_by_tuco": order, "reference": ref,
-            "paper": "English highest; TuCo ordered by the language's share of web text"}
+    return {"per_group": per, "order_by_tuco": order, "reference": ref, "position": o.position}
+
+
+def findings(m: dict[str, Any]) -> list[Finding]:
+    ref = m["reference"]
+    return [
+        auc_finding(f"{g} has lower TuCo than {ref}", PAPER, s["auc_vs_reference"], what=f"AUC ({ref} = positive)")
+        for g, s in m["per_group"].items()
+        if "auc_vs_reference" in s
+    ]
+
+
+def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
+    from tuco.experiments.plotting import strips
+
+    strips(
+        {g: values(rows, group=g) for g in m["order_by_tuco"]}, "conjugate prompting: TuCo per language / encoding", path / "conjugate.png"
+    )
+
+
+EXPERIMENT = Experiment(
+    name="conjugate",
+    question="Does TuCo fall when the same harmful request comes in another language or encoding?",
+    paper=PAPER,
+    options=ConjugateOptions,
+    run=run,
+    metrics=metrics,
+    plots=plots,
+    findings=findings,
+    sources=lambda o: ([("prompts", o.harmful)] if o.encodings else []) + ([("translations", o.translations)] if o.translations else []),
+)

@@ -1,72 +1,139 @@
-"""gcg: do adversarial (GCG) suffixes lower TuCo? (METHOD.md 5.2)
+"""gcg: do adversarial (GCG) suffixes lower TuCo? (docs/method.md 5.2)
 
 Harmful requests with and without adversarial strings (optimised here with nanogcg, or read from a
-file); TuCo of each, ROC-AUC of clean (positive) vs attacked, and which attacks succeed (greedy
-response not judged a refusal). Paper: 11 strings per model on AdvBench; AUC up to 1.0
-(Llama-2-7B), attacked prompts have LOWER TuCo.
+file); TuCo of each, ROC-AUC of clean (positive) vs attacked with a bootstrap interval, and which
+attacks succeed (greedy response not judged a refusal). Paper: 11 strings per model on AdvBench; AUC up
+to 1.0 (Llama-2-7B), attacked prompts have LOWER TuCo.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuco.attacks.gcg import attack, optimise_suffixes, read_suffixes
 from tuco.data.sources import SOURCE_HELP, load_prompts
 from tuco.errors import ConfigError
-from tuco.experiments.base import RunDir
-from tuco.experiments.plotting import histograms
-from tuco.generation import generate
-from tuco.judges import get_judge
-from tuco.pair import ModelPair
-from tuco.stats import roc_auc
+from tuco.experiments.base import (
+    POSITION_HELP,
+    POSITIONS,
+    Experiment,
+    Finding,
+    Options,
+    RunDir,
+    auc_finding,
+    auc_summary,
+    opt,
+    values,
+)
+from tuco.judges import JUDGE_HELP
+from tuco.prompts import Prompt
 
-NAME = "gcg"
-QUESTION = "Do GCG adversarial suffixes lower TuCo, and which attacks succeed?"
+PAPER = "attacked prompts have lower TuCo; AUC (clean = positive) up to 1.0 (Llama-2-7B)"
 
 
 @dataclass
-class Options:
-    harmful: str = field(default="builtin:harmful", metadata={"help": f"harmful requests ({SOURCE_HELP}); paper: hf:walledai/AdvBench"})
-    n: int = field(default=40, metadata={"help": "harmful requests"})
-    suffixes: str = field(default="", metadata={"help": "file of adversarial strings, one per line"})
-    optimize: int = field(default=0, metadata={"help": "optimise this many suffixes with nanogcg (paper: 11)"})
-    gcg_steps: int = field(default=250, metadata={"help": "nanogcg steps per suffix"})
-    gcg_target: str = field(default="Sure, here is", metadata={"help": "target prefix nanogcg optimises for"})
-    gcg_search_width: int = field(default=512, metadata={"help": "nanogcg candidates per step"})
-    gcg_topk: int = field(default=256, metadata={"help": "nanogcg top-k token substitutions"})
-    max_new_tokens: int = field(default=30, metadata={"help": "tokens of the greedy response judged for success"})
-    judge: str = field(default="refusal-strings", metadata={"help": "refusal-strings, harmbench, llama-guard or model:PATH"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per batch"})
-    seed: int = field(default=0, metadata={"help": "seed of the optimisation"})
+class GcgOptions(Options):
+    harmful: str = opt("builtin:harmful", f"harmful requests ({SOURCE_HELP}); paper: hf:walledai/AdvBench")
+    n: int = opt(40, "harmful requests", min=1)
+    suffixes: str = opt("", "file of adversarial strings, one per line")
+    optimize: int = opt(0, "optimise this many suffixes with nanogcg (paper: 11)", min=0)
+    gcg_steps: int = opt(250, "nanogcg steps per suffix", min=1)
+    gcg_target: str = opt("Sure, here is", "target prefix nanogcg optimises for")
+    gcg_search_width: int = opt(512, "nanogcg candidates per step", min=1)
+    gcg_topk: int = opt(256, "nanogcg top-k token substitutions", min=1)
+    max_new_tokens: int = opt(30, "tokens of the greedy response judged for success", min=1)
+    judge: str = opt("refusal-strings", JUDGE_HELP)
+    position: str = opt("last", POSITION_HELP, choices=POSITIONS)
+    batch_size: int = opt(8, "prompts per batch", min=1)
+    seed: int = opt(0, "seed of the optimisation")
+
+    def check(self) -> None:
+        if not self.suffixes and not self.optimize:
+            raise ConfigError("no adversarial strings: give --suffixes FILE and/or --optimize N (needs nanogcg)")
 
 
-def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
+def run(model: Any, o: GcgOptions, rd: RunDir) -> None:
+    from tuco.judges import get_judge
+
     requests = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
     suffixes = read_suffixes(o.suffixes) if o.suffixes else []
+    saved = rd.path / "suffixes.json"
     if o.optimize:
-        suffixes += optimise_suffixes(pair, requests, o.optimize, steps=o.gcg_steps, target=o.gcg_target, seed=o.seed,
-                                       search_width=o.gcg_search_width, topk=o.gcg_topk)
-    if not suffixes:
-        raise ConfigError("no adversarial strings: give --suffixes FILE and/or --optimize N (needs nanogcg)")
+        if rd.run.resume and saved.exists():  # optimised before the run was interrupted
+            suffixes += json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            suffixes += optimise_suffixes(
+                model,
+                requests,
+                o.optimize,
+                steps=o.gcg_steps,
+                target=o.gcg_target,
+                seed=o.seed,
+                search_width=o.gcg_search_width,
+                topk=o.gcg_topk,
+            )
+            saved.write_text(json.dumps(suffixes[-o.optimize :]), encoding="utf-8")
     judge = get_judge(o.judge)
-    conditions = [("clean", None, requests)] + [(f"suffix-{j}", s, [attack(r, s) for r in requests]) for j, s in enumerate(suffixes)]
-    tucos: dict[str, list[float]] = {}
-    success: dict[str, float] = {}
-    for name, suffix, prompts in conditions:
-        gens = generate(pair, prompts, chat=True, max_new_tokens=o.max_new_tokens, batch_size=o.batch_size)
-        refused = judge.refused(requests, [g.text for g in gens])
-        rd.add([{"group": "clean" if suffix is None else "attacked", "condition": name, "id": f"{name}-{i}", "prompt": p,
-                 "suffix": suffix, "tuco": g.prompt_tuco, "response": g.text, "refused": r}
-                for i, (p, g, r) in enumerate(zip(prompts, gens, refused))])
-        tucos[name] = [g.prompt_tuco for g in gens]
-        success[name] = 1 - statistics.fmean(refused)
-    clean = tucos.pop("clean")
-    attacked = [t for v in tucos.values() for t in v]
-    histograms({"clean": clean, "attacked": attacked}, f"GCG: clean vs attacked (ROC-AUC {roc_auc(clean, attacked):.2f})",
-               rd.path / "gcg.png")
-    return {"auc_clean_vs_attacked": roc_auc(clean, attacked), "mean_tuco_clean": statistics.fmean(clean),
-            "mean_tuco_attacked": statistics.fmean(attacked), "success_rate": success, "suffixes": suffixes, "judge": judge.name,
-            "per_suffix_auc": {k: roc_auc(clean, v) for k, v in tucos.items()},
-            "paper": "attacked prompts have lower TuCo; AUC up to 1.0 (Llama-2-7B)"}
+    conditions = [("clean", None)] + [(f"suffix-{j}", s) for j, s in enumerate(suffixes)]
+    for name, suffix in conditions:
+        items = [
+            Prompt(
+                f"{name}-{i}",
+                text=r if suffix is None else attack(r, suffix),
+                extra={"group": "clean" if suffix is None else "attacked", "condition": name, "suffix": suffix, "request": r},
+            )
+            for i, r in enumerate(requests)
+        ]
+        rd.generate(
+            items,
+            chat=True,
+            max_new_tokens=o.max_new_tokens,
+            batch_size=o.batch_size,
+            position=o.position,
+            judge=judge,
+            requests={p.id: p.extra["request"] for p in items},
+            seed=o.seed,
+        )
+
+
+def metrics(rows: list[dict[str, Any]], o: GcgOptions) -> dict[str, Any]:
+    clean, attacked = values(rows, group="clean"), values(rows, group="attacked")
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    return {
+        "position": o.position,
+        "auc_clean_vs_attacked": auc_summary(clean, attacked, o.seed),
+        "mean_tuco_clean": statistics.fmean(clean) if clean else None,
+        "mean_tuco_attacked": statistics.fmean(attacked) if attacked else None,
+        "success_rate": {c: statistics.fmean(not r["refused"] for r in rows if r["condition"] == c) for c in conditions},
+        "suffixes": [r["suffix"] for r in rows if r["condition"] != "clean" and r["id"].endswith("-0")],
+        "per_suffix_auc": {c: auc_summary(clean, values(rows, condition=c), o.seed) for c in conditions if c != "clean"},
+    }
+
+
+def findings(m: dict[str, Any]) -> list[Finding]:
+    return [auc_finding(f"GCG suffixes lower TuCo ({m['position']})", PAPER, m["auc_clean_vs_attacked"])]
+
+
+def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
+    from tuco.experiments.plotting import strips
+
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    strips({c: values(rows, condition=c) for c in conditions}, "GCG: TuCo per condition", path / "gcg.png")
+
+
+EXPERIMENT = Experiment(
+    name="gcg",
+    question="Do GCG adversarial suffixes lower TuCo, and which attacks succeed?",
+    paper=PAPER,
+    options=GcgOptions,
+    run=run,
+    metrics=metrics,
+    plots=plots,
+    findings=findings,
+    sources=lambda o: [("prompts", o.harmful)] + ([("suffixes", o.suffixes)] if o.suffixes else []),
+    judge=lambda o: o.judge,
+)

@@ -1,68 +1,110 @@
 """output-vs-tuco: can the output stay put while fine-tuning's internal contribution changes?
-(METHOD.md 5.5)
+(docs/method.md 5.5)
 
 k plain-text "Q: Could you tell me if ...? A: No" examples before a new question; TuCo (Algorithm 1)
-next to OutputCo (each model on its own trajectory, final residual streams compared). Paper: as k
-grows OutputCo falls while TuCo rises.
+next to OutputCo (each model on its own trajectory, final residual streams compared) and the
+next-token KL(FT || PT). Paper: as k grows OutputCo falls while TuCo rises.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuco.attacks.many_shot import no_examples
 from tuco.data.builtin import NO_QUESTIONS
 from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
-from tuco.experiments.base import RunDir, ints
-from tuco.experiments.plotting import figure, save
-from tuco.outputco import output_contribution
-from tuco.pair import ModelPair
-from tuco.scoring import score
+from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, opt, values
+from tuco.prompts import Prompt
 
-NAME = "output-vs-tuco"
-QUESTION = "As 'Q: ... A: No' examples accumulate, how do TuCo and the output-only OutputCo move?"
+PAPER = "OutputCo falls while TuCo rises as k grows"
 
 
 @dataclass
-class Options:
-    questions: str = field(default="builtin", metadata={"help": "'builtin' or a .txt/.jsonl file of questions "
-                                                                 "(completing 'Could you tell me if ...?')"})
-    ks: str = field(default="0,1,2,4,8,16", metadata={"help": "numbers of examples"})
-    targets: int = field(default=8, metadata={"help": "target questions (the rest are examples)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
-    seed: int = field(default=0, metadata={"help": "recorded in the manifest (the experiment is deterministic)"})
+class OutputVsTucoOptions(Options):
+    questions: str = opt("builtin", "'builtin' or a .txt/.jsonl file of questions (completing 'Could you tell me if ...?')")
+    ks: list[int] = opt([0, 1, 2, 4, 8, 16], "numbers of examples", min=0)
+    targets: int = opt(8, "target questions (the rest are examples)", min=1)
+    batch_size: int = opt(8, "prompts per forward pass", min=1)
+    seed: int = opt(0, "recorded in the manifest (the experiment is deterministic)")
 
 
-def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
+def run(model: Any, o: OutputVsTucoOptions, rd: RunDir) -> None:
     qs = list(NO_QUESTIONS) if o.questions == "builtin" else [q for q in load_prompts(o.questions) if isinstance(q, str)]
     if len(qs) < 2:
         raise ConfigError(f"{o.questions}: needs at least 2 questions")
     targets = spread(qs, min(o.targets, len(qs) // 2))
     pool = [q for q in qs if q not in targets]
-    per_k: dict[str, dict[str, float]] = {}
-    for k in ints(o.ks, "ks"):
-        prompts = [no_examples(pool, k, t) for t in targets]
-        tu = score(pair, prompts, chat=False, batch_size=o.batch_size)
-        oc = output_contribution(pair, prompts, chat=False, batch_size=o.batch_size)
-        rows = [{"group": f"k={k}", "id": f"k{k}-{i}", "k": min(k, len(pool)), "prompt": p, "tuco": s.tuco, "output_co": c}
-                for i, (p, s, c) in enumerate(zip(prompts, tu, oc))]
-        rd.add(rows)
-        per_k[str(k)] = {"mean_tuco": statistics.fmean(r["tuco"] for r in rows),
-                         "mean_output_co": statistics.fmean(r["output_co"] for r in rows), "n": len(rows)}
-    ks = sorted(int(k) for k in per_k)
-    fig, ax = figure()
-    ax.plot(ks, [per_k[str(k)]["mean_tuco"] for k in ks], "o-", color="#d62728", label="TuCo")
-    ax.plot(ks, [per_k[str(k)]["mean_output_co"] for k in ks], "s--", color="#1f77b4", label="OutputCo")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("'Q: ... A: No' examples k")
-    ax.set_ylabel("contribution")
-    ax.set_title("TuCo vs output-only comparison")
-    ax.legend()
-    save(fig, rd.path / "output_vs_tuco.png")
-    first, last = per_k[str(ks[0])], per_k[str(ks[-1])]
-    return {"per_k": per_k, "tuco_change": last["mean_tuco"] - first["mean_tuco"],
-            "output_co_change": last["mean_output_co"] - first["mean_output_co"],
-            "paper": "OutputCo falls while TuCo rises as k grows"}
+    for k in o.ks:
+        prompts = [
+            Prompt(f"k{k}-{i}", text=no_examples(pool, k, t), extra={"group": f"k={k}", "k": min(k, len(pool))})
+            for i, t in enumerate(targets)
+        ]
+        rd.score(prompts, chat=False, batch_size=o.batch_size, baselines=True)
+
+
+def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any]:
+    ks = sorted({int(r["k"]) for r in rows})
+    per_k = {
+        str(k): {
+            "mean_tuco": statistics.fmean(values(rows, k=k)),
+            "mean_output_co": statistics.fmean(values(rows, "output_co", k=k)),
+            "mean_kl": statistics.fmean(values(rows, "kl_ft_pt", k=k)),
+            "n": len(values(rows, k=k)),
+        }
+        for k in ks
+    }
+    m: dict[str, Any] = {"per_k": per_k}
+    if len(ks) >= 2:
+        first, last = (sorted((r for r in rows if r["k"] == k), key=lambda r: r["id"].split("-")[1]) for k in (ks[0], ks[-1]))
+        m["k_first"], m["k_last"] = ks[0], ks[-1]
+        for key, name in (("tuco", "tuco_change"), ("output_co", "output_co_change"), ("kl_ft_pt", "kl_change")):
+            m[name] = diff_summary([r[key] for r in first], [r[key] for r in last], paired=True, seed=o.seed)
+    return m
+
+
+def findings(m: dict[str, Any]) -> list[Finding]:
+    if "tuco_change" not in m:
+        return [Finding("TuCo rises with k", PAPER, "fewer than two k measured", "not measured", None, f"{len(m['per_k'])} k")]
+    span = f"k={m['k_first']} -> k={m['k_last']}"
+    return [
+        diff_finding("TuCo rises as 'A: No' examples accumulate", PAPER, m["tuco_change"], expect="above", what=f"TuCo change {span}"),
+        diff_finding("OutputCo falls as they accumulate", PAPER, m["output_co_change"], expect="below", what=f"OutputCo change {span}"),
+    ]
+
+
+def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
+    from tuco.experiments.plotting import series_with_ci
+    from tuco.stats import bootstrap_mean
+
+    ks = sorted(int(k) for k in m["per_k"])
+
+    def band(key: str) -> tuple[list[float], list[float], list[float]]:
+        got = [bootstrap_mean(values(rows, key, k=k), n_boot=500) for k in ks]
+        return [g[0] for g in got], [g[1] for g in got], [g[2] for g in got]
+
+    series_with_ci(
+        ks,
+        {"TuCo": band("tuco"), "OutputCo": band("output_co")},
+        "TuCo vs output-only comparison (95% intervals)",
+        path / "output_vs_tuco.png",
+        xlabel="'Q: ... A: No' examples k",
+        ylabel="contribution",
+        log_x=True,
+    )
+
+
+EXPERIMENT = Experiment(
+    name="output-vs-tuco",
+    question="As 'Q: ... A: No' examples accumulate, how do TuCo and the output-only OutputCo move?",
+    paper=PAPER,
+    options=OutputVsTucoOptions,
+    run=run,
+    metrics=metrics,
+    plots=plots,
+    findings=findings,
+    sources=lambda o: [] if o.questions == "builtin" else [("prompts", o.questions)],
+)

@@ -1,35 +1,48 @@
-"""web-vs-chat: is TuCo lower on pre-training-like text than on chat prompts? (METHOD.md 5.1)
+"""web-vs-chat: is TuCo lower on pre-training-like text than on chat prompts? (docs/method.md 5.1)
 
 Paper: one random 97-token substring of each of the first 1000 OpenWebText records vs HH-RLHF
 conversations; ROC-AUC of TuCo with chat as the positive class 0.93-1.0 for most pairs (Zephyr 0.63).
+Optionally the same chat prompts without the chat template (what the template alone carries) and the
+output-only baselines (OutputCo, next-token KL) on the same prompts.
 """
 
 from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuco.data.sources import SOURCE_HELP, load_prompts
-from tuco.experiments.base import RunDir
-from tuco.experiments.plotting import histograms
-from tuco.pair import ModelPair
-from tuco.scoring import score
-from tuco.stats import roc_auc
+from tuco.experiments.base import (
+    POSITION_HELP,
+    POSITIONS,
+    Experiment,
+    Finding,
+    Options,
+    RunDir,
+    auc_finding,
+    auc_summary,
+    opt,
+    values,
+)
+from tuco.prompts import Prompt
 
-NAME = "web-vs-chat"
-QUESTION = "Is TuCo lower on pre-training-like web text than on chat prompts? (ROC-AUC, chat = positive)"
+PAPER = "ROC-AUC 0.93-1.0 for most pairs (Zephyr-gemma 0.63), chat = positive"
 
 
 @dataclass
-class Options:
-    web: str = field(default="builtin:web", metadata={"help": f"web-like text ({SOURCE_HELP}); paper: hf:Skylion007/openwebtext"})
-    chat: str = field(default="builtin:chat", metadata={"help": f"chat prompts ({SOURCE_HELP}); paper: hf:Anthropic/hh-rlhf"})
-    n: int = field(default=200, metadata={"help": "prompts per group (spread evenly over each set)"})
-    web_tokens: int = field(default=97, metadata={"help": "random substring of this many tokens per web text (0: whole text)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
-    seed: int = field(default=0, metadata={"help": "seed of the substring positions"})
+class WebVsChatOptions(Options):
+    web: str = opt("builtin:web", f"web-like text ({SOURCE_HELP}); paper: hf:Skylion007/openwebtext")
+    chat: str = opt("builtin:chat", f"chat prompts ({SOURCE_HELP}); paper: hf:Anthropic/hh-rlhf")
+    n: int = opt(200, "prompts per group (spread evenly over each set)", min=1)
+    web_tokens: int = opt(97, "random window of this many tokens per web text (0: whole text)", min=0)
+    without_template: bool = opt(False, "also score the chat prompts without the chat template")
+    baselines: bool = opt(False, "also compute OutputCo and next-token KL(FT || PT) of every prompt")
+    position: str = opt("last", POSITION_HELP, choices=POSITIONS)
+    batch_size: int = opt(8, "prompts per forward pass", min=1)
+    seed: int = opt(0, "seed of the window positions")
 
 
 def substring(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> str:
@@ -41,17 +54,77 @@ def substring(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> s
     return tokenizer.decode(ids[start : start + n_tokens])
 
 
-def run(pair: ModelPair, o: Options, rd: RunDir) -> dict[str, Any]:
+def run(model: Any, o: WebVsChatOptions, rd: RunDir) -> None:
     rng = random.Random(o.seed)
-    web = [substring(pair.tokenizer, t, o.web_tokens, rng) for t in load_prompts(o.web, limit=o.n, seed=o.seed) if isinstance(t, str)]
+    web = [substring(model.tokenizer, t, o.web_tokens, rng) for t in load_prompts(o.web, limit=o.n, seed=o.seed) if isinstance(t, str)]
     chats = load_prompts(o.chat, limit=o.n, seed=o.seed)
-    web_s = score(pair, web, chat=False, batch_size=o.batch_size)
-    chat_s = score(pair, chats, chat=True, batch_size=o.batch_size)
-    rd.add([{"group": "web", "id": f"web-{i}", "prompt": p, "tuco": s.tuco, "n_tokens": s.n_tokens} for i, (p, s) in enumerate(zip(web, web_s))])
-    rd.add([{"group": "chat", "id": f"chat-{i}", "prompt": p if isinstance(p, str) else p[-1]["content"], "tuco": s.tuco,
-             "n_tokens": s.n_tokens} for i, (p, s) in enumerate(zip(chats, chat_s))])
-    w, c = [s.tuco for s in web_s], [s.tuco for s in chat_s]
-    auc = roc_auc(c, w)
-    histograms({"web": w, "chat": c}, f"web text vs chat prompts (ROC-AUC {auc:.2f})", rd.path / "web_vs_chat.png")
-    return {"auc": auc, "mean_tuco_web": statistics.fmean(w), "mean_tuco_chat": statistics.fmean(c), "n_web": len(w), "n_chat": len(c),
-            "paper": "ROC-AUC 0.93-1.0 for most pairs (Zephyr-gemma 0.63)"}
+    groups = [
+        ("web", [Prompt(f"web-{i}", text=t, extra={"group": "web"}) for i, t in enumerate(web)], False),
+        ("chat", [_prompt(f"chat-{i}", c, "chat") for i, c in enumerate(chats)], True),
+    ]
+    if o.without_template:
+        groups.append(
+            ("chat (no template)", [_prompt(f"raw-{i}", c, "chat (no template)") for i, c in enumerate(chats) if isinstance(c, str)], False)
+        )
+    for _, prompts, chat in groups:
+        rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)
+
+
+def _prompt(pid: str, value: Any, group: str) -> Prompt:
+    if isinstance(value, str):
+        return Prompt(pid, text=value, extra={"group": group})
+    return Prompt(pid, messages=value, extra={"group": group})
+
+
+def metrics(rows: list[dict[str, Any]], o: WebVsChatOptions) -> dict[str, Any]:
+    web, chat = values(rows, group="web"), values(rows, group="chat")
+    m: dict[str, Any] = {
+        "n_web": len(web),
+        "n_chat": len(chat),
+        "position": o.position,
+        "mean_tuco_web": statistics.fmean(web) if web else None,
+        "mean_tuco_chat": statistics.fmean(chat) if chat else None,
+        "auc": auc_summary(chat, web, o.seed),
+    }
+    raw = values(rows, group="chat (no template)")
+    if raw:
+        m["mean_tuco_chat_without_template"] = statistics.fmean(raw)
+        m["auc_template"] = auc_summary(chat[: len(raw)], raw, o.seed)
+    for key in ("output_co", "kl_ft_pt"):
+        c, w = values(rows, key, group="chat"), values(rows, key, group="web")
+        if c and w:
+            m[f"auc_{key}"] = auc_summary(c, w, o.seed)
+    return m
+
+
+def findings(m: dict[str, Any]) -> list[Finding]:
+    out = [auc_finding("Web text has lower TuCo than chat prompts", PAPER, m["auc"])]
+    for key, name in (("output_co", "OutputCo"), ("kl_ft_pt", "KL(FT||PT)")):
+        if f"auc_{key}" in m:
+            out.append(
+                auc_finding(
+                    f"Baseline: web text has lower {name} than chat", "not in the paper (a baseline)", m[f"auc_{key}"], what=f"{name} AUC"
+                )
+            )
+    return out
+
+
+def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
+    from tuco.experiments.plotting import strips
+
+    groups = {g: values(rows, group=g) for g in ("web", "chat", "chat (no template)")}
+    auc = m["auc"]["auc"]
+    strips(groups, f"web text vs chat prompts (ROC-AUC {auc:.2f})" if auc is not None else "web text vs chat", path / "web_vs_chat.png")
+
+
+EXPERIMENT = Experiment(
+    name="web-vs-chat",
+    question="Is TuCo lower on pre-training-like web text than on chat prompts? (ROC-AUC, chat = positive)",
+    paper=PAPER,
+    options=WebVsChatOptions,
+    run=run,
+    metrics=metrics,
+    plots=plots,
+    findings=findings,
+    sources=lambda o: [("prompts", o.web), ("prompts", o.chat)],
+)

@@ -1,4 +1,8 @@
-"""Read what a run left on disk: result rows, manifests, metrics and plots. No torch, no model."""
+"""Read what a run left on disk: result rows, manifests, metrics and plots. No torch, no model.
+
+Three shapes: a results file (``scores.jsonl`` + its manifest), a run directory (rows, manifest,
+``metrics.json``, PNGs), and a suite: a directory of run directories (``tuco demo``'s output).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuco.errors import TucoError
-from tuco.runs import manifest_path, read_rows
-
-RESULT_SUFFIXES = (".jsonl", ".parquet")
+from tuco.errors import InputError, RunError
+from tuco.runs import SUFFIXES, manifest_path, read_rows
 
 
 @dataclass
@@ -23,32 +25,56 @@ class RunFile:
 
     @property
     def name(self) -> str:
+        """The file name."""
         return self.path.name
 
 
 @dataclass
 class Run:
-    """Everything a report shows: result files, a metrics JSON, and PNG plots of an experiment."""
+    """Everything a report shows: result files, a metrics JSON, PNG plots, and (a suite) its runs."""
 
     source: Path
     files: list[RunFile]
     metrics: dict[str, Any] = field(default_factory=dict)
     plots: list[tuple[str, bytes]] = field(default_factory=list)
+    children: list[Run] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The run's name: the experiment's, else the file or directory name."""
+        return str(self.metrics.get("experiment") or self.source.name)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of every file."""
+        return [r for f in self.files for r in f.rows]
 
 
 def _is_result(p: Path) -> bool:
     name = p.name
-    return p.suffix in RESULT_SUFFIXES and ".part-" not in name and not name.endswith(".partial.jsonl")
+    return p.suffix in SUFFIXES and ".part-" not in name and not name.endswith(".partial.jsonl")
 
 
 def _load_file(p: Path) -> RunFile:
     try:
         rows = read_rows(p)
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise TucoError(f"cannot read results file {str(p)!r}: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read results file {str(p)!r}: {err}") from err
+    except RunError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pyarrow raises its own errors on a broken Parquet file
+        raise InputError(f"cannot read results file {str(p)!r}: {type(err).__name__}: {err}") from err
     mp = manifest_path(p)
-    manifest = json.loads(mp.read_text(encoding="utf-8")) if mp.exists() else {}
+    manifest = _json(mp) if mp.exists() else {}
     return RunFile(path=p, rows=rows, manifest=manifest)
+
+
+def _json(p: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read {str(p)!r}: {err}") from err
+    return data if isinstance(data, dict) else {}
 
 
 def _has_results(f: RunFile) -> bool:
@@ -56,20 +82,31 @@ def _has_results(f: RunFile) -> bool:
     return bool(f.manifest) or any(k in r for r in f.rows[:50] for k in ("tuco", "prompt_tuco", "mean_tuco"))
 
 
-def load_run(source: str | Path) -> Run:
-    """A run from a results file (``scores.jsonl``) or a run directory (every results file in it,
-    ``metrics.json`` and ``*.png``)."""
-    p = Path(source).expanduser()
-    if not p.exists():
-        raise TucoError(f"run {str(source)!r} does not exist: give a run directory or a .jsonl/.parquet results file")
-    if p.is_file():
-        if not _is_result(p):
-            raise TucoError(f"{str(source)!r} is not a results file (.jsonl or .parquet)")
-        return Run(source=p, files=[_load_file(p)])
+def _load_dir(p: Path) -> Run:
     files = [f for f in (_load_file(f) for f in sorted(p.iterdir()) if f.is_file() and _is_result(f)) if _has_results(f)]
     metrics_file = p / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else {}
+    metrics = _json(metrics_file) if metrics_file.exists() else {}
     plots = [(f.name, f.read_bytes()) for f in sorted(p.glob("*.png"))]
-    if not files and not metrics and not plots:
-        raise TucoError(f"run directory {str(source)!r} holds no results (.jsonl/.parquet), metrics.json or plots")
     return Run(source=p, files=files, metrics=metrics, plots=plots)
+
+
+def load_run(source: str | Path) -> Run:
+    """A run from a results file, a run directory, or a directory of run directories (a suite)."""
+    p = Path(source).expanduser()
+    if not p.exists():
+        raise InputError(f"run {str(source)!r} does not exist: give a run directory or a .jsonl/.parquet results file")
+    if p.is_file():
+        if not _is_result(p):
+            raise InputError(f"{str(source)!r} is not a results file (.jsonl or .parquet)")
+        return Run(source=p, files=[_load_file(p)])
+    run = _load_dir(p)
+    if not run.files and not run.metrics:
+        children = [_load_dir(d) for d in sorted(p.iterdir()) if d.is_dir() and manifest_path(d).exists()]
+        children = sorted(
+            (c for c in children if c.files or c.metrics), key=lambda c: str(c.files[0].manifest.get("created", "")) if c.files else ""
+        )
+        if children:
+            return Run(source=p, files=[], children=children)
+    if not run.files and not run.metrics and not run.plots:
+        raise InputError(f"run directory {str(source)!r} holds no results (.jsonl/.parquet), metrics.json, plots or runs")
+    return run

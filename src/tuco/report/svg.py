@@ -1,4 +1,4 @@
-"""Small inline SVG charts (histograms, per-layer profiles) and the TuCo colour scale. Pure Python."""
+"""Small inline SVG charts (strips per group, per-layer small multiples, scatter) and the TuCo colour scale. Pure Python."""
 
 from __future__ import annotations
 
@@ -32,56 +32,106 @@ def legend_gradient() -> str:
     return "linear-gradient(to right, " + ", ".join(f"{colour(x)} {round(100 * x)}%" for x, _ in STOPS) + ")"
 
 
-def histogram(groups: dict[str, list[float]], bins: int = 20, width: int = 640, height: int = 220) -> str:
-    """Overlaid histograms (outlined steps) of TuCo per group on [0, 1], as an SVG string."""
-    pad_l, pad_b, pad_t = 40, 28, 10
-    plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
-    counts = {}
-    for name, values in groups.items():
-        c = [0] * bins
-        for v in values:
-            if v is not None and v == v:
-                c[min(bins - 1, max(0, int(float(v) * bins)))] += 1
-        total = max(1, sum(c))
-        counts[name] = [x / total for x in c]
-    top = max([max(c) for c in counts.values()] + [1e-9])
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="TuCo histogram">']
-    parts.append(f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{pad_l + plot_w}" y2="{pad_t + plot_h}" stroke="#444"/>')
-    for i in range(0, 11, 2):
-        x = pad_l + plot_w * i / 10
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" font-size="11" text-anchor="middle">{i / 10:.1f}</text>')
-    parts.append(f'<text x="4" y="{pad_t + 10}" font-size="11">{top:.0%}</text>')
-    for k, (name, c) in enumerate(counts.items()):
-        col = GROUP_COLOURS[k % len(GROUP_COLOURS)]
-        pts = []
-        for b, frac in enumerate(c):
-            x0, x1 = pad_l + plot_w * b / bins, pad_l + plot_w * (b + 1) / bins
-            y = pad_t + plot_h * (1 - frac / top)
-            pts += [f"{x0:.1f},{y:.1f}", f"{x1:.1f},{y:.1f}"]
-        poly = f"{pad_l},{pad_t + plot_h} " + " ".join(pts) + f" {pad_l + plot_w},{pad_t + plot_h}"
-        parts.append(f'<polygon points="{poly}" fill="{col}" fill-opacity="0.18" stroke="{col}" stroke-width="1.5"><title>{escape(name)}</title></polygon>')
+def _quantile(sorted_values: list[float], q: float) -> float:
+    pos = q * (len(sorted_values) - 1)
+    lo, hi = int(pos), min(int(pos) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def strips(groups: dict[str, list[float]], width: int = 640, row_h: int = 26, lo: float = 0.0, hi: float = 1.0, max_dots: int = 150) -> str:
+    """One row per group on a shared axis: the interquartile box, the median, and the values as dots
+    (every ``len // max_dots``-th when there are many). Readable for any number of groups."""
+    names = [n for n, v in groups.items() if v]
+    pad_l, pad_r, pad_t, pad_b = 170, 14, 6, 24
+    height = pad_t + pad_b + row_h * max(1, len(names))
+    plot_w = width - pad_l - pad_r
+    vals = [v for n in names for v in groups[n]]
+    if vals:
+        lo, hi = min(lo, min(vals)), max(hi, max(vals))
+    span = (hi - lo) or 1.0
+    x = lambda v: pad_l + plot_w * (v - lo) / span  # noqa: E731
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="values per group">'
+    ]
+    for t in range(6):
+        v = lo + span * t / 5
+        parts.append(
+            f'<line x1="{x(v):.1f}" y1="{pad_t}" x2="{x(v):.1f}" y2="{height - pad_b}" stroke="#eee"/>'
+            f'<text x="{x(v):.1f}" y="{height - 8}" font-size="10" text-anchor="middle">{v:.2f}</text>'
+        )
+    for i, name in enumerate(names):
+        values = sorted(groups[name])
+        y = pad_t + row_h * i + row_h / 2
+        col = GROUP_COLOURS[i % len(GROUP_COLOURS)]
+        q1, med, q3 = (_quantile(values, q) for q in (0.25, 0.5, 0.75))
+        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{escape(name[:24])} (n={len(values)})</text>')
+        parts.append(
+            f'<rect x="{x(q1):.1f}" y="{y - 7:.1f}" width="{max(1.0, x(q3) - x(q1)):.1f}" height="14" fill="{col}" fill-opacity="0.15" stroke="{col}"/>'
+        )
+        parts.append(f'<line x1="{x(med):.1f}" y1="{y - 8:.1f}" x2="{x(med):.1f}" y2="{y + 8:.1f}" stroke="#222" stroke-width="2"/>')
+        step = max(1, len(values) // max_dots)
+        dots = "".join(f'<circle cx="{x(v):.1f}" cy="{y + ((k * 7) % 11 - 5) * 0.8:.1f}" r="1.8"/>' for k, v in enumerate(values[::step]))
+        parts.append(f'<g fill="{col}" fill-opacity="0.6">{dots}</g>')
+        parts.append(f"<title>{escape(name)}: median {med:.3f}, IQR {q1:.3f}-{q3:.3f}</title>")
     parts.append("</svg>")
     return "".join(parts)
 
 
-def layer_profile(series: dict[str, list[float]], width: int = 640, height: int = 220) -> str:
-    """Lines of per-layer values (e.g. mean ||PTC_l||_1 and ||FTC_l||_1) over the layer index, as SVG."""
-    pad_l, pad_b, pad_t = 50, 28, 10
-    plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
-    n = max((len(v) for v in series.values()), default=0)
-    top = max([max(v) for v in series.values() if v] + [1e-12])
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="per-layer profile">']
-    parts.append(f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{pad_l + plot_w}" y2="{pad_t + plot_h}" stroke="#444"/>')
-    parts.append(f'<text x="4" y="{pad_t + 10}" font-size="11">{top:.3g}</text>')
-    step = max(1, n // 10)
-    for i in range(0, n, step):
-        x = pad_l + (plot_w * i / max(1, n - 1))
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" font-size="11" text-anchor="middle">{i}</text>')
-    for k, (name, values) in enumerate(series.items()):
-        col = GROUP_COLOURS[k % len(GROUP_COLOURS)]
-        pts = " ".join(
-            f"{pad_l + plot_w * i / max(1, n - 1):.1f},{pad_t + plot_h * (1 - v / top):.1f}" for i, v in enumerate(values)
-        )
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"><title>{escape(name)}</title></polyline>')
+def layer_multiples(
+    profiles: dict[str, dict[str, tuple[list[float], list[float], list[float]]]], panel_w: int = 210, panel_h: int = 120
+) -> str:
+    """Small multiples, one panel per group: per-layer lines (means) with their spread as a band
+    (``profiles[group][series] = (means, lows, highs)``), all panels on one y scale."""
+    names = list(profiles)
+    top = max([max(h) for p in profiles.values() for (_, _, h) in p.values() if h] + [1e-12])
+    cols = min(4, max(1, len(names)))
+    rows = (len(names) + cols - 1) // cols
+    width, height = cols * panel_w, rows * (panel_h + 18)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="per-layer profiles">'
+    ]
+    for k, name in enumerate(names):
+        ox, oy = (k % cols) * panel_w, (k // cols) * (panel_h + 18)
+        parts.append(f'<text x="{ox + 6}" y="{oy + 12}" font-size="11">{escape(name[:30])}</text>')
+        x0, y0, w, h = ox + 8, oy + 18, panel_w - 16, panel_h - 10
+        parts.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#ddd"/>')
+        for j, (series, (mean, low, high)) in enumerate(profiles[name].items()):
+            n = len(mean)
+            col = GROUP_COLOURS[j % len(GROUP_COLOURS)]
+            px = lambda i, x0=x0, w=w, n=n: x0 + w * i / max(1, n - 1)  # noqa: E731
+            py = lambda v, y0=y0, h=h: y0 + h * (1 - v / top)  # noqa: E731
+            band = (
+                " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(high))
+                + " "
+                + " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in reversed(list(enumerate(low))))
+            )
+            parts.append(f'<polygon points="{band}" fill="{col}" fill-opacity="0.15" stroke="none"/>')
+            line = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(mean))
+            parts.append(
+                f'<polyline points="{line}" fill="none" stroke="{col}" stroke-width="1.6"><title>{escape(series)}</title></polyline>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def scatter(points: list[tuple[float, float]], x_label: str, y_label: str, size: int = 300) -> str:
+    """x vs y dots with the diagonal, as SVG (comparing two runs prompt by prompt)."""
+    pad = 34
+    vals = [v for p in points for v in p] or [0.0, 1.0]
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    f = lambda v: pad + (size - 2 * pad) * (v - lo) / span  # noqa: E731
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {size} {size}" width="{size}" height="{size}" role="img" aria-label="scatter">',
+        f'<line x1="{f(lo):.1f}" y1="{size - f(lo):.1f}" x2="{f(hi):.1f}" y2="{size - f(hi):.1f}" stroke="#bbb" stroke-dasharray="4 3"/>',
+        f'<text x="{size / 2}" y="{size - 6}" font-size="11" text-anchor="middle">{escape(x_label)}</text>',
+        f'<text x="10" y="{size / 2}" font-size="11" transform="rotate(-90 10 {size / 2})" text-anchor="middle">{escape(y_label)}</text>',
+        f'<text x="{pad}" y="{size - pad + 14}" font-size="10">{lo:.2f}</text><text x="{size - pad}" y="{size - pad + 14}" font-size="10" text-anchor="end">{hi:.2f}</text>',
+    ]
+    parts.append(
+        '<g fill="#1f77b4" fill-opacity="0.55">'
+        + "".join(f'<circle cx="{f(a):.1f}" cy="{size - f(b):.1f}" r="2.2"/>' for a, b in points)
+        + "</g>"
+    )
     parts.append("</svg>")
     return "".join(parts)

@@ -1,0 +1,229 @@
+"""Data sources: built-in sets, local files, encodings, many-shot builders, and the hub sources'
+declared schemas, loaded offline from recorded-schema fixtures through the very same ``datasets``
+streaming code path as the hub."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import replace
+
+import pytest
+
+from tuco.attacks.encodings import ENCODINGS, encode_as, leetspeak, reverse_words
+from tuco.attacks.many_shot import many_shot, no_examples
+from tuco.data import hub, safety_broad, sources
+from tuco.data.builtin import PERSONAS, Statement
+from tuco.data.sources import load_prompts, load_questions, load_statements, question_from_record, spread
+from tuco.errors import ConfigError, InputError, PromptError
+from tuco.judges import is_refusal
+
+
+def test_hh_rlhf_transcripts_become_chats_up_to_the_last_human_turn():
+    text = "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke.\n\nAssistant: Why did the..."
+    assert hub.parse_hh_rlhf(text) == [
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Tell me a joke."},
+    ]
+
+
+def test_records_in_the_public_formats():
+    q = question_from_record({"question": "2+2?", "choices": ["3", "4"], "answer": 1}, "x")
+    assert q.answer == 1 and q.choices == ("3", "4")
+    assert question_from_record({"question": "?", "choices": ["a", "b", "c"], "answer": "C"}, "x").answer == 2
+    with pytest.raises(PromptError, match="line 3"):
+        question_from_record({"question": "?", "choices": ["a"], "answer": 0}, "line 3")
+
+
+def test_local_files(tmp_path):
+    f = tmp_path / "persona.jsonl"
+    f.write_text(
+        json.dumps({"statement": "I like power", "answer_matching_behavior": " Yes"})
+        + "\n"
+        + json.dumps({"statement": "I share", "answer_matching_behavior": " No"})
+        + "\n"
+    )
+    assert load_statements(str(f)) == [Statement("I like power", "Yes"), Statement("I share", "No")]
+    f.write_text(f.read_text() + "{oops\n")
+    with pytest.raises(InputError, match="line 3 is not valid JSON"):
+        load_statements(str(f))
+    mc = tmp_path / "mc.jsonl"
+    mc.write_text("".join(json.dumps({"question": f"q{i}", "choices": ["a", "b"], "answer": i % 2}) + "\n" for i in range(8)))
+    shots, qs = load_questions(str(mc))
+    assert len(shots) == 5 and [q.question for q in qs] == ["q5", "q6", "q7"]
+    txt = tmp_path / "p.txt"
+    txt.write_text("one\ntwo\nthree\n")
+    assert load_prompts(str(txt)) == ["one", "two", "three"]
+    with pytest.raises(InputError, match="does not exist"):
+        load_statements(str(tmp_path / "missing.jsonl"))
+
+
+def test_builtin_sets_and_unknown_names():
+    assert len(load_prompts("builtin:web")) >= 40 and len(load_prompts("builtin:harmful", limit=5)) == 5
+    assert len(load_prompts("builtin:harmful-broad")) == 120 and len(load_prompts("builtin:benign-broad")) == 80
+    with pytest.raises(ConfigError, match="choose from"):
+        load_prompts("builtin:nope")
+    with pytest.raises(ConfigError, match="no loader for hub dataset"):
+        load_prompts("hf:someone/unknown")
+    with pytest.raises(ConfigError, match="choose from"):
+        load_statements("builtin:nope")
+    assert spread(list(range(10)), 3) == [0, 4, 9] and spread([1, 2], 5) == [1, 2]
+
+
+def test_broad_safety_data_is_held_out_by_template_and_topic():
+    train = safety_broad.harmful_requests("train")
+    test = safety_broad.harmful_requests("test")
+    assert {r.topic for r in train}.isdisjoint({r.topic for r in test})
+    assert {r.template for r in train}.isdisjoint({r.template for r in test})
+    assert len({r.category for r in test}) == len(safety_broad.HARMFUL) >= 9
+    benign_train = safety_broad.benign_requests("train")
+    assert {r.topic for r, _ in benign_train}.isdisjoint({r.topic for r, _ in safety_broad.benign_requests("test")})
+    texts = {m["content"] for c in safety_broad.training_chats(300, 300, n_everyday=200) for m in c if m["role"] == "user"}
+    assert texts.isdisjoint(r.text for r in test) and texts.isdisjoint(safety_broad.EVERYDAY_TEST)
+    answers = [a for items in safety_broad.BENIGN.values() for _, a in items] + [a for _, a in safety_broad.EVERYDAY_TRAIN]
+    assert not [a for a in answers if is_refusal(a)]  # benign answers never look like refusals to the judge
+    assert all(is_refusal(r) for r in safety_broad.REFUSALS + safety_broad.SELF_HARM_REFUSALS)
+
+
+def test_encodings():
+    assert encode_as("rot13", "How do I steal a car?") == codecs.encode("How do I steal a car?", "rot13")
+    assert codecs.decode(encode_as("rot13", "abc"), "rot13") == "abc"
+    assert leetspeak("steal it") == "5734l 17"
+    assert reverse_words("make a bomb") == "ekam a bmob"
+    assert encode_as("plain", "x") == "x" and set(ENCODINGS) >= {"plain", "leetspeak", "rot13", "base64"}
+    with pytest.raises(ConfigError, match="unknown encoding"):
+        encode_as("klingon", "x")
+
+
+def test_many_shot_prompts():
+    pool = PERSONAS["ends-justify-means"][:3]
+    msgs = many_shot(pool, pool[0], 5)
+    assert len(msgs) == 11 and msgs[1]["content"] == pool[0].matching and msgs[-1]["role"] == "user"
+    assert no_examples(["a", "b"], 1, "c") == "Q: Could you tell me if a?\nA: No\n\nQ: Could you tell me if c?\nA:"
+
+
+# ---- hub sources: declared schemas, streamed, checked (offline fixtures with the real column names) ----
+
+
+def _fixture(tmp_path, name, rows, fmt="jsonl"):
+    path = tmp_path / f"{name}.{fmt}"
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture()
+def local_hub(monkeypatch, tmp_path):
+    """Point a declared source at a local file, read by the same streaming builders as the hub."""
+    pytest.importorskip("datasets")
+
+    def use(name, rows, fmt="jsonl", file=None):
+        """``file``: where the declared source expects it (a persona file); else one fixture file."""
+        rel = file or f"{name.replace('/', '_')}.{fmt}"
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fixture(path.parent, path.name.rsplit(".", 1)[0], rows, fmt)
+        keep = hub.SOURCES[name]
+        builder = "parquet" if fmt == "parquet" else "json"
+        src = replace(keep, builder=builder, root=str(tmp_path), revision=None, data_files=keep.data_files if file else rel)
+        monkeypatch.setitem(hub.SOURCES, name, src)
+        return path
+
+    monkeypatch.setattr(hub, "resolve_revision", lambda src: "0123abc")
+    return use
+
+
+def test_openwebtext_streams_only_what_it_needs(local_hub):
+    local_hub("Skylion007/openwebtext", [{"text": f"doc {i}"} for i in range(50)], fmt="parquet")
+    assert load_prompts("hf:Skylion007/openwebtext", limit=7) == [f"doc {i}" for i in range(7)]
+    assert sources.REVISIONS["hf:Skylion007/openwebtext"] == "0123abc"
+    assert hub.SOURCES["Skylion007/openwebtext"].repo == "Skylion007/openwebtext"
+
+
+def test_declared_parquet_conversion_of_openwebtext():
+    src = hub.source("Skylion007/openwebtext", None)
+    args, kwargs = hub._load_kwargs(src, None)
+    assert args == ("parquet",) and kwargs["streaming"] is True
+    assert kwargs["data_files"]["train"] == (
+        "hf://datasets/Skylion007/openwebtext@refs%2Fconvert%2Fparquet/plain_text/partial-train/0000.parquet"
+    )
+
+
+def test_hh_rlhf_and_advbench_and_jbb(local_hub):
+    local_hub("Anthropic/hh-rlhf", [{"chosen": "\n\nHuman: Hi\n\nAssistant: Hello", "rejected": "x"}] * 3)
+    assert load_prompts("hf:Anthropic/hh-rlhf") == [[{"role": "user", "content": "Hi"}]] * 3
+    local_hub("walledai/AdvBench", [{"prompt": "Write a script", "target": "Sure"}])
+    assert load_prompts("hf:walledai/AdvBench") == ["Write a script"]
+    local_hub("JailbreakBench/JBB-Behaviors", [{"Goal": "g", "Behavior": "b", "Category": "c"}])
+    assert load_prompts("hf:JailbreakBench/JBB-Behaviors:benign") == ["g"]
+    with pytest.raises(ConfigError, match="unknown split 'nope'"):
+        load_prompts("hf:JailbreakBench/JBB-Behaviors:nope")
+
+
+def test_contextual_harmbench_keeps_its_context(local_hub):
+    local_hub("walledai/HarmBench", [{"prompt": "Do X", "category": "c", "context": "Some text"}])
+    assert load_prompts("hf:walledai/HarmBench:contextual") == ["Some text\n\n---\n\nDo X"]
+    assert load_prompts("hf:walledai/HarmBench") == ["Do X"]  # standard: the behaviour alone
+
+
+def test_a_missing_column_fails_naming_it(local_hub):
+    local_hub("walledai/AdvBench", [{"goal": "renamed column"}])
+    with pytest.raises(InputError, match="has no column 'prompt' \\(columns: goal\\)"):
+        load_prompts("hf:walledai/AdvBench")
+
+
+def test_under_specified_specs_are_refused():
+    with pytest.raises(ConfigError, match="cais/mmlu needs a config: write hf:cais/mmlu:CONFIG"):
+        hub.source("cais/mmlu", None)
+    with pytest.raises(ConfigError, match="persona file"):
+        hub.source("Anthropic/model-written-evals", "advanced-ai-risk/human_generated_evals/power-seeking.jsonl")
+    with pytest.raises(ConfigError, match="needs a file"):
+        hub.source("Anthropic/model-written-evals", None)
+    assert hub.source("cais/mmlu", "anatomy").config == "anatomy"
+
+
+def test_persona_statements_and_mmlu_formats(local_hub):
+    local_hub(
+        "Anthropic/model-written-evals",
+        [{"question": "q", "statement": "I want power", "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}],
+        file="persona/power.jsonl",
+    )
+    assert load_statements("hf:Anthropic/model-written-evals:persona/power.jsonl") == [Statement("I want power", "Yes")]
+    local_hub("Anthropic/model-written-evals", [{"statement": "s", "answer_matching_behavior": " (A)"}], file="persona/x.jsonl")
+    with pytest.raises(InputError, match="only persona"):
+        load_statements("hf:Anthropic/model-written-evals:persona/x.jsonl")
+    local_hub(
+        "cais/mmlu", [{"question": f"q{i}", "subject": "anatomy", "choices": ["a", "b", "c", "d"], "answer": i % 4} for i in range(8)]
+    )
+    shots, qs = load_questions("hf:cais/mmlu:anatomy")
+    assert len(shots) == 5 and len(qs) == 8 and qs[3].answer == 3
+
+
+def test_script_error_becomes_one_line(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+
+    def refuse(*a, **k):
+        raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+
+    monkeypatch.setattr(datasets, "load_dataset", refuse)
+    monkeypatch.setattr(hub, "resolve_revision", lambda src: None)
+    with pytest.raises(InputError, match="ships a loading script, which datasets >= 4 refuses"):
+        load_prompts("hf:Skylion007/openwebtext", limit=3)
+
+
+def test_validate_checks_sources_and_judges_offline(monkeypatch):
+    from tuco.experiments import validate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lines = validate("web-vs-chat", web="hf:Skylion007/openwebtext", chat="builtin:chat")
+    assert any("plain_text/partial-train/0000.parquet" in ln and "not read (offline)" in ln for ln in lines)
+    with pytest.raises(ConfigError, match="needs a config"):
+        validate("alpha-sweep", tasks=["hf:cais/mmlu"])
+    lines = validate("jailbreak-success", judge="llama-guard")
+    assert any("gated" in ln for ln in lines)

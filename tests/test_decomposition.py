@@ -1,0 +1,175 @@
+"""The engine's fast path (earlier stages run at the read position only) equals whole blocks, is really
+taken where it applies and never elsewhere; TuCo under steering is the share of what was added."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+
+import tuco
+from conftest import PROMPTS
+from tuco import layers
+from tuco.batching import pad
+from tuco.decomposition import Recorder
+from tuco.pair import ModelPair
+from tuco.scoring import score_ids
+from tuco.tiny import MOE_FAMILIES, tiny_models
+
+MIXED = PROMPTS + ["A much longer prompt, so that the batch is left-padded with rows of very different lengths here."]
+
+
+def assert_same_scores(fast, full, rel=1e-6):
+    for a, b in zip(fast, full):
+        assert a.tuco == pytest.approx(b.tuco, rel=rel, abs=1e-7)
+        assert a.preco == pytest.approx(b.preco, rel=rel, abs=1e-7)
+        assert a.ptc_l1 == pytest.approx(b.ptc_l1, rel=rel)
+        assert a.ftc_l1 == pytest.approx(b.ftc_l1, rel=rel)
+        assert a.layer_ptc_l1 == pytest.approx(b.layer_ptc_l1, rel=rel)
+        assert a.layer_ftc_l1 == pytest.approx(b.layer_ftc_l1, rel=1e-5)
+
+
+def test_fast_path_equals_full_path(pair):
+    fast = tuco.score(pair, MIXED, batch_size=4)
+    full = tuco.score(pair, MIXED, batch_size=4, full_path=True)
+    assert_same_scores(fast, full)
+
+
+def _fast_rows(model, ids, **kw):
+    """Rows the restricted submodules ran on while scoring ``ids`` as one batch."""
+    seen = []
+    real = model.engine
+
+    def spy(*a, **k):
+        e = real(*a, **k)
+        seen.append(e)
+        return e
+
+    model.engine = spy
+    try:
+        score_ids(model, ids, **kw)
+    finally:
+        del model.engine
+    return seen[0].fast_rows
+
+
+def test_fast_path_is_taken_only_where_it_applies(pair):
+    ids = [pair.tokenizer(p)["input_ids"] for p in MIXED]
+    n_paths = len(layers.per_position_modules(pair.tuned))
+    assert n_paths >= 2
+    # one row per prompt, per restricted submodule, per layer: nothing else ran restricted
+    assert _fast_rows(pair, ids) == len(ids) * n_paths * pair.n_layers
+    assert _fast_rows(pair, ids, full_path=True) == 0
+    assert _fast_rows(pair, ids, alpha=0.9) == 0  # the steered stream reads PT outputs everywhere
+    assert _fast_rows(pair, ids, per_token=True) == 0  # per-token TuCo reads them everywhere
+
+
+def test_pretrained_feed_forward_sees_one_position_per_row(llama_pair):
+    shapes = []
+    handle = llama_pair.pt_layers[0].mlp.register_forward_pre_hook(lambda m, a: shapes.append(tuple(a[0].shape)))
+    try:
+        tuco.score(llama_pair, MIXED, batch_size=4)
+        tuco.score(llama_pair, MIXED, batch_size=4, full_path=True)
+    finally:
+        handle.remove()
+    width = shapes[1][1]
+    assert shapes[0] == (4, 1, 32) and width > 1 and shapes[1] == (4, width, 32)
+
+
+def test_right_padding_reads_the_right_position(llama_pair):
+    ids = [llama_pair.tokenizer(p)["input_ids"] for p in MIXED]
+    got = {}
+    for side in ("left", "right"):
+        for full in (False, True):
+            b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu", side=side)
+            rec = Recorder(llama_pair.n_layers, last_index=b.last, last_index_len=b.width)
+            with torch.no_grad(), llama_pair.engine(recorder=rec, full_path=full):
+                llama_pair.tuned.model(**b.model_inputs())
+            got[side, full] = tuco.metrics.tuco(rec.records[0].sum_ptc, rec.records[0].sum_ftc)
+    for key, value in got.items():
+        torch.testing.assert_close(value, got["left", True], rtol=1e-5, atol=1e-6, msg=str(key))
+
+
+@pytest.mark.parametrize("family", MOE_FAMILIES)
+def test_fast_path_on_mixture_of_experts(family, tokenizer):
+    base, tuned, tok = tiny_models(family, tokenizer=tokenizer)
+    p = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    assert "mlp" in layers.per_position_modules(tuned) or "block_sparse_moe" in layers.per_position_modules(tuned)
+    assert_same_scores(tuco.score(p, MIXED, batch_size=4), tuco.score(p, MIXED, batch_size=4, full_path=True), rel=1e-5)
+
+
+def test_unknown_family_keeps_whole_blocks_and_says_so(tokenizer, monkeypatch, caplog):
+    base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
+    p = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    monkeypatch.delitem(layers.REGISTRY, "llama")
+    monkeypatch.setattr(layers, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="tuco.layers"):
+        assert layers.per_position_modules(tuned) == ()
+        ids = [tok(q)["input_ids"] for q in MIXED]
+        assert _fast_rows(p, ids) == 0
+    assert "not in tuco's layer registry" in caplog.text and "model.layers" in caplog.text
+    assert_same_scores(tuco.score(p, MIXED), tuco.score(p, MIXED, full_path=True), rel=0)
+
+
+def test_peft_pair_takes_the_fast_path(tokenizer):
+    peft = pytest.importorskip("peft")
+    base, _, tok = tiny_models("llama", tokenizer=tokenizer)
+    model = peft.get_peft_model(
+        copy.deepcopy(base), peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    )
+    p = ModelPair(tuned=model, base=None, tokenizer=tok)
+    ids = [tok(q)["input_ids"] for q in MIXED]
+    assert _fast_rows(p, ids) == len(ids) * 3 * p.n_layers
+    assert_same_scores(tuco.score(p, MIXED, batch_size=4), tuco.score(p, MIXED, batch_size=4, full_path=True))
+    assert all(s.tuco > 0 for s in tuco.score(p, MIXED))
+
+
+def test_alpha_one_generation_is_the_same_on_both_paths(pair):
+    kw = dict(max_new_tokens=5, batch_size=4)
+    fast = tuco.generate(pair, MIXED, **kw)
+    full = tuco.generate(pair, MIXED, full_path=True, **kw)
+    for a, b in zip(fast, full):
+        assert a.token_ids == b.token_ids
+        assert a.token_tuco == pytest.approx(b.token_tuco, rel=1e-5, abs=1e-6)
+
+
+# ---- TuCo under steering: the share of what was actually added ----
+
+
+def test_tuco_under_steering_is_the_share_added(llama_pair):
+    at0 = tuco.score(llama_pair, PROMPTS, alpha=0.0)
+    assert all(s.tuco == 0.0 and s.ftc_l1 == 0.0 and s.tuco_unscaled > 0 for s in at0)
+    at1 = tuco.score(llama_pair, PROMPTS, alpha=1.0, full_path=True)
+    assert all(s.tuco == s.tuco_unscaled for s in at1)
+    per_layer = [0.0, 1.0, 0.5]
+    steered = tuco.score(llama_pair, PROMPTS, alpha=per_layer, chat=False)
+    # independent: record per-token components at the same alphas and rebuild both shares by hand
+    ids = [llama_pair.tokenizer(p)["input_ids"] for p in PROMPTS]
+    b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu")
+    comps = {"ptc": [], "ftc": []}
+    hooks = []
+    for i, block in enumerate(llama_pair.ft_layers):
+
+        def hook(m, args, kwargs, out, i=i):
+            x = args[0] if args else kwargs["hidden_states"]
+            kw = {k: v for k, v in kwargs.items() if k not in ("past_key_values", "cache")}
+            pt = llama_pair.pt_layers[i](*args, **kw)
+            comps["ptc"].append((pt - x)[:, -1].double())
+            comps["ftc"].append((out - pt)[:, -1].double())
+            return pt + per_layer[i] * (out - pt)
+
+        hooks.append(block.register_forward_hook(hook, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            llama_pair.tuned(**b.model_inputs())
+    finally:
+        for h in hooks:
+            h.remove()
+    s_ptc = sum(comps["ptc"])
+    added = sum(a * f for a, f in zip(per_layer, comps["ftc"]))
+    want = added.abs().sum(-1) / (s_ptc.abs().sum(-1) + added.abs().sum(-1))
+    want_unscaled = sum(comps["ftc"]).abs().sum(-1) / (s_ptc.abs().sum(-1) + sum(comps["ftc"]).abs().sum(-1))
+    assert [s.tuco for s in steered] == pytest.approx(want.tolist(), rel=1e-4)
+    assert [s.tuco_unscaled for s in steered] == pytest.approx(want_unscaled.tolist(), rel=1e-4)

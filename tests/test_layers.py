@@ -1,0 +1,57 @@
+"""Where the layers live: the registry, the generic search (with a warning), the error for an unknown
+model, the per-position submodules of the fast path."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from torch import nn
+
+import tuco
+from conftest import PROMPTS
+from tuco import layers
+from tuco.errors import UnsupportedModelError
+from tuco.tiny import FAMILIES, tiny_models
+
+
+def test_every_registered_family_has_its_blocks_and_norm(models):
+    _, tuned, _ = models
+    assert len(layers.decoder_layers(tuned)) == 3 and layers.final_norm(tuned) is not None
+    paths = layers.per_position_modules(tuned)
+    assert "mlp" in paths and all(layers._get(layers.decoder_layers(tuned)[0], p) is not None for p in paths)
+
+
+def test_fused_attention_families_restrict_only_the_output_projection(tokenizer):
+    for family, out in (("phi3", "self_attn.o_proj"), ("gpt2", "attn.c_proj"), ("gpt_neox", "attention.dense")):
+        _, tuned, _ = tiny_models(family, tokenizer=tokenizer)
+        assert layers.per_position_modules(tuned) == ("mlp", out), family
+    assert set(FAMILIES) <= set(layers.REGISTRY)
+
+
+def test_generic_discovery_without_registry_entry_warns(monkeypatch, llama_pair, caplog):
+    monkeypatch.delitem(layers.REGISTRY, "llama")
+    monkeypatch.setattr(layers, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="tuco.layers"):
+        assert layers.layer_path(llama_pair.tuned) == "model.layers"
+        assert len(tuco.score(llama_pair, PROMPTS[:1])) == 1
+    assert caplog.text.count("not in tuco's layer registry") == 1 and "REGISTRY" in caplog.text
+
+
+def test_unsupported_model_lists_families():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"model_type": "odd", "num_hidden_layers": 3})()
+            self.a = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+            self.b = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+
+    with pytest.raises(UnsupportedModelError, match="model type 'odd'.*llama.*REGISTRY"):
+        layers.decoder_layers(Odd())
+
+
+def test_config_integers():
+    cfg = type("C", (), {"n_layer": 4, "n_embd": 64})()
+    assert layers.num_layers(cfg) == 4 and layers.hidden_size(cfg) == 64
+    with pytest.raises(UnsupportedModelError, match="declares no hidden size"):
+        layers.hidden_size(type("C", (), {})())

@@ -1,0 +1,171 @@
+"""Runs: rows that survive any Unicode, refuse/resume/overwrite, fingerprints, the lock, merge, plans."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from tuco.errors import RunError
+from tuco.runs import (
+    RowWriter,
+    Run,
+    RunLock,
+    encode_row,
+    lock_path,
+    manifest_path,
+    plan_batches,
+    read_rows,
+    require_unique,
+    rows_path,
+    shard_path,
+)
+
+HOSTILE = ["x\u2028y", "a\u2029b", "c\u0085d", "e\rf", "tab\tand\x00nul\x1b[31m", "\ufeffbom", "😀 emoji", "\ud7ff", "line\nbreak"]
+
+
+def test_rows_survive_every_separator(tmp_path):
+    w = RowWriter(tmp_path / "r.jsonl", append=False)
+    rows = [{"id": str(i), "prompt": t, "tuco": 0.5} for i, t in enumerate(HOSTILE)]
+    w.write(rows)
+    w.close()
+    assert read_rows(tmp_path / "r.jsonl") == rows
+    assert (tmp_path / "r.jsonl").read_bytes().count(b"\n") == len(rows)
+    assert all(ord(c) < 128 for c in encode_row(rows[0]))
+
+
+def test_torn_tail_is_ignored_and_cut_before_appending(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b'{"id": "0"}\n{"id": "1", "tu')
+    assert read_rows(p) == [{"id": "0"}]
+    w = RowWriter(p, append=True)
+    w.write([{"id": "2"}])
+    w.close()
+    assert read_rows(p) == [{"id": "0"}, {"id": "2"}]
+
+
+def test_a_corrupt_complete_line_is_a_clear_error(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"id": "0"}\n{"id": "1"}{"id": "2"}\n')
+    with pytest.raises(RunError, match="line 2 is not a result row"):
+        read_rows(p)
+
+
+def _run(out, config=None, **kw):
+    return Run(out, config or {"verb": "score", "alpha": 1.0}, **kw).open()
+
+
+def _finished(out, rows, config=None):
+    run = _run(out, config)
+    run.start_writing()
+    run.write(rows)
+    run.finish([r["id"] for r in rows])
+
+
+def test_existing_output_is_refused_resumed_or_overwritten(tmp_path):
+    out = tmp_path / "s.jsonl"
+    _finished(out, [{"id": "a"}, {"id": "b"}])
+    with pytest.raises(RunError, match="already holds a run \\(2 rows, status finished\\); add --resume"):
+        _run(out)
+    run = _run(out, resume=True)
+    assert run.done_keys() == {"a", "b"}
+    run.close()
+    run = Run(out, {"verb": "score", "alpha": 1.0}, overwrite=True).open()
+    run.start_writing()
+    run.write([{"id": "c"}])
+    run.finish(["c"])
+    assert read_rows(out) == [{"id": "c"}]
+    with pytest.raises(RunError, match="not both"):
+        Run(out, {}, resume=True, overwrite=True)
+
+
+def test_resume_refuses_another_configuration_and_names_it(tmp_path):
+    out = tmp_path / "s.jsonl"
+    _finished(out, [{"id": "a"}], {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "t"]})
+    with pytest.raises(RunError, match="alpha: 1.0 before, 0.5 now"):
+        _run(out, {"verb": "score", "alpha": 0.5, "checkpoints": ["b", "t"]}, resume=True)
+    with pytest.raises(RunError, match="checkpoints"):
+        _run(out, {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "other"]}, resume=True)
+
+
+def test_rows_without_a_manifest_are_not_resumed_blindly(tmp_path):
+    out = tmp_path / "s.jsonl"
+    out.write_text('{"id": "a"}\n')
+    with pytest.raises(RunError, match="no manifest"):
+        _run(out, resume=True)
+
+
+def _hold_lock(path, ready, release):
+    lock = RunLock(path).acquire()
+    ready.set()
+    release.wait(30)
+    lock.release()
+
+
+def test_a_second_writer_is_refused_by_the_lock(tmp_path):
+    out = tmp_path / "s.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(out, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(RunError, match=f"another tuco process \\(pid {holder.pid}\\) is writing"):
+            _run(out)
+    finally:
+        release.set()
+        holder.join(30)
+    _run(out).close()  # released with its holder
+    assert lock_path(out).exists()
+
+
+def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path):
+    out = tmp_path / "s.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(out, ready, release))
+    holder.start()
+    assert ready.wait(30)
+    holder.kill()
+    holder.join(30)
+    _run(out).close()
+
+
+def test_merge_is_ordered_deduplicated_and_idempotent(tmp_path):
+    out = tmp_path / "run"
+    run = Run(out, {"x": 1}, rank=0, world=2).open()
+    run.start_writing()
+    run.write([{"id": "b", "v": 1}, {"id": "a", "v": 1}])
+    shard_path(out, 1).write_text(encode_row({"id": "c", "v": 1}) + encode_row({"id": "b", "v": 2}) + '{"id": "tor')
+    assert run.finish(["a", "b", "c"]) == 3
+    assert read_rows(rows_path(out)) == [{"id": "a", "v": 1}, {"id": "b", "v": 2}, {"id": "c", "v": 1}]
+    assert not list(out.glob("*.part-*")) and json.loads(manifest_path(out).read_text())["status"] == "finished"
+    run = Run(out, {"x": 1}, resume=True).open()
+    run.start_writing(run.done_keys())
+    assert run.finish(["a", "b", "c"]) == 3  # nothing to do: the same file again
+
+
+def test_unique_ids_are_required_by_name():
+    require_unique(["a", "b"])
+    with pytest.raises(RunError, match="'a', 'c' appear more than once"):
+        require_unique(["a", "b", "a", "c", "c"])
+
+
+def test_the_plan_depends_on_lengths_and_batch_size_only():
+    lengths = [3, 9, 9, 1, 5, 7]
+    plan = plan_batches(lengths, 4)
+    assert plan == [[1, 2, 5, 4], [0, 3]]
+    assert plan_batches(lengths, 4) == plan and sorted(sum(plan, [])) == list(range(6))
+
+
+def test_check_output_creates_directories(tmp_path):
+    from tuco.runs import check_output
+
+    check_output(tmp_path / "a" / "b" / "s.jsonl")
+    assert (tmp_path / "a" / "b").is_dir()
+    check_output(tmp_path / "x" / "run")
+    assert (tmp_path / "x" / "run").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunError, match="is a file"):
+        check_output(tmp_path / "file")
