@@ -121,3 +121,18 @@ def test_bfloat16_batch_size_changes_numbers_within_a_bound(tokenizer, tmp_path)
     one = tuco.score(pair, PROMPTS * 3, batch_size=1)
     four = tuco.score(pair, PROMPTS * 3, batch_size=4)
     assert max(abs(a.tuco - b.tuco) for a, b in zip(one, four)) < 1e-2
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_rows_of_one(tmp_path, models_args):
+    """`--processes 2` (real ranks, gloo) writes the very rows of one process, in input order, shards merged."""
+    from conftest import cli_process, write_prompts
+
+    prompts = write_prompts(tmp_path / "p.jsonl", 30)
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    for out, extra in ((one, []), (two, ["--processes", "2"])):
+        res = cli_process("score", *models_args, "--prompts", str(prompts), "--out", str(out), "--batch-size", "4", *extra)
+        assert res.returncode == 0, res.stderr
+    assert read_rows(two) == read_rows(one)  # the same batches: equal bit for bit
+    assert [r["id"] for r in read_rows(one)] == [str(i) for i in range(30)]
+    assert not list(tmp_path.glob("two.jsonl.part-*")) and not list(tmp_path.glob("*.lock.*"))

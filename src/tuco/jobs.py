@@ -24,7 +24,7 @@ from tuco.parallel import Ranks, barrier, init
 from tuco.parallel import ranks as env_ranks
 from tuco.prompts import BadRow, Messages, Prompt, as_prompts
 from tuco.runs import Run, plan_batches, prompts_digest, require_unique
-from tuco.steering import alpha_label, alpha_text
+from tuco.steering import alpha_label, alpha_text, check_alpha
 
 SCORE_KEYS = {
     "id",
@@ -44,6 +44,7 @@ SCORE_KEYS = {
     "stage_share",
     "stage_l1",
     "layer_stage_l1",
+    "token_stage",
 }
 GENERATE_KEYS = {
     "id",
@@ -62,6 +63,7 @@ GENERATE_KEYS = {
     "seed",
     "temperature",
     "stage_share",
+    "token_stage_share",
 }
 
 
@@ -114,6 +116,41 @@ def _prepare(
             "no usable prompts" + (f": {bad[0].reason}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") if bad else "")
         )
     return encoded, bad, use_chat
+
+
+def _open(
+    model: Any,
+    out: str | Path,
+    verb: str,
+    encoded: list[Any],
+    skipped: list[BadRow],
+    r: Ranks,
+    *,
+    key: Callable[[dict[str, Any]], Any] | None = None,
+    use_chat: bool,
+    system: str | None,
+    per_token: bool,
+    batch_size: int,
+    full_path: bool,
+    resume: bool,
+    overwrite: bool,
+    **settings: Any,
+) -> Run:
+    """The run of a job: its config (everything that determines the rows, for the fingerprint) and info."""
+    config = {
+        "verb": verb,
+        **model_config(model),
+        **settings,
+        "chat": use_chat,
+        "system": system,
+        "per_token": per_token,
+        "batch_size": batch_size,
+        "prompts": prompts_digest((e.prompt.id, e.ids) for e in encoded),
+    }
+    config["full_path"] = config["full_path"] or full_path
+    info = {"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]}
+    extra = {"key": key} if key is not None else {}
+    return Run(Path(out), config, resume=resume, overwrite=overwrite, rank=r.rank, world=r.world, info=info, **extra)
 
 
 def _execute(
@@ -183,26 +220,23 @@ def score_to(
     r = ranks or env_ranks()
     encoded, skipped, use_chat = _prepare(model, prompts, chat=chat, system=system)
     skipped = list(bad) + skipped
+    check_alpha(alpha, model)  # before the run exists: a bad alpha leaves nothing behind
     label = alpha_label(alpha)
-    config = {
-        "verb": "score",
-        **model_config(model),
-        "alpha": label,
-        "chat": use_chat,
-        "system": system,
-        "per_token": per_token,
-        "batch_size": batch_size,
-        "prompts": prompts_digest((e.prompt.id, e.ids) for e in encoded),
-    }
-    config["full_path"] = config["full_path"] or full_path
-    run = Run(
-        Path(out),
-        config,
+    run = _open(
+        model,
+        out,
+        "score",
+        encoded,
+        skipped,
+        r,
+        use_chat=use_chat,
+        system=system,
+        per_token=per_token,
+        batch_size=batch_size,
+        full_path=full_path,
         resume=resume,
         overwrite=overwrite,
-        rank=r.rank,
-        world=r.world,
-        info={"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]},
+        alpha=label,
     )
 
     def rows_of(batch: list[int]) -> Callable[[], list[dict[str, Any]]]:
@@ -270,31 +304,29 @@ def generate_to(
     r = ranks or env_ranks()
     encoded, skipped, use_chat = _prepare(model, prompts, chat=chat, system=system, extra=max_new_tokens)
     skipped = list(bad) + skipped
+    for a in alphas:
+        check_alpha(a, model)
     labels = [alpha_label(a) for a in alphas]
-    config = {
-        "verb": "generate",
-        **model_config(model),
-        "alphas": labels,
-        "chat": use_chat,
-        "system": system,
-        "per_token": per_token,
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "seed": seed,
-        "prompts": prompts_digest((e.prompt.id, e.ids) for e in encoded),
-    }
-    config["full_path"] = config["full_path"] or full_path
-    run = Run(
-        Path(out),
-        config,
+    run = _open(
+        model,
+        out,
+        "generate",
+        encoded,
+        skipped,
+        r,
+        key=generation_key,
+        use_chat=use_chat,
+        system=system,
+        per_token=per_token,
+        batch_size=batch_size,
+        full_path=full_path,
         resume=resume,
         overwrite=overwrite,
-        key=generation_key,
-        rank=r.rank,
-        world=r.world,
-        info={"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]},
+        alphas=labels,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
     )
 
     def rows_of(alpha: Any, batch: list[int], number: int) -> Callable[[], list[dict[str, Any]]]:
@@ -334,7 +366,7 @@ def generate_to(
                 if per_token:
                     row["prompt_tokens"], row["prompt_token_tuco"] = gen.prompt_tokens, gen.prompt_token_tuco
                 if gen.stage_share is not None:
-                    row["stage_share"] = gen.stage_share
+                    row["stage_share"], row["token_stage_share"] = gen.stage_share, gen.token_stage_share
                 rows.append(row)
             return rows
 

@@ -8,11 +8,12 @@ import argparse
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 
-from tuco.errors import ConfigError, TucoError
+from tuco.errors import ConfigError
 from tuco.prompts import BadRow, Prompt, read_prompts
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -249,12 +250,51 @@ def strip_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
-def finish_line(result: Any, interrupted: bool = False) -> None:
-    """The closing line of a run on stderr."""
-    if interrupted:
-        err_console.print(f"interrupted: finished rows kept in {result} (continue with --resume)")
-    else:
-        err_console.print(f"wrote {result.n_rows} rows to {result.out}")
+@dataclass
+class JobStart:
+    """What a score/generate verb has once its input is checked: the model, prompts, bad rows, ranks."""
+
+    model: Any
+    prompts: list[Prompt]
+    bad: list[BadRow]
+    ranks: Any
 
 
-__all__ = ["TucoError", "err_console"]
+def start_job(args: argparse.Namespace) -> JobStart | int:
+    """Shared start of ``score`` and ``generate``: relaunch as N ranks (returns their exit code), or check
+    the output, read and report the prompts, then load the model (cheap checks before the load)."""
+    import sys
+
+    from tuco.parallel import device_for, ranks
+    from tuco.runs import check_output
+
+    check_positive(args.batch_size, "--batch-size")
+    launched = run_launcher(args, sys.argv[1:])
+    if launched is not None:
+        return launched
+    r = ranks()
+    if (args.resume or args.overwrite) and not args.out:
+        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
+    prompts, bad = collect_prompts(args)
+    if r.is_main:
+        report_bad(bad)
+    if args.out:
+        check_output(args.out)
+    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
+    return JobStart(model, prompts, bad, r)
+
+
+def end_job(result: Any, start: JobStart, show: Callable[[list[dict[str, Any]]], None]) -> int:
+    """Shared end of ``score`` and ``generate`` (rank 0): skipped rows, the closing line, ``show(rows)``,
+    exit code 1 when some prompts were skipped."""
+    from tuco.runs import read_rows
+
+    if not start.ranks.is_main:
+        return 0
+    report_bad(result.bad[len(start.bad) :])
+    err_console.print(f"wrote {result.n_rows} rows to {result.out}")
+    show(read_rows(result.out))
+    if result.bad:
+        err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
+        return 1
+    return 0

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from tuco.cli.common import (
-    add_model_options,
-    add_output_options,
-    add_prompt_options,
-    check_positive,
-    collect_prompts,
-    err_console,
-    finish_line,
-    load,
-    progress_bar,
-    report_bad,
-    run_launcher,
-)
-from tuco.errors import ConfigError
+from tuco.cli.common import add_model_options, add_output_options, add_prompt_options, end_job, progress_bar, report_bad, start_job
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 
@@ -67,35 +53,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tuco.generation import check_sampling
-    from tuco.parallel import device_for, ranks
     from tuco.steering import parse_alpha
 
     alphas = [parse_alpha(a) for a in args.alpha]
-    check_positive(args.batch_size, "--batch-size")
     check_sampling(args.max_new_tokens, args.temperature, args.top_p)
-    launched = run_launcher(args, sys.argv[1:])
-    if launched is not None:
-        return launched
-    r = ranks()
-    if (args.resume or args.overwrite) and not args.out:
-        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
-    prompts, bad = collect_prompts(args)
-    if r.is_main:
-        report_bad(bad)
-    if args.out:
-        from tuco.runs import check_output
-
-        check_output(args.out)
-    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
+    start = start_job(args)
+    if isinstance(start, int):
+        return start
     if not args.out:
-        return _print_only(model, prompts, bad, args, alphas)
+        return _print_only(start.model, start.prompts, start.bad, args, alphas)
     from tuco.jobs import generate_to
-    from tuco.runs import read_rows
 
-    with progress_bar("generating", enabled=r.is_main) as progress:
+    with progress_bar("generating", enabled=start.ranks.is_main) as progress:
         result = generate_to(
-            model,
-            prompts,
+            start.model,
+            start.prompts,
             args.out,
             alphas=alphas,
             max_new_tokens=args.max_new_tokens,
@@ -108,19 +80,11 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             resume=args.resume,
             overwrite=args.overwrite,
-            bad=bad,
+            bad=start.bad,
             progress=progress,
-            ranks=r,
+            ranks=start.ranks,
         )
-    if not r.is_main:
-        return 0
-    report_bad(result.bad[len(bad) :])
-    finish_line(result)
-    Console().print(_table(read_rows(result.out)))
-    if result.bad:
-        err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
-        return 1
-    return 0
+    return end_job(result, start, lambda rows: Console().print(_table(rows)))
 
 
 def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if os.environ.get(LAUNCHED):
         die_with_parent()  # a rank started by `tuco --processes N` never outlives its launcher
+    _stop_on_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -49,6 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tuco {verb}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler, `kill`) stops a run like Ctrl-C: finished rows kept, manifest "interrupted"."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding application): leave its handler alone
+        pass
 
 
 def entry() -> None:

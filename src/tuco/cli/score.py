@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from typing import Any
 
 from tuco.cli.common import (
     add_model_options,
     add_output_options,
     add_prompt_options,
-    check_positive,
-    collect_prompts,
+    end_job,
     err_console,
-    finish_line,
-    load,
     progress_bar,
     report_bad,
-    run_launcher,
+    start_job,
 )
-from tuco.errors import ConfigError
 
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 
@@ -74,37 +69,27 @@ def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.parallel import device_for, ranks
     from tuco.steering import parse_alpha
 
     alpha = parse_alpha(args.alpha)
-    check_positive(args.batch_size, "--batch-size")
-    launched = run_launcher(args, sys.argv[1:])
-    if launched is not None:
-        return launched
-    r = ranks()
-    if (args.resume or args.overwrite) and not args.out:
-        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
-    prompts, bad = collect_prompts(args)
-    if r.is_main:
-        report_bad(bad)
-    if args.out:
-        from tuco.runs import check_output
-
-        check_output(args.out)
-    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
+    start = start_job(args)
+    if isinstance(start, int):
+        return start
     if not args.out:
-        return _print_only(model, prompts, bad, args, alpha)
+        return _print_only(start.model, start.prompts, start.bad, args, alpha)
     from tuco.jobs import score_to
-    from tuco.runs import read_rows
 
     def backoff(size: int) -> None:
         err_console.print(f"[yellow]out of memory: batch size lowered to {size}[/yellow]", markup=True)
 
-    with progress_bar("scoring", enabled=r.is_main) as progress:
+    def show(rows: list[dict[str, Any]]) -> None:
+        err_console.print(summary(rows))
+        err_console.print(examples(rows))
+
+    with progress_bar("scoring", enabled=start.ranks.is_main) as progress:
         result = score_to(
-            model,
-            prompts,
+            start.model,
+            start.prompts,
             args.out,
             alpha=alpha,
             chat=args.chat,
@@ -113,22 +98,12 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             resume=args.resume,
             overwrite=args.overwrite,
-            bad=bad,
+            bad=start.bad,
             progress=progress,
             on_backoff=backoff,
-            ranks=r,
+            ranks=start.ranks,
         )
-    if not r.is_main:
-        return 0
-    report_bad(result.bad[len(bad) :])
-    finish_line(result)
-    rows = read_rows(result.out)
-    err_console.print(summary(rows))
-    err_console.print(examples(rows))
-    if result.bad:
-        err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
-        return 1
-    return 0
+    return end_job(result, start, show)
 
 
 def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alpha: Any) -> int:
