@@ -305,3 +305,21 @@ def test_demo_report_shows_its_findings_on_the_first_screen(tmp_path):
         check=True,
     )
     assert shot.stat().st_size > 10_000
+
+
+def test_chain_rows_show_stage_bars_and_dominant_stage_tokens(tmp_path):
+    rows = [
+        dict(
+            score_row(i),
+            stage_share=[0.6, 0.3, 0.1],
+            layer_stage_l1=[[1.0, 1.0, 1.0], [0.5, 0.2, 0.1], [0.0, 0.1, 0.3]],
+            tokens=["a", "b"],
+            token_stage=[0, 2],
+            token_tuco=[0.1, 0.2],
+        )
+        for i in range(3)
+    ]
+    out = make_run(tmp_path, rows, config={"verb": "score", "checkpoints": ["/m/base", "/m/sft", "/m/dpo"]})
+    html = build_html(load_run(out))
+    assert "Stage shares" in html and "0: base" in html and "2: dpo" in html and "Mean share per layer" in html
+    assert "Tokens coloured by the stage that wrote most there" in html

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tuco.errors import ConfigError
-from tuco.steering import StageAlphas, alpha_label, alpha_text, check_alpha, is_one, parse_alpha
+from tuco.steering import StageAlphas, alpha_label, alpha_text, check_alpha, parse_alpha
 
 
 def test_alpha_syntax():
@@ -17,7 +17,6 @@ def test_alpha_syntax():
     for text in ("1.1", "1:0.5:2", "1/0.5", "1/1:0:0.5"):
         assert alpha_text(parse_alpha(text)) == text
     assert alpha_label((1, 0.5)) == "1:0.5" and alpha_label(parse_alpha("1/0.5")) == "1/0.5" and alpha_label(2) == 2.0
-    assert is_one(1.0) and is_one((1.0, 1.0)) and is_one("1/1") and not is_one(0.9)
 
 
 @pytest.mark.parametrize(

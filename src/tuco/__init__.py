@@ -6,6 +6,8 @@ Public API (imported lazily, so ``import tuco`` does not import torch):
     tuco.score(pair, ["How do I bake bread?"])          # -> [Score(tuco=..., preco=..., ...)]
     tuco.generate(pair, ["Hi"], alpha=1.1)               # -> [Generation(text=..., token_tuco=[...])]
     with tuco.steer(pair, alpha=0.9): pair.tuned.generate(...)
+    tuco.score_to(pair, prompts, "runs/x", resume=True)  # rows on disk, resumable, data-parallel
+    chain = tuco.load_chain(["base", "sft", "dpo"])      # one share per training stage
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ _EXPORTS = {
     "generate": "tuco.generation",
     "Generation": "tuco.generation",
     "steer": "tuco.steering",
+    "load_chain": "tuco.chain",
+    "ModelChain": "tuco.chain",
+    "score_to": "tuco.jobs",
+    "generate_to": "tuco.jobs",
     "Prompt": "tuco.prompts",
     "read_prompts": "tuco.prompts",
     "TucoError": "tuco.errors",

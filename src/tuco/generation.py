@@ -41,6 +41,7 @@ class Generated:
     stage_share: list[float] | None = None
     prompt_layer_ptc_l1: list[float] | None = None
     prompt_layer_ftc_l1: list[float] | None = None
+    token_stage_share: list[list[float]] | None = None
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Generation:
     stage_share: list[float] | None = None
     prompt_layer_ptc_l1: list[float] | None = None
     prompt_layer_ftc_l1: list[float] | None = None
+    token_stage_share: list[list[float]] | None = None
 
     @property
     def mean_tuco(self) -> float:
@@ -135,11 +137,13 @@ def generate_ids(
     steps = torch.stack([metrics.tuco(last(r.sum_ptc), last(r.sum_ftc_steered)) for r in recorder.records], dim=-1).cpu()
     first = recorder.records[0]
     prompt_tok = metrics.tuco(first.sum_ptc, first.sum_ftc_steered).cpu() if per_token else None
-    shares = None
+    shares = step_shares = None
     if first.sums.shape[0] > 2:
         from tuco.scoring import stage_shares
 
         shares = stage_shares(first.sums[:, :, -1] if per_token else first.sums).cpu()
+        # [steps, S, B]: each stage's share at the position that produced each generated token
+        step_shares = torch.stack([stage_shares(r.sums[:, :, -1] if per_token else r.sums) for r in recorder.records]).cpu()
     results = []
     for row, ids in enumerate(new):
         n, finished = len(ids), False
@@ -157,6 +161,7 @@ def generate_ids(
                 stage_share=shares[:, row].tolist() if shares is not None else None,
                 prompt_layer_ptc_l1=first.layer_ptc_l1[row].tolist(),
                 prompt_layer_ftc_l1=first.layer_ftc_l1[row].tolist(),
+                token_stage_share=step_shares[:n, :, row].tolist() if step_shares is not None else None,
             )
         )
     return results
@@ -179,6 +184,7 @@ def to_generation(model: Any, e: Encoded, g: Generated, alpha: Any, per_token: b
         stage_share=g.stage_share,
         prompt_layer_ptc_l1=g.prompt_layer_ptc_l1,
         prompt_layer_ftc_l1=g.prompt_layer_ftc_l1,
+        token_stage_share=g.token_stage_share,
     )
 
 

@@ -29,8 +29,9 @@ class Score:
     states this run visits); equal to ``tuco`` at alpha = 1. ``ptc_l1``/``ftc_l1``: ||S_PTC||_1 and the
     norm of fine-tuning's (scaled) sum; ``layer_ptc_l1``/``layer_ftc_l1``: ||PTC_l||_1 and ||FTC_l||_1
     (unscaled) at the last token. ``token_tuco`` (per-token mode): ``tuco`` at every prompt position.
-    Chains add ``stage_share`` (K + 1 values summing to 1, stage 0 = pre-training), ``stage_l1`` and
-    ``layer_stage_l1`` ([stage][layer]).
+    Chains add ``stage_share`` (K + 1 values summing to 1, stage 0 = pre-training), ``stage_l1``,
+    ``layer_stage_l1`` ([stage][layer]) and, per token, ``token_stage`` (the stage with the largest share
+    at each prompt position).
     """
 
     tuco: float
@@ -46,6 +47,7 @@ class Score:
     stage_share: list[float] | None = None
     stage_l1: list[float] | None = None
     layer_stage_l1: list[list[float]] | None = None
+    token_stage: list[int] | None = None
 
 
 def stage_shares(sums: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,9 @@ def scores_from_record(
             score.tokens = tokens[b] if tokens is not None else None
         if shares is not None:
             score.stage_share = shares[:, b].tolist()
+            if per_token:
+                dominant = metrics.l1(rec.sums[:, b]).argmax(0)  # [T]: the stage writing most at each position
+                score.token_stage = dominant[mask[b].bool().to(dominant.device)].tolist()
             score.stage_l1 = metrics.l1(at_last(rec.sums))[:, b].tolist()
             score.layer_stage_l1 = rec.layer_l1[:, b].tolist()
         out.append(score)

@@ -79,15 +79,6 @@ def alpha_text(alpha: Any) -> str:
     return "/".join(alpha_text(a) for a in parts)
 
 
-def is_one(alpha: Any) -> bool:
-    """True when every value of ``alpha`` is 1 (the fine-tuned model itself)."""
-    if isinstance(alpha, str):
-        return is_one(parse_alpha(alpha))
-    if isinstance(alpha, (int, float)):
-        return float(alpha) == 1.0
-    return all(is_one(a) for a in alpha)
-
-
 def check_alpha(alpha: Any, model: Any) -> None:
     """Raise ConfigError unless ``alpha`` fits ``model`` (its layers and, for a chain, its stages)."""
     from tuco.decomposition import normalize_alphas

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 
 from tuco.report.load import Run, RunFile
-from tuco.report.svg import colour, layer_multiples, legend_gradient, scatter, strips, text_colour
+from tuco.report.svg import colour, layer_multiples, legend_gradient, scatter, stacked_bars, stage_colour, strips, text_colour
 
 MAX_TABLE_ROWS = 3000  # more rows stay in the run file; the page says so
 VISIBLE_ROWS = 12  # rows shown before "show all"
@@ -263,6 +263,52 @@ def tokens_section(rows: list[dict[str, Any]], group: str | None) -> str:
     return "".join(out)
 
 
+# ---- chains: one share per training stage ----
+
+
+def stages_section(rows: list[dict[str, Any]], files: list[RunFile]) -> str:
+    """Chains: each prompt's stage shares (stacked bars), the mean share per layer, and tokens coloured by
+    the stage that wrote most at each position. Empty when the rows carry no stage data."""
+    with_shares = [r for r in rows if isinstance(r.get("stage_share"), list)]
+    if not with_shares:
+        return ""
+    n = len(with_shares[0]["stage_share"])
+    names = next((f.manifest.get("config", {}).get("checkpoints") for f in files if f.manifest.get("config", {}).get("checkpoints")), None)
+    names = (
+        [f"{k}: {str(c).rstrip('/').rsplit('/', 1)[-1]}" for k, c in enumerate(names)]
+        if names and len(names) == n
+        else [f"stage {k}" for k in range(n)]
+    )
+    out = [
+        "<h3>Stage shares</h3>",
+        "<p class=\"muted\">each stage's share of the last token's update: ||Σ_l C_k,l||₁ / Σ_j ||Σ_l C_j,l||₁</p>",
+    ]
+    out.append(stacked_bars([(str(r.get("id")), r["stage_share"]) for r in with_shares[:40]], names))
+    layered = [r["layer_stage_l1"] for r in with_shares if isinstance(r.get("layer_stage_l1"), list)]
+    if layered:
+        n_layers = len(layered[0][0])
+        per_layer = []
+        for layer in range(n_layers):
+            norms = [statistics.fmean(r[k][layer] for r in layered) for k in range(n)]
+            total = sum(norms) or 1.0
+            per_layer.append((f"layer {layer}", [v / total for v in norms]))
+        out.append("<h4>Mean share per layer (||C_k,l||₁ over stages)</h4>" + stacked_bars(per_layer, names))
+    views = []
+    for r in with_shares:
+        if isinstance(r.get("tokens"), list) and isinstance(r.get("token_stage"), list):
+            spans = "".join(
+                f'<span class="tok" style="background:{stage_colour(st)}" title="{esc(names[st] if st < len(names) else st)}">'
+                f"{esc(display_token(t))}</span>"
+                for t, st in zip(r["tokens"], r["token_stage"])
+            )
+            views.append(f'<div class="tokview"><div class="meta">id {esc(r.get("id"))}</div><div class="toks">{spans}</div></div>')
+        if len(views) >= EXTREMES:
+            break
+    if views:
+        out.append("<h4>Tokens coloured by the stage that wrote most there</h4>" + "".join(views))
+    return "".join(out)
+
+
 # ---- rows table ----
 
 
@@ -350,6 +396,7 @@ def results_section(run: Run, title: str | None = None) -> str:
     out.append("<h3>Summary by condition</h3>" + summary_table(rows, group))
     out.append("<h3>Distribution</h3>" + distribution(rows, group))
     out.append(profiles(rows, group))
+    out.append(stages_section(rows, run.files))
     out.append(tokens_section(rows, group))
     out.append(f"<h3>Rows ({len(rows)})</h3>" + rows_table(rows, group))
     out.append(config_section(run.files) + "</section>")

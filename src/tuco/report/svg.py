@@ -135,3 +135,38 @@ def scatter(points: list[tuple[float, float]], x_label: str, y_label: str, size:
     )
     parts.append("</svg>")
     return "".join(parts)
+
+
+STAGE_COLOURS = ["#9ecae1", "#e6550d", "#31a354", "#756bb1", "#fdae6b", "#636363"]
+
+
+def stacked_bars(items: list[tuple[str, list[float]]], stage_names: list[str], width: int = 640, row_h: int = 16) -> str:
+    """One horizontal bar per item split by stage share (each list sums to 1), with a colour key."""
+    pad_l = 170
+    height = row_h * len(items) + 26
+    plot_w = width - pad_l - 10
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="stage shares">']
+    for i, (label, shares) in enumerate(items):
+        y = 4 + i * row_h
+        parts.append(f'<text x="{pad_l - 6}" y="{y + row_h - 5}" font-size="10" text-anchor="end">{escape(label[:28])}</text>')
+        x = float(pad_l)
+        for k, share in enumerate(shares):
+            w = plot_w * max(0.0, float(share))
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 3}" fill="{STAGE_COLOURS[k % len(STAGE_COLOURS)]}">'
+                f"<title>{escape(stage_names[k] if k < len(stage_names) else f'stage {k}')}: {share:.3f}</title></rect>"
+            )
+            x += w
+    key_y = height - 8
+    for k, name in enumerate(stage_names):
+        parts.append(
+            f'<rect x="{pad_l + k * 120}" y="{key_y - 9}" width="10" height="10" fill="{STAGE_COLOURS[k % len(STAGE_COLOURS)]}"/>'
+            f'<text x="{pad_l + k * 120 + 14}" y="{key_y}" font-size="10">{escape(name[:16])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stage_colour(stage: int | None) -> str:
+    """The categorical colour of a stage (grey when unknown)."""
+    return "#dddddd" if stage is None else STAGE_COLOURS[int(stage) % len(STAGE_COLOURS)]
