@@ -155,6 +155,13 @@ def web_passages() -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def web_prose() -> list[str]:
+    """Modern web-like prose tuco wrote (news, encyclopedic, how-to and review paragraphs): pre-training-
+    like text for a real pre-trained model, where the demo's Shakespeare would be out of distribution."""
+    path = Path(__file__).resolve().with_name("web_prose.txt")
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def chat_questions() -> list[str]:
     """Everyday chat questions and benign requests (held out from the demo pair's fine-tuning)."""
     from tuco.data import safety
@@ -199,6 +206,7 @@ def everyday() -> list[str]:
 
 BUILTIN_PROMPTS = {
     "web": web_passages,
+    "web-prose": web_prose,
     "chat": chat_questions,
     "harmful": harmful_requests,
     "benign": benign_requests,
