@@ -260,3 +260,25 @@ def test_cli_help_of_every_experiment():
     for argv in (["experiment", "--help"], *(["experiment", name, "--help"] for name in NAMES)):
         assert cli(*argv).returncode == 0, argv
     assert cli("experiment").returncode == 2
+
+
+def test_gcg_optimises_suffixes_with_nanogcg(llama_pair, tmp_path):
+    pytest.importorskip("nanogcg")  # installed by `make install` (see the Makefile)
+    m = run_experiment("gcg", llama_pair, tmp_path, n=2, optimize=1, gcg_steps=2, gcg_search_width=8, gcg_topk=4, max_new_tokens=3)
+    rows, _ = check_run_dir(tmp_path, "gcg")
+    (suffix,) = m["suffixes"]
+    assert isinstance(suffix, str) and suffix.strip()
+    assert [r["prompt"] for r in rows if r["group"] == "attacked"] == [f"{r['prompt']} {suffix}" for r in rows if r["group"] == "clean"]
+
+
+def test_a_failed_run_keeps_its_rows_and_says_why_and_nothing_of_the_users_is_removed(llama_pair, tmp_path):
+    (tmp_path / "mine.png").write_bytes(b"\x89PNG not a run's")
+    run_experiment("web-vs-chat", llama_pair, tmp_path, n=2)
+    assert (tmp_path / "mine.png").exists()  # not a run directory before: nothing of the user's is removed
+    (tmp_path / "stale.png").write_bytes(b"\x89PNG stale")
+    with pytest.raises(Exception, match="nope"):
+        run_experiment("web-vs-chat", llama_pair, tmp_path, n=2, chat="builtin:nope", overwrite=True)
+    manifest = json.loads((tmp_path / "rows.manifest.json").read_text())
+    assert manifest["status"].startswith("failed: ConfigError: unknown built-in prompt set 'nope'")
+    assert not (tmp_path / "stale.png").exists() and not (tmp_path / "metrics.json").exists()  # the replaced run's
+    assert len(read_rows(tmp_path / "rows.jsonl")) == 2  # the web rows computed before the failure are kept

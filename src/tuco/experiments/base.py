@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -191,29 +191,43 @@ class RunDir:
             "seed": getattr(options, "seed", None),
         }
         self.run = Run(self.path, self.config, resume=resume, overwrite=overwrite, info={"question": experiment.question})
-        self.run.open()
         from tuco.data import sources
+        from tuco.runs import manifest_path
 
+        replaced = overwrite and manifest_path(self.path).exists()  # a previous run's metrics and plots would be stale
+        self.run.open()
         sources.REVISIONS.clear()
-        if not resume:
+        if replaced:
             for stale in [self.path / "metrics.json", *self.path.glob("*.png")]:
                 stale.unlink(missing_ok=True)
         self.run.start_writing(self.run.done_keys() if resume else set())
         self.order: list[str] = []
+        self._known: set[str] = set()
 
     @property
     def done(self) -> set[Any]:
         """Row ids already written (by this run or the one it resumes)."""
         return self.run.done
 
-    def todo(self, ids: Sequence[str]) -> list[int]:
-        """Indices of ``ids`` not written yet; remembers every id for the final order."""
-        self.order += list(ids)
-        return [i for i, k in enumerate(ids) if k not in self.done]
+    def chunks(self, prompts: Sequence[Prompt], size: int) -> Iterator[list[Prompt]]:
+        """The batches of ``prompts`` still to compute. Batches are cut from the whole list, so a resumed
+        run forms the very same batches (and seeds) as an uninterrupted one; a batch whose rows are all
+        written is skipped, one cut short by a kill is redone whole (its rows replace the partial ones)."""
+        self._remember(p.id for p in prompts)
+        for start in range(0, len(prompts), max(1, size)):
+            chunk = list(prompts[start : start + size])
+            if not all(p.id in self.done for p in chunk):
+                yield chunk
+
+    def _remember(self, ids: Iterable[str]) -> None:
+        for k in ids:
+            if k not in self._known:
+                self._known.add(k)
+                self.order.append(k)
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         """Append rows now (one flushed write); each needs a unique ``id``."""
-        self.order += [r["id"] for r in rows if r["id"] not in self.order]
+        self._remember(r["id"] for r in rows)
         self.run.write(rows)
         self.done.update(r["id"] for r in rows)
 
@@ -261,11 +275,8 @@ class RunDir:
         from tuco.batching import encode_all
         from tuco.scoring import score_encoded
 
-        todo = self.todo([p.id for p in prompts])
-        items = [prompts[i] for i in todo]
         per_token = position == "request-mean"
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
+        for chunk in self.chunks(prompts, batch_size):
             enc = encode_all(self.model, chunk, chat=chat)
             scores = score_encoded(self.model, enc, alpha=alpha, per_token=per_token, batch_size=batch_size)
             extra = self._baselines(chunk, chat, baselines)
@@ -317,10 +328,7 @@ class RunDir:
         from tuco.generation import iter_generate
         from tuco.jobs import batch_seed
 
-        todo = self.todo([p.id for p in prompts])
-        items = [prompts[i] for i in todo]
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
+        for chunk in self.chunks(prompts, batch_size):
             enc = encode_all(self.model, chunk, chat=chat, extra=max_new_tokens)
             torch.manual_seed(batch_seed(seed, chunk[0].id))
             repeated = [e for e in enc for _ in range(samples)]
@@ -392,10 +400,7 @@ class RunDir:
         """Next-token choice among ``options`` (log-probabilities, chosen option, TuCo) into rows."""
         from tuco.choices import choose
 
-        todo = self.todo([p.id for p in prompts])
-        items = [prompts[i] for i in todo]
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
+        for chunk in self.chunks(prompts, batch_size):
             got = choose(self.model, chunk, options, alpha=alpha, chat=chat, batch_size=batch_size)
             self.add(
                 [

@@ -130,7 +130,10 @@ def findings(m: dict[str, Any]) -> list[Finding]:
         auc_finding(f"TuCo is lower on successful jailbreaks ({m['position']})", PAPER, m["auc"]),
         auc_finding("... among harmful and attacked prompts only", "not reported separately", m["auc_harmful_only"]),
     ]
+    chosen = {"last": "tuco_last", "first-generated": "tuco_first_generated", "response-mean": "tuco_response"}.get(m["position"])
     for key, s in m.get("by_measure", {}).items():
+        if key == chosen:  # the headline finding above
+            continue
         out.append(
             auc_finding(
                 f"{MEASURES[key]} separates successful jailbreaks",

@@ -57,17 +57,12 @@ def substring(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> s
 def run(model: Any, o: WebVsChatOptions, rd: RunDir) -> None:
     rng = random.Random(o.seed)
     web = [substring(model.tokenizer, t, o.web_tokens, rng) for t in load_prompts(o.web, limit=o.n, seed=o.seed) if isinstance(t, str)]
+    score = lambda prompts, chat: rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)  # noqa: E731
+    score([Prompt(f"web-{i}", text=t, extra={"group": "web"}) for i, t in enumerate(web)], False)
     chats = load_prompts(o.chat, limit=o.n, seed=o.seed)
-    groups = [
-        ("web", [Prompt(f"web-{i}", text=t, extra={"group": "web"}) for i, t in enumerate(web)], False),
-        ("chat", [_prompt(f"chat-{i}", c, "chat") for i, c in enumerate(chats)], True),
-    ]
+    score([_prompt(f"chat-{i}", c, "chat") for i, c in enumerate(chats)], True)
     if o.without_template:
-        groups.append(
-            ("chat (no template)", [_prompt(f"raw-{i}", c, "chat (no template)") for i, c in enumerate(chats) if isinstance(c, str)], False)
-        )
-    for _, prompts, chat in groups:
-        rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)
+        score([_prompt(f"raw-{i}", c, "chat (no template)") for i, c in enumerate(chats) if isinstance(c, str)], False)
 
 
 def _prompt(pid: str, value: Any, group: str) -> Prompt:
