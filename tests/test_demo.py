@@ -156,3 +156,23 @@ def test_demo_quick_end_to_end(tmp_path):
     assert html.index('class="findings"') < html.index("Details:")
     assert cli("demo", "--quick", "--out", str(out)).returncode == 2  # an existing demo is not replaced silently
     assert cli("demo", "--quick", "--out", str(out), "--resume").returncode == 0
+
+
+@pytest.mark.slow
+def test_stage2_chain_attribution(tmp_path):
+    """A chain where we know the answer: a second stage that teaches a sign-off on food answers. Responses
+    with the sign-off attribute more to stage 2 than those without (interval above 0), and refusals stay
+    with stage 1 (stage 1's share above stage 2's, interval above 0)."""
+    from tuco.chain import load_chain
+    from tuco.demo.stage2 import attribution, train_stage2
+
+    train_stage2(PAIR_DIR, tmp_path / "stage2")
+    base, tuned = demo_pair_dirs()
+    chain = load_chain([str(base), str(tuned), str(tmp_path / "stage2")], dtype="float32", device="cpu")
+    got = attribution(chain)
+    assert got["signoff_rate_food"] >= 0.5 and got["signoff_rate_other"] <= 0.2, got
+    assert got["harmful_refusal"] >= 0.8
+    lo, _ = got["signoff_share_diff"]["ci"]
+    assert lo > 0, got["signoff_share_diff"]
+    lo, _ = got["refusal_stage1_minus_stage2"]["ci"]
+    assert lo > 0, got["refusal_stage1_minus_stage2"]

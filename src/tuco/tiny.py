@@ -17,10 +17,6 @@ from tuco.runs import make_readable
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "gpt2", "gpt_neox")
 MOE_FAMILIES = ("mixtral", "qwen2_moe")  # mixture-of-experts blocks (fast-path tests)
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-SPECIALS = ["<pad>", "<s>", "</s>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
 _CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
     "How do I bake bread? Mix flour, water, salt and yeast, then wait.",
@@ -31,22 +27,11 @@ _CORPUS = [
 
 
 def tiny_tokenizer(vocab_size: int = 300) -> Any:
-    """A byte-level BPE tokenizer (trained on a few sentences) with BOS/EOS/PAD and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A byte-level BPE tokenizer (trained on a few sentences) with BOS/EOS/PAD and a chat template: the
+    demo recipe's builder with ``</s>`` as end of sequence and BOS prepended."""
+    from tuco.demo.train import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token=None)
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
+    return train_tokenizer(_CORPUS * 4, vocab_size, eos="</s>", prepend_bos=True)
 
 
 def tiny_config(family: str, vocab_size: int, *, layers: int = 3, hidden: int = 32, context: int = 256) -> Any:

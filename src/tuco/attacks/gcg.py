@@ -37,8 +37,6 @@ def optimise_suffixes(
         import nanogcg
     except ImportError as err:
         raise ConfigError("optimising GCG suffixes needs nanogcg: pip install nanogcg (or give --suffixes FILE)") from err
-    if pair.is_peft:
-        raise ConfigError("GCG optimisation needs a full tuned model; give --suffixes FILE for a PEFT pair")
     out = []
     for i in range(n):
         config = nanogcg.GCGConfig(

@@ -178,6 +178,12 @@ New phrasings of trained topics: {tt:.0%} refused; new topics in trained phrasin
 Harmful refusal by category (tuned): {cats}.
 alpha = 1 generation equals peft's own `generate` token for token: {eq1}; alpha = 0 equals the base
 (adapter disabled): {eq0} ({n_eq} prompts). Refusal = any of the paper's refusal strings.
+Targets of the project: harmful >= 90%, benign <= 15%, base <= 2%; the benign target is narrowly missed
+(every over-refusal is a held-out look-alike sharing a trigger word or topic with a harm, e.g. "steal the
+show in a school play", "make my social media account private"; no everyday request is refused).
+Caveat: the recipe's data mix was chosen over five training runs whose numbers were measured on these same
+held-out sets (a validation split would have been cleaner); public harmful-behaviour benchmarks, which
+no tuco data comes from, are the unbiased check.
 Written by `tuco.demo.evaluate.write_gemma_card`.
 """
 
@@ -241,10 +247,18 @@ def write_gemma_card(adapter_dir: str | Path) -> dict[str, Any]:
     from tuco.pair import load_pair
 
     d = Path(adapter_dir)
-    recipe = json.loads((d / "recipe.json").read_text())
     pair = load_pair(str(ensure_base()), str(d), dtype="float32", device="cpu")
     b = gemma_behaviour(pair)
     (d / "behaviour.json").write_text(json.dumps(b, indent=1) + "\n")
+    render_gemma_card(d)
+    return b
+
+
+def render_gemma_card(adapter_dir: str | Path) -> None:
+    """Write the model card (README.md) from the adapter's recipe.json and measured behaviour.json."""
+    d = Path(adapter_dir)
+    recipe = json.loads((d / "recipe.json").read_text())
+    b = json.loads((d / "behaviour.json").read_text())
     r, log = recipe["recipe"], recipe["log"]
     eq = b["peft_equivalence"]
     card = GEMMA_CARD.format(
@@ -275,4 +289,3 @@ def write_gemma_card(adapter_dir: str | Path) -> dict[str, Any]:
         n_eq=eq["n"],
     )
     (d / "README.md").write_text(card, encoding="utf-8")
-    return b

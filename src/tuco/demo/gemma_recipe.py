@@ -155,6 +155,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     model.eval()
     for p in params:  # ship the adapter in bfloat16 (half the size); evaluation reloads what is shipped
         p.data = p.data.to(torch.bfloat16)
+    model.peft_config["default"].base_model_name_or_path = "google/gemma-3-270m"  # not this machine's cache path
     model.save_pretrained(out, safe_serialization=True)
     (out / "NOTICE").write_text(NOTICE, encoding="utf-8")
     record = {

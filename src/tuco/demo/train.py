@@ -53,9 +53,10 @@ class Recipe:
     bf16: bool = False  # bf16 autocast: measured ~20x SLOWER than float32 on the 2-core CI CPUs (86 vs 1.6k tok/s)
 
 
-def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    """Byte-level BPE with BOS/EOS/PAD, chat-role tokens and an end-of-turn token ``<|end|>``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_tokenizer(texts: list[str], vocab_size: int, *, eos: str = "<|end|>", prepend_bos: bool = False) -> Any:
+    """Byte-level BPE with BOS/EOS/PAD, chat-role tokens and an end-of-turn token ``<|end|>`` (the demo
+    pair's; ``tuco.tiny`` builds its test tokenizer with it too: ``eos="</s>"``, BOS prepended)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -65,7 +66,10 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
         vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|end|>", pad_token="<pad>")
+    if prepend_bos:
+        bos = tok.token_to_id("<s>")
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token=eos, pad_token="<pad>", unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
