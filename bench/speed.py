@@ -37,10 +37,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from tuco.layers import decoder_layers  # noqa: E402
-from tuco.pair import ModelPair  # noqa: E402
 from tuco.batching import pad, run_backbone  # noqa: E402
 from tuco.chain import ModelChain  # noqa: E402
+from tuco.layers import decoder_layers  # noqa: E402
+from tuco.pair import ModelPair  # noqa: E402
 from tuco.scoring import score_ids  # noqa: E402
 from tuco.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
 
@@ -338,12 +338,23 @@ def main() -> None:
     del llama3
     results["peak_memory_mb"] = peak_memory_mb()
     main_pair = results[args.shape]
-    for key in ("score_ratio", "score_ratio_two_pass", "score_ratio_vs_lm", "generate_ratio", "generate_ratio_steered",
-                "chain_ratio", "chain_ratio_two_pass"):
+    for key in (
+        "score_ratio",
+        "score_ratio_two_pass",
+        "score_ratio_vs_lm",
+        "generate_ratio",
+        "generate_ratio_steered",
+        "chain_ratio",
+        "chain_ratio_two_pass",
+    ):
         results[key] = main_pair[key]
     results["score_ratio_llama3"] = results["llama3-proportions"]["score_ratio"]
-    results["targets_met"] = (results["score_ratio"] >= 0.68 and results["score_ratio_llama3"] >= 0.75
-                              and results["score_ratio_two_pass"] >= 0.45 and results["generate_ratio"] >= 0.45)
+    results["targets_met"] = (
+        results["score_ratio"] >= 0.68
+        and results["score_ratio_llama3"] >= 0.75
+        and results["score_ratio_two_pass"] >= 0.45
+        and results["generate_ratio"] >= 0.45
+    )
     if not args.quick and not args.no_scale:
         del tiny
         results["scale"] = scale_lines(args.device)

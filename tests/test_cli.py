@@ -238,8 +238,10 @@ def test_read_only_output_is_a_one_line_error(tmp_path, models_args):
     if os.geteuid() == 0:  # root writes into read-only directories: use a read-only filesystem instead
         ro = Path("/proc/tuco-read-only")
     try:
-        for args in (["score", *models_args, "--prompt", "Hi", "--out", str(ro / "s.jsonl")],
-                     ["report", str(tmp_path / "src.jsonl"), "--out", str(ro / "r.html")]):
+        for args in (
+            ["score", *models_args, "--prompt", "Hi", "--out", str(ro / "s.jsonl")],
+            ["report", str(tmp_path / "src.jsonl"), "--out", str(ro / "r.html")],
+        ):
             res = cli(*args)
             assert res.returncode == 2, res.stderr
             assert "not writable" in res.stderr or "cannot create" in res.stderr, res.stderr
