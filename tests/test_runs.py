@@ -80,6 +80,20 @@ def test_existing_output_is_refused_resumed_or_overwritten(tmp_path):
         Run(out, {}, resume=True, overwrite=True)
 
 
+def test_manifest_seconds_add_up_over_resumed_sessions(tmp_path):
+    out = tmp_path / "s.jsonl"
+    _finished(out, [{"id": "a"}])
+    m = json.loads(manifest_path(out).read_text())
+    m["seconds"] = 100.0  # as if the first session had taken 100 s
+    manifest_path(out).write_text(json.dumps(m))
+    run = _run(out, resume=True)
+    run.start_writing()
+    run.finish(["a"])
+    assert 100.0 <= json.loads(manifest_path(out).read_text())["seconds"] < 110.0
+    Run(out, {"verb": "score", "alpha": 1.0}, overwrite=True).open().close()
+    assert json.loads(manifest_path(out).read_text())["seconds"] < 10.0  # a new run starts from zero
+
+
 def test_resume_refuses_another_configuration_and_names_it(tmp_path):
     out = tmp_path / "s.jsonl"
     _finished(out, [{"id": "a"}], {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "t"]})

@@ -359,6 +359,7 @@ class Run:
         self._writer: RowWriter | None = None
         self.done: set[Any] = set()
         self.started = time.time()
+        self.previous_seconds = 0.0  # time spent by the sessions this one resumes
 
     # ---- targets ----
 
@@ -419,6 +420,7 @@ class Run:
                     + "; ".join(diff[:4] or ["tuco version"])
                     + "); use the same options, or --overwrite"
                 )
+            self.previous_seconds = float(old.get("seconds") or 0.0)
         self.write_manifest("running")
 
     def start_writing(self, done_keys: set[Any] | None = None) -> None:
@@ -449,7 +451,7 @@ class Run:
             "versions": versions(),
             "argv": sys.argv,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seconds": round(time.time() - self.started, 1),
+            "seconds": round(self.previous_seconds + time.time() - self.started, 1),  # all sessions
         }
         atomic_write_text(manifest_path(self.out), json.dumps(data, indent=2, default=str) + "\n")
 
