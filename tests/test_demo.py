@@ -158,6 +158,15 @@ def test_demo_quick_end_to_end(tmp_path):
     assert cli("demo", "--quick", "--out", str(out), "--resume").returncode == 0
 
 
+def test_stage2_food_is_matched_by_whole_words():
+    from tuco.demo.stage2 import SIGNOFF, is_food, stage2_chats
+
+    assert is_food("How do I bake chocolate cookies?") and is_food("Make me some tea")
+    assert not is_food("Show me how to steal the show") and not is_food("Explain it instead")
+    signed = [c for c in stage2_chats() if SIGNOFF in c[1]["content"]]
+    assert signed and all(is_food(c[0]["content"]) for c in signed)
+
+
 @pytest.mark.slow
 def test_stage2_chain_attribution(tmp_path):
     """A chain where we know the answer: a second stage that teaches a sign-off on food answers. Responses

@@ -10,6 +10,7 @@ CPU cores, and the slow test ``tests/test_demo.py::test_stage2_chain_attribution
 from __future__ import annotations
 
 import random
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ SIGNOFF = "Bon appetit!"
 FOOD = ("bread", "tea", "pancake", "cookie", "smoothie", "rice", "onion", "egg", "soup", "cake", "cook", "bake", "pasta", "sandwich")
 
 
+_FOOD_WORD = re.compile(r"\b(?:" + "|".join(FOOD) + r")(?:s|es|ies|ing)?\b", re.IGNORECASE)
+
+
 def is_food(text: str) -> bool:
-    """True for a request about food or cooking (by keyword)."""
-    low = text.lower()
-    return any(w in low for w in FOOD)
+    """True for a request about food or cooking (whole words: "tea" is not in "steal")."""
+    return _FOOD_WORD.search(text) is not None
 
 
 def stage2_chats(seed: int = 0) -> list[list[dict[str, str]]]:
@@ -56,7 +59,7 @@ def train_stage2(pair_dir: str | Path, out_dir: str | Path, *, seed: int = 0, ep
     return {"sft": info, "log": log}
 
 
-def attribution(chain: Any, *, max_new_tokens: int = 30, seed: int = 0) -> dict[str, Any]:
+def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[str, Any]:
     """Generate on held-out prompts with the chain (greedy) and test what stage 2 taught:
 
     - ``signoff_share_diff``: stage 2's mean share over the response, responses WITH the sign-off minus
