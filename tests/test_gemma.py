@@ -25,19 +25,13 @@ def test_cache_dir_respects_tuco_cache_and_xdg(monkeypatch, tmp_path):
 
 
 def test_missing_package_names_the_extra(monkeypatch, tmp_path):
-    import builtins
+    import sys
 
     monkeypatch.setenv("TUCO_CACHE", str(tmp_path))
-    real = builtins.__import__
-
-    def no_gemma(name, *a, **k):
-        if name.startswith(gemma.PACKAGE):
-            raise ImportError(name)
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_gemma)
+    monkeypatch.setitem(sys.modules, gemma.PACKAGE, None)  # `import` of it now raises ImportError
     with pytest.raises(TucoError, match=r"pip install 'tuco\[gemma\]'"):
         gemma.ensure_base()
+    assert not any(tmp_path.iterdir())  # nothing half-converted left behind
 
 
 def test_chat_template_is_gemmas_format(tokenizer):

@@ -360,6 +360,7 @@ class Run:
         self.done: set[Any] = set()
         self.started = time.time()
         self.previous_seconds = 0.0  # time spent by the sessions this one resumes
+        self.first_started = self.started  # when the run began (kept over resumes; orders a suite of runs)
 
     # ---- targets ----
 
@@ -421,6 +422,7 @@ class Run:
                     + "); use the same options, or --overwrite"
                 )
             self.previous_seconds = float(old.get("seconds") or 0.0)
+            self.first_started = float(old.get("started_at") or self.started)
         self.write_manifest("running")
 
     def start_writing(self, done_keys: set[Any] | None = None) -> None:
@@ -451,6 +453,7 @@ class Run:
             "versions": versions(),
             "argv": sys.argv,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "started_at": round(self.first_started, 6),
             "seconds": round(self.previous_seconds + time.time() - self.started, 1),  # all sessions
         }
         atomic_write_text(manifest_path(self.out), json.dumps(data, indent=2, default=str) + "\n")

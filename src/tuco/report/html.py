@@ -501,8 +501,6 @@ def build_html(run: Run, title: str | None = None) -> str:
     if len(members) > 1:
         toc = '<nav class="toc">details: ' + "".join(f'<a href="#run-{k}">{esc(m.name)}</a>' for k, m in enumerate(members)) + "</nav>"
     details = "".join(f'<div id="run-{k}">{results_section(m, f"Details: {m.name}")}</div>' for k, m in enumerate(members))
-    if not n_rows and not findings:
-        details = '<p class="empty">This run has no results.</p>'
     return _page(title, subtitle, findings + toc + details)
 
 

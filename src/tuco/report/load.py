@@ -90,6 +90,14 @@ def _load_dir(p: Path) -> Run:
     return Run(source=p, files=files, metrics=metrics, plots=plots)
 
 
+def _started(run: Run) -> float:
+    """When a run began (its manifest's ``started_at``): a suite is shown in the order it was run."""
+    try:
+        return float(run.files[0].manifest.get("started_at") or 0.0) if run.files else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def load_run(source: str | Path) -> Run:
     """A run from a results file, a run directory, or a directory of run directories (a suite)."""
     p = Path(source).expanduser()
@@ -102,9 +110,7 @@ def load_run(source: str | Path) -> Run:
     run = _load_dir(p)
     if not run.files and not run.metrics:
         children = [_load_dir(d) for d in sorted(p.iterdir()) if d.is_dir() and manifest_path(d).exists()]
-        children = sorted(
-            (c for c in children if c.files or c.metrics), key=lambda c: str(c.files[0].manifest.get("created", "")) if c.files else ""
-        )
+        children = sorted((c for c in children if c.files or c.metrics), key=_started)
         if children:
             return Run(source=p, files=[], children=children)
     if not run.files and not run.metrics and not run.plots:
