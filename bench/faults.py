@@ -117,11 +117,16 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def kill_at_random(cmd: list[str], out: Path, rng: random.Random, processes: int) -> dict:
-    """Start a run, SIGKILL it (the launcher only, for several ranks) after a random delay; report what died."""
+def kill_at_random(cmd: list[str], out: Path, rng: random.Random, processes: int, span: tuple[float, float] = (3.0, 9.0)) -> dict:
+    """Start a run, SIGKILL it (the launcher only, for several ranks) after a random delay drawn from
+    ``span`` seconds; report what died."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    time.sleep(rng.uniform(3.0, 9.0))
-    ranks = children_of(proc.pid) if processes > 1 else []
+    time.sleep(rng.uniform(*span))
+    ranks: list[int] = []
+    deadline = time.time() + 30
+    while processes > 1 and len(ranks) < processes and time.time() < deadline and proc.poll() is None:
+        ranks = children_of(proc.pid)  # kill the launcher only once its ranks run (a slow start is not a test)
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
@@ -138,15 +143,25 @@ def run_faults(kills: int, seed: int, processes: int = 1, n_prompts: int = 800, 
         base, tuned = make_pair(root / "pair")
         prompts = make_prompts(root / "p.jsonl", n_prompts)
         ref = root / "ref.jsonl"
-        subprocess.run(score_cmd(base, tuned, prompts, ref, 1, False), check=True, env=ENV, capture_output=True)
+        from tuco.parallel import rank_threads
+
+        # the reference runs with the threads each rank gets: bit-for-bit equality holds at equal threads per process
+        ref_env = {**ENV, "OMP_NUM_THREADS": str(rank_threads(processes))} if processes > 1 else ENV
+        t0 = time.time()
+        subprocess.run(score_cmd(base, tuned, prompts, ref, 1, False), check=True, env=ref_env, capture_output=True)
+        seconds = time.time() - t0  # kills land between 20% and 70% of an uninterrupted run's time (>= 2 s: torch's import)
+        span = (max(2.0, 0.2 * seconds), max(2.5, 0.7 * seconds))
         expected = read_lines(ref)
-        survived, orphans, seen, points = 0, 0, 0, []
+        survived, orphans, seen, mid_run, points = 0, 0, 0, 0, []
         for k in range(kills):
             out = root / f"run{k}.jsonl"
-            got = kill_at_random(score_cmd(base, tuned, prompts, out, processes, False), out, rng, processes)
+            got = kill_at_random(score_cmd(base, tuned, prompts, out, processes, False), out, rng, processes, span)
             orphans += got["orphans"]
             seen += got["ranks"]
             points.append("random")
+            manifest_file = out.with_name(out.stem + ".manifest.json")
+            status = json.loads(manifest_file.read_text()).get("status") if manifest_file.exists() else "not started"
+            mid_run += status != "finished"  # the kill cut a run short (not one that had already finished)
             if inside and k % 3 == 2:  # then a kill inside the merge or the manifest write of the resumed run
                 where = "merge" if k % 2 else "manifest"
                 subprocess.run(
@@ -167,6 +182,7 @@ def run_faults(kills: int, seed: int, processes: int = 1, n_prompts: int = 800, 
         return {
             "kills": kills + sum(p != "random" for p in points),
             "kill_points": points,
+            "random_kills_mid_run": mid_run,
             "runs_resumed": survived,
             "rows_checked": survived * len(expected),
             "rows_lost": 0,

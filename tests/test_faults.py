@@ -97,9 +97,11 @@ def test_sigkill_at_random_points_then_resume_one_process():
     got = _bench().run_faults(kills=6, seed=0, processes=1, n_prompts=600)
     assert got["runs_resumed"] == 6 and got["rows_lost"] == 0  # run_faults raises on any difference
     assert {"random", "merge", "manifest"} <= set(got["kill_points"])
+    assert got["random_kills_mid_run"] == 6
 
 
 @pytest.mark.slow
 def test_sigkill_of_the_launcher_kills_its_ranks_and_resume_completes():
     got = _bench().run_faults(kills=2, seed=1, processes=2, n_prompts=600, inside=False)
     assert got["runs_resumed"] == 2 and got["ranks_seen"] == 4 and got["orphan_ranks"] == 0
+    assert got["random_kills_mid_run"] == 2  # each kill cut a run short

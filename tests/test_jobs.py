@@ -128,11 +128,17 @@ def test_two_processes_give_the_rows_of_one(tmp_path, models_args):
     """`--processes 2` (real ranks, gloo) writes the very rows of one process, in input order, shards merged."""
     from conftest import cli_process, write_prompts
 
+    from conftest import ENV, assert_same_rows
+
+    from tuco.parallel import rank_threads
+
     prompts = write_prompts(tmp_path / "p.jsonl", 30)
-    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    for out, extra in ((one, []), (two, ["--processes", "2"])):
-        res = cli_process("score", *models_args, "--prompts", str(prompts), "--out", str(out), "--batch-size", "4", *extra)
+    one, two, default = tmp_path / "one.jsonl", tmp_path / "two.jsonl", tmp_path / "default.jsonl"
+    same_threads = {**ENV, "OMP_NUM_THREADS": str(rank_threads(2))}  # as many threads as each rank gets
+    for out, extra, env in ((one, [], same_threads), (two, ["--processes", "2"], None), (default, [], None)):
+        res = cli_process("score", *models_args, "--prompts", str(prompts), "--out", str(out), "--batch-size", "4", *extra, env=env)
         assert res.returncode == 0, res.stderr
-    assert read_rows(two) == read_rows(one)  # the same batches: equal bit for bit
+    assert read_rows(two) == read_rows(one)  # the same batches, the same threads per process: equal bit for bit
+    assert_same_rows(read_rows(two), read_rows(default), tol=1e-6)  # other thread counts: the last bit only
     assert [r["id"] for r in read_rows(one)] == [str(i) for i in range(30)]
     assert not list(tmp_path.glob("two.jsonl.part-*")) and not list(tmp_path.glob("*.lock.*"))

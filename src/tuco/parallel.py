@@ -98,6 +98,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rank_threads(processes: int) -> int:
+    """CPU threads each of ``processes`` local ranks gets (OMP_NUM_THREADS, unless the user set it).
+
+    Rows are equal bit for bit across process counts only at equal threads per process: a different
+    thread count changes the order of float reductions (the last bit; <= 1e-7 in float32).
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
 def launch(argv: list[str], processes: int, env: dict[str, str] | None = None) -> int:
     """Run ``tuco <argv>`` in ``processes`` local ranks (gloo on CPU, one GPU each on CUDA); returns the
     first non-zero exit code (the other ranks are then stopped), or 0.
@@ -107,7 +118,7 @@ def launch(argv: list[str], processes: int, env: dict[str, str] | None = None) -
     """
     port = _free_port()
     base = dict(os.environ, **(env or {}))
-    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    base.setdefault("OMP_NUM_THREADS", str(rank_threads(processes)))
     procs = []
     for r in range(processes):
         rank_env = dict(
