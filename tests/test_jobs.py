@@ -126,10 +126,7 @@ def test_bfloat16_batch_size_changes_numbers_within_a_bound(tokenizer, tmp_path)
 @pytest.mark.slow
 def test_two_processes_give_the_rows_of_one(tmp_path, models_args):
     """`--processes 2` (real ranks, gloo) writes the very rows of one process, in input order, shards merged."""
-    from conftest import cli_process, write_prompts
-
-    from conftest import ENV, assert_same_rows
-
+    from conftest import ENV, assert_same_rows, cli_process, write_prompts
     from tuco.parallel import rank_threads
 
     prompts = write_prompts(tmp_path / "p.jsonl", 30)

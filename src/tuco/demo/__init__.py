@@ -17,6 +17,7 @@ def demo_pair_dirs() -> tuple[Path, Path]:
     base, tuned = PAIR_DIR / "base", PAIR_DIR / "tuned"
     if not (base / "config.json").exists() or not (tuned / "config.json").exists():
         raise TucoError(
-            f"the demo pair is not installed in {PAIR_DIR}; reinstall tuco from a full clone, or train one with `tuco demo-train --out DIR` and use it with `--base DIR/base --tuned DIR/tuned`"
+            f"the demo pair is not installed in {PAIR_DIR}; reinstall tuco from a full clone, or train one with "
+            "`tuco demo-train --out DIR` and use it with `--base DIR/base --tuned DIR/tuned`"
         )
     return base, tuned
