@@ -165,8 +165,10 @@ def run_faults(kills: int, seed: int, processes: int = 1, n_prompts: int = 800, 
             if inside and k % 3 == 2:  # then a kill inside the merge or the manifest write of the resumed run
                 where = "merge" if k % 2 else "manifest"
                 subprocess.run(
-                    [sys.executable, "-c", KILL_INSIDE, where, str(base), str(tuned), str(prompts), str(out)], env=ENV, capture_output=True
-                )
+                    [sys.executable, "-c", KILL_INSIDE, where, str(base), str(tuned), str(prompts), str(out)],
+                    env=ref_env,
+                    capture_output=True,
+                )  # one process resuming a data-parallel run: at the ranks' threads, so its rows are theirs to the bit
                 points.append(where)
             # --resume also starts a run the kill cut before it wrote anything
             done = subprocess.run(score_cmd(base, tuned, prompts, out, processes, True), env=ENV, capture_output=True, text=True)
