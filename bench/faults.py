@@ -117,16 +117,31 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def kill_at_random(cmd: list[str], out: Path, rng: random.Random, processes: int, span: tuple[float, float] = (3.0, 9.0)) -> dict:
-    """Start a run, SIGKILL it (the launcher only, for several ranks) after a random delay drawn from
-    ``span`` seconds; report what died."""
+def rows_written(out: Path) -> int:
+    """Rows a running job has written so far (its staging file and its ranks' shards)."""
+    n = 0
+    for f in [out.with_name(out.name + ".partial.jsonl"), *out.parent.glob(out.name + ".part-*.jsonl")]:
+        try:
+            n += f.read_bytes().count(b"\n")
+        except OSError:
+            continue
+    return n
+
+
+def kill_at_random(cmd: list[str], out: Path, rng: random.Random, processes: int, n_rows: int) -> dict:
+    """Start a run and SIGKILL it (the launcher only, for several ranks) once it has written a random number
+    of its ``n_rows`` rows (between 10% and 80%): the kill always lands in the middle of the run, whatever the
+    machine's load; report what died."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    time.sleep(rng.uniform(*span))
+    target = rng.randint(max(1, n_rows // 10), max(1, 8 * n_rows // 10))
     ranks: list[int] = []
-    deadline = time.time() + 30
-    while processes > 1 and len(ranks) < processes and time.time() < deadline and proc.poll() is None:
-        ranks = children_of(proc.pid)  # kill the launcher only once its ranks run (a slow start is not a test)
-        time.sleep(0.1)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if processes > 1:
+            ranks = children_of(proc.pid)  # the ranks seen before the kill (a slow start is not a test)
+        if rows_written(out) >= target and (processes == 1 or len(ranks) >= processes):
+            break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
@@ -147,15 +162,12 @@ def run_faults(kills: int, seed: int, processes: int = 1, n_prompts: int = 800, 
 
         # the reference runs with the threads each rank gets: bit-for-bit equality holds at equal threads per process
         ref_env = {**ENV, "OMP_NUM_THREADS": str(rank_threads(processes))} if processes > 1 else ENV
-        t0 = time.time()
         subprocess.run(score_cmd(base, tuned, prompts, ref, 1, False), check=True, env=ref_env, capture_output=True)
-        seconds = time.time() - t0  # kills land between 20% and 70% of an uninterrupted run's time (>= 2 s: torch's import)
-        span = (max(2.0, 0.2 * seconds), max(2.5, 0.7 * seconds))
         expected = read_lines(ref)
         survived, orphans, seen, mid_run, points = 0, 0, 0, 0, []
         for k in range(kills):
             out = root / f"run{k}.jsonl"
-            got = kill_at_random(score_cmd(base, tuned, prompts, out, processes, False), out, rng, processes, span)
+            got = kill_at_random(score_cmd(base, tuned, prompts, out, processes, False), out, rng, processes, len(expected))
             orphans += got["orphans"]
             seen += got["ranks"]
             points.append("random")

@@ -26,7 +26,7 @@ def check_run_dir(out, name):
     assert manifest["config"]["experiment"] == name and "seed" in manifest["config"] and manifest["versions"]["torch"]
     assert m["experiment"] == name and m["question"] and m["findings"]
     for f in m["findings"]:
-        assert f["verdict"] in ("reproduced", "not significant", "opposite", "not measured") and f["n"]
+        assert f["verdict"] in ("reproduced", "not significant", "opposite", "not measured", "too few to tell (n < 10)") and f["n"]
     assert len({r["id"] for r in rows}) == len(rows)
     pngs = list(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from tuco.decomposition import Stage
@@ -28,6 +29,7 @@ from tuco.pair import (
     _load_tokenizer,
     _resolve_dtype,
     check_compatible,
+    check_device,
     is_adapter,
     prepare_models,
 )
@@ -97,6 +99,7 @@ def load_chain(
     if is_adapter(names[0]):
         raise ConfigError(f"the first checkpoint of a chain must be a full model, not an adapter: {names[0]!r}")
     torch_dtype = _resolve_dtype(dtype)
+    check_device(device, device_map)
     kinds = ["adapter" if k > 0 and is_adapter(n) else "model" for k, n in enumerate(names)]
     full = [n for n, kind in zip(names, kinds) if kind == "model"]
     configs = [_load_config(n, f"checkpoint {k}", trust_remote_code) for k, n in enumerate(full)]
@@ -140,7 +143,7 @@ def _stack_adapter(
         else:
             prev = PeftModel.from_pretrained(prev, name, adapter_name=label)
             below = ()
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise _load_error(name, f"checkpoint {k} (adapter)", err) from err
     stack = tuple(a for a in below if a != label) + (label,)
     prev.base_model.set_adapter(list(stack), inference_mode=True)

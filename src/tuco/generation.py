@@ -9,6 +9,7 @@ the engine's fast path (the pre-trained blocks' outputs are read at the last pro
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from tuco.decomposition import Recorder
 from tuco.errors import ConfigError
 from tuco.layers import unwrap_peft
 from tuco.prompts import Messages, Prompt
-from tuco.steering import alpha_label
+from tuco.steering import alpha_label, alpha_text
 
 
 @dataclass
@@ -188,6 +189,39 @@ def to_generation(model: Any, e: Encoded, g: Generated, alpha: Any, per_token: b
     )
 
 
+def batch_seed(seed: int, *parts: Any) -> int:
+    """A seed for one batch, from the run's seed and the batch's identity: sampled rows do not depend on
+    which batches ran before (resume, ranks)."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def generate_encoded(
+    model: Any,
+    encoded: Sequence[Encoded],
+    *,
+    alpha: Any = 1.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    per_token: bool = False,
+    **kwargs: Any,
+) -> list[Generation]:
+    """Generations for encoded prompts, in input order (``kwargs``: ``generate_ids``'s). The batches are
+    the run plan's (``tuco.runs.plan_batches``) and each is seeded from (seed, alpha, batch number), so
+    sampled responses equal those ``tuco.jobs.generate_to`` writes (resumed, data-parallel or not)."""
+    from tuco.runs import plan_batches
+
+    out: list[Generation | None] = [None] * len(encoded)
+    for number, batch in enumerate(plan_batches([len(e.ids) for e in encoded], batch_size)):
+        if seed is not None:
+            torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
+        chunk = [encoded[i] for i in batch]
+        outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
+        for i, e, g in zip(batch, chunk, outs):
+            out[i] = to_generation(model, e, g, alpha, per_token)
+    return [g for g in out if g is not None]
+
+
 def iter_generate(
     model: Any,
     encoded: Sequence[Encoded],
@@ -239,8 +273,7 @@ def generate(
     """
     check_sampling(max_new_tokens, temperature, top_p)
     encoded = encode_all(pair, prompts, chat=chat, system=system, extra=max_new_tokens)
-    out: list[Generation] = []
-    for gens in iter_generate(
+    return generate_encoded(
         pair,
         encoded,
         alpha=alpha,
@@ -252,6 +285,4 @@ def generate(
         top_p=top_p,
         use_cache=use_cache,
         full_path=full_path,
-    ):
-        out += gens
-    return out
+    )

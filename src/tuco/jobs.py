@@ -12,7 +12,6 @@ job reads RANK / WORLD_SIZE from the environment.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from tuco.parallel import Ranks, barrier, init
 from tuco.parallel import ranks as env_ranks
 from tuco.prompts import BadRow, Messages, Prompt, as_prompts
 from tuco.runs import Run, plan_batches, prompts_digest, require_unique
-from tuco.steering import alpha_label, alpha_text, check_alpha
+from tuco.steering import alpha_label, alpha_text, check_alpha, check_distinct
 
 SCORE_KEYS = {
     "id",
@@ -92,13 +91,6 @@ def model_config(model: Any) -> dict[str, Any]:
 def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:
     """The input's extra fields, carried through (renamed ``input_<key>`` where they clash with ours)."""
     return {(f"input_{k}" if k in reserved else k): v for k, v in prompt.extra.items()}
-
-
-def batch_seed(seed: int, *parts: Any) -> int:
-    """A seed for one batch, from the run's seed and the batch's identity: sampled rows do not depend on
-    which batches ran before (resume, ranks)."""
-    digest = hashlib.sha256(repr((seed, *parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def _prepare(
@@ -298,12 +290,13 @@ def generate_to(
     """
     import torch
 
-    from tuco.generation import check_sampling, generate_ids, to_generation
+    from tuco.generation import batch_seed, check_sampling, generate_ids, to_generation
 
     check_sampling(max_new_tokens, temperature, top_p)
     r = ranks or env_ranks()
     encoded, skipped, use_chat = _prepare(model, prompts, chat=chat, system=system, extra=max_new_tokens)
     skipped = list(bad) + skipped
+    check_distinct(alphas)
     for a in alphas:
         check_alpha(a, model)
     labels = [alpha_label(a) for a in alphas]

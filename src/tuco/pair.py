@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from tuco.decomposition import Engine, Recorder, Stage
@@ -245,7 +246,7 @@ def _load_config(name: str, role: str, trust_remote_code: bool) -> Any:
     _check_source(name, role)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise _load_error(name, role, err) from err
 
 
@@ -256,7 +257,7 @@ def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_
     extra = {"max_memory": max_memory} if max_memory else {}
     try:
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **extra)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise _load_error(name, role, err) from err
 
 
@@ -270,6 +271,26 @@ def _load_tokenizer(names: Sequence[str], trust_remote_code: bool) -> Any:
         except (OSError, ValueError, KeyError, TypeError) as err:
             errors.append(f"{name}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
     raise TucoError("cannot load a tokenizer from " + "; ".join(errors))
+
+
+def check_device(device: str | torch.device | None, device_map: str | dict | None = None) -> None:
+    """Raise ConfigError, before any weights load, for a device this machine does not have or a device
+    map tuco cannot place (only ``"auto"`` or an explicit dict)."""
+    if isinstance(device_map, str) and device_map != "auto":
+        raise ConfigError(f"--device-map {device_map!r}: give 'auto' (or a dict in Python); for one device use --device")
+    if device is None or device_map is not None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"--device {str(device)!r} is not a device: give cpu, cuda, cuda:N or mps") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {str(device)!r}: this machine has no usable CUDA device; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {str(device)!r}: MPS is not available here; use --device cpu")
 
 
 def load_pair(
@@ -299,6 +320,7 @@ def load_pair(
             repos you trust.
     """
     torch_dtype = _resolve_dtype(dtype)
+    check_device(device, device_map)
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
     if not adapter:  # cheap check on the configs before loading any weights
@@ -318,7 +340,7 @@ def load_pair(
             raise TucoError(f"{tuned!r} is a PEFT adapter: install the extra with `pip install 'tuco[peft]'`") from err
         try:
             tuned_model = PeftModel.from_pretrained(base_model, tuned)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
             raise _load_error(tuned, "tuned (adapter)", err) from err
         base_model = None
     else:

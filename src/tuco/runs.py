@@ -58,8 +58,11 @@ def rows_path(out: str | Path) -> Path:
 
 
 def manifest_path(out: str | Path) -> Path:
-    """``scores.jsonl`` -> ``scores.manifest.json``; a run directory -> ``DIR/rows.manifest.json``."""
+    """``scores.jsonl`` -> ``scores.manifest.json``, ``scores.parquet`` -> ``scores.parquet.manifest.json``
+    (so the two never share one); a run directory -> ``DIR/rows.manifest.json``."""
     p = rows_path(out)
+    if p.suffix.lower() == ".parquet":
+        return p.with_name(p.name + ".manifest.json")
     return p.with_name(p.stem + ".manifest.json")
 
 
@@ -82,10 +85,13 @@ def _part_paths(rows: Path) -> list[Path]:
     return [p for p in staged + shards if p.exists()]
 
 
-def check_output(out: str | Path, *, directory_ok: bool = True) -> Path:
+def check_output(out: str | Path, *, directory_ok: bool = True, file_ok: bool = True, new_run: bool = False) -> Path:
     """Validate an output before any work: a .jsonl/.parquet file or (``directory_ok``) a run directory,
-    pyarrow for Parquet, a parent that exists or can be created and is writable. Creates the directory."""
+    pyarrow for Parquet, a parent that exists or can be created and is writable, and (``new_run``, i.e.
+    neither resume nor overwrite) no run already there. Creates the directory."""
     p = Path(out).expanduser()
+    if is_results_file(p) and not file_ok:
+        raise RunError(f"output {str(out)!r} names a results file, but this writes a run directory (rows, metrics, plots): give --out DIR")
     if is_results_file(p):
         if p.is_dir():
             raise RunError(f"output {str(out)!r} is a directory: give a file name ending in .jsonl or .parquet")
@@ -107,12 +113,51 @@ def check_output(out: str | Path, *, directory_ok: bool = True) -> Path:
         raise RunError(f"cannot create the output directory {str(folder)!r}: {err.strerror or err}; choose another --out") from err
     if not os.access(folder, os.W_OK | os.X_OK):
         raise RunError(f"output directory {str(folder)!r} is not writable; choose another --out")
+    if new_run:
+        refuse_existing(p)
+    if os.environ.get(LOCK_ENV) != str(lock_path(p)):
+        RunLock(p).acquire().release()  # another process writing this run is refused now, not after the model loads
     return p
+
+
+def refuse_existing(out: str | Path) -> None:
+    """Raise RunError when ``out`` already holds a run (rows, shards or a manifest)."""
+    rows = rows_path(out)
+    old = read_manifest(out)
+    has_rows = (rows.exists() and rows.stat().st_size > 0) or bool(_part_paths(rows))
+    if has_rows or old:
+        n = len(read_rows(rows)) if rows.exists() and rows.stat().st_size > 0 else 0
+        n += sum(len(read_jsonl_rows(part)) for part in _part_paths(rows))
+        raise RunError(
+            f"{out} already holds a run ({n} rows, status {old.get('status', 'unknown')}); "
+            "add --resume to continue it, --overwrite to replace it, or choose another --out"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Reading and writing rows.
 # --------------------------------------------------------------------------------------------
+
+
+def parquet_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """A pyarrow table of ``rows`` with every field any row has (absent -> null). A field whose values
+    have no common type (5 in one row, "high" in another) raises RunError naming it."""
+    import pyarrow as pa
+
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    columns = {}
+    for name in names:
+        try:
+            columns[name] = pa.array([row.get(name) for row in rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            kinds = sorted({type(row[name]).__name__ for row in rows if row.get(name) is not None})
+            raise RunError(
+                f"field {name!r} has values of different types ({', '.join(kinds)}): a Parquet column holds one type; "
+                "make them one type in the prompt file, or write .jsonl"
+            ) from err
+    return pa.table(columns) if columns else pa.table({"id": pa.array([], pa.string())})
 
 
 def _clean(value: Any) -> Any:
@@ -389,7 +434,7 @@ class Run:
     def open(self) -> Run:
         """Prepare the output (rank 0) and this rank's writer; returns self. Raises RunError when the
         output holds another run (without resume/overwrite), or a different configuration (resume)."""
-        check_output(self.out)
+        check_output(self.out)  # an existing run is refused under the lock, by rank 0 (_prepare)
         if self.rank == 0:
             if os.environ.get(LOCK_ENV) != str(lock_path(self.out)):
                 self._lock = RunLock(self.out).acquire()
@@ -403,12 +448,8 @@ class Run:
     def _prepare(self) -> None:
         old = read_manifest(self.out)
         has_rows = (self.rows_file.exists() and self.rows_file.stat().st_size > 0) or bool(_part_paths(self.rows_file))
-        if (has_rows or old) and not (self.resume or self.overwrite):
-            n = len(self.existing_rows()) if has_rows else 0
-            raise RunError(
-                f"{self.out} already holds a run ({n} rows, status {old.get('status', 'unknown')}); "
-                "add --resume to continue it, --overwrite to replace it, or choose another --out"
-            )
+        if not (self.resume or self.overwrite):
+            refuse_existing(self.out)  # checked again under the lock
         if self.overwrite or not self.resume:
             self._clear()
         elif has_rows or old:
@@ -468,10 +509,9 @@ class Run:
         rows = sorted(by_key.values(), key=lambda r: position.get(self.key(r), len(position)))
         tmp = self.rows_file.with_name(self.rows_file.name + ".merging")
         if self.parquet:
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
+            pq.write_table(parquet_table(rows), tmp)
         else:
             with tmp.open("wb") as f:
                 f.write("".join(encode_row(r) for r in rows).encode("ascii"))

@@ -12,7 +12,7 @@ entry per fine-tuning stage separated by ``/`` (``1/0.5``, ``1/1:1:0``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,17 +66,32 @@ def alpha_label(alpha: Any) -> float | str:
     return alpha_text(alpha)
 
 
+def _exact_text(x: float) -> str:
+    """The shortest text that reads back as the same float (``1.0`` -> ``'1'``, ``1.0000001`` stays):
+    alphas that differ never share a row key or a seed."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def alpha_text(alpha: Any) -> str:
     """The inverse of ``parse_alpha``: ``1.0`` -> ``'1'``, ``(1, 0.5)`` -> ``'1:0.5'`` (per layer),
     ``StageAlphas((1, 0.5))`` or a nested list -> ``'1/0.5'`` (per stage); text is returned as it is."""
     if isinstance(alpha, str):
         return alpha
     if isinstance(alpha, (int, float)):
-        return f"{float(alpha):g}"
+        return _exact_text(alpha)
     parts = list(alpha)
     if not isinstance(alpha, StageAlphas) and parts and all(isinstance(a, (int, float)) for a in parts):
-        return ":".join(f"{float(a):g}" for a in parts)
+        return ":".join(_exact_text(a) for a in parts)
     return "/".join(alpha_text(a) for a in parts)
+
+
+def check_distinct(alphas: Sequence[Any]) -> None:
+    """Raise ConfigError when one alpha is given twice (its rows would share one key)."""
+    texts = [alpha_text(a) for a in alphas]
+    twice = sorted({t for t in texts if texts.count(t) > 1})
+    if twice:
+        raise ConfigError(f"alpha {', '.join(twice)} is given more than once; give each alpha once")
 
 
 def check_alpha(alpha: Any, model: Any) -> None:

@@ -98,6 +98,8 @@ def check_model_options(args: argparse.Namespace) -> None:
         raise ConfigError("name the models one way: --base B --tuned T, --pair NAME or --chain M0,M1,...")
     if not any(given):
         raise ConfigError("give the models with --base B --tuned T (or --pair demo|gemma, or --chain M0,M1,...)")
+    if getattr(args, "max_memory", None) and not getattr(args, "device_map", None):
+        raise ConfigError("--max-memory budgets the placement of --device-map auto: add --device-map auto, or drop it")
     if given[0] and not (args.base and args.tuned):
         raise ConfigError("give both --base and --tuned")
 
@@ -226,7 +228,7 @@ def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
         return None
     if not args.out:
         raise ConfigError("data-parallel runs (--processes, torchrun, accelerate launch) need --out")
-    check_output(args.out)
+    check_output(args.out, new_run=not (args.resume or args.overwrite))
     lock = RunLock(args.out).acquire()
     try:
         return parallel.launch(strip_option(argv, "--processes"), args.processes, env={LOCK_ENV: str(lock_path(args.out))})
@@ -269,17 +271,23 @@ def start_job(args: argparse.Namespace) -> JobStart | int:
     from tuco.runs import check_output
 
     check_positive(args.batch_size, "--batch-size")
+    if (args.resume or args.overwrite) and not args.out:
+        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
+    if args.resume and args.overwrite:
+        raise ConfigError("give --resume (continue the run) or --overwrite (replace it), not both")
     launched = run_launcher(args, sys.argv[1:])
     if launched is not None:
         return launched
     r = ranks()
-    if (args.resume or args.overwrite) and not args.out:
-        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
     prompts, bad = collect_prompts(args)
     if r.is_main:
         report_bad(bad)
     if args.out:
-        check_output(args.out)
+        check_output(args.out, new_run=r.is_main and not (args.resume or args.overwrite))
+        if str(args.out).lower().endswith(".parquet"):
+            from tuco.runs import parquet_table
+
+            parquet_table([p.extra for p in prompts])  # extra fields of one type per column, before the load
     model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
     return JobStart(model, prompts, bad, r)
 

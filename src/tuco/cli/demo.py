@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from tuco.pair import load_pair
     from tuco.runs import check_output
 
-    out = check_output(args.out)
+    out = check_output(args.out, file_ok=False)
     t0 = time.time()
     base, tuned = model_names(argparse.Namespace(pair=args.pair, base=None, tuned=None, chain=None))
     quiet_transformers()

@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"give a run directory with --out (e.g. --out runs/{args.experiment})")
     from tuco.runs import check_output
 
-    check_output(args.out)
+    if args.resume and args.overwrite:
+        raise ConfigError("give --resume (continue the run) or --overwrite (replace it), not both")
+    check_output(args.out, file_ok=False, new_run=not (args.resume or args.overwrite))
     t0 = time.time()
     model = load(args)
     with err_console.status(f"running {args.experiment}"):

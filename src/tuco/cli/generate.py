@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tuco.generation import check_sampling
-    from tuco.steering import parse_alpha
+    from tuco.steering import check_distinct, parse_alpha
 
     alphas = [parse_alpha(a) for a in args.alpha]
+    check_distinct(alphas)
     check_sampling(args.max_new_tokens, args.temperature, args.top_p)
     start = start_job(args)
     if isinstance(start, int):
@@ -93,7 +94,7 @@ def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.N
 
     from tuco.batching import encode_prompts
     from tuco.errors import PromptError
-    from tuco.generation import iter_generate
+    from tuco.generation import generate_encoded
     from tuco.prompts import has_chat_template
     from tuco.runs import require_unique
 
@@ -103,9 +104,10 @@ def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.N
     report_bad(skipped)
     if not encoded:
         raise PromptError("no usable prompts" + (f" ({len(bad) + len(skipped)} skipped, see above)" if bad or skipped else ""))
-    rows = []
-    for alpha in alphas:
-        for gens in iter_generate(
+    rows = [
+        {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
+        for alpha in alphas
+        for g in generate_encoded(
             model,
             encoded,
             alpha=alpha,
@@ -114,10 +116,7 @@ def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.N
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
-        ):
-            rows += [
-                {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
-                for g in gens
-            ]
+        )
+    ]
     Console().print(_table(rows))
     return 1 if bad or skipped else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -90,6 +91,9 @@ def validate_options(obj: Any) -> None:
         elem = _element(tp) if typing.get_origin(tp) is list else tp
         if typing.get_origin(tp) is list and not isinstance(value, list):
             raise ConfigError(f"{flag} must be a list, got {value!r}")
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise ConfigError(f"{flag}: {', '.join(twice)} given more than once; give each value once")
         for v in values:
             ok = isinstance(v, elem) or (elem is float and isinstance(v, int) and not isinstance(v, bool))
             if not ok or (elem in (int, float) and isinstance(v, bool)):
@@ -105,6 +109,12 @@ class Options:
 
     def __post_init__(self) -> None:
         validate_options(self)
+        position, tokens = getattr(self, "position", None), getattr(self, "max_new_tokens", None)
+        if position in ("first-generated", "response-mean") and tokens is not None and tokens < 2:
+            raise ConfigError(
+                f"--position {position} reads TuCo where generated tokens are fed back, so it needs "
+                f"--max-new-tokens 2 or more (got {tokens})"
+            )
         self.check()
 
     def check(self) -> None:
@@ -179,8 +189,9 @@ class RunDir:
         self, path: str | Path, experiment: Experiment, options: Any, model: Any, *, resume: bool = False, overwrite: bool = False
     ) -> None:
         from tuco.jobs import model_config
+        from tuco.runs import check_output
 
-        self.path = Path(path).expanduser()
+        self.path = check_output(path, file_ok=False)
         self.experiment = experiment
         self.options = options
         self.model = model
@@ -325,8 +336,7 @@ class RunDir:
         import torch
 
         from tuco.batching import encode_all
-        from tuco.generation import iter_generate
-        from tuco.jobs import batch_seed
+        from tuco.generation import batch_seed, iter_generate
 
         for chunk in self.chunks(prompts, batch_size):
             enc = encode_all(self.model, chunk, chat=chat, extra=max_new_tokens)
@@ -478,6 +488,11 @@ def rows_of(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
 
 
+def mean_of(xs: Sequence[float]) -> float | None:
+    """The mean, or None for no values (e.g. TuCo at generated tokens when every response ended at once)."""
+    return statistics.fmean(xs) if xs else None
+
+
 def values(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> list[float]:
     """The numeric ``key`` of the rows matching ``match`` (missing values left out)."""
     return [float(r[key]) for r in rows_of(rows, **match) if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
@@ -511,6 +526,12 @@ def diff_summary(a: Sequence[float], b: Sequence[float], *, paired: bool, seed: 
     return {"diff": d, "ci": [lo, hi], "n": [len(a), len(b)], "paired": paired}
 
 
+# A bootstrap interval over fewer items than this is too narrow to trust (it undercovers): such a
+# finding shows its interval but no verdict.
+MIN_N = 10
+TOO_FEW = f"too few to tell (n < {MIN_N})"
+
+
 def auc_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str = "above", what: str = "AUC") -> Finding:
     """A finding from ``auc_summary`` (null 0.5)."""
     from tuco.stats import verdict
@@ -519,7 +540,8 @@ def auc_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str = "abo
     if s.get("auc") is None:
         return Finding(claim, paper, f"no {what}: a group is empty", "not measured", None, n)
     lo, hi = s["ci"]
-    return Finding(claim, paper, f"{what} {s['auc']:.2f} [{lo:.2f}, {hi:.2f}]", verdict(lo, hi, 0.5, expect), (lo, hi), n)
+    label = verdict(lo, hi, 0.5, expect) if min(s["n_pos"], s["n_neg"]) >= MIN_N else TOO_FEW
+    return Finding(claim, paper, f"{what} {s['auc']:.2f} [{lo:.2f}, {hi:.2f}]", label, (lo, hi), n)
 
 
 def diff_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str, what: str) -> Finding:
@@ -530,4 +552,5 @@ def diff_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str, what
     if s.get("diff") is None:
         return Finding(claim, paper, f"no {what}: a group is empty", "not measured", None, n)
     lo, hi = s["ci"]
-    return Finding(claim, paper, f"{what} {s['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]", verdict(lo, hi, 0.0, expect), (lo, hi), n)
+    label = verdict(lo, hi, 0.0, expect) if min(s["n"]) >= MIN_N else TOO_FEW
+    return Finding(claim, paper, f"{what} {s['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]", label, (lo, hi), n)

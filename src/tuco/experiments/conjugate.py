@@ -26,6 +26,7 @@ from tuco.experiments.base import (
     RunDir,
     auc_finding,
     auc_summary,
+    mean_of,
     opt,
     values,
 )
@@ -77,10 +78,10 @@ def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
     per = {}
     for g in groups:
         v = values(rows, group=g)
-        per[g] = {"mean_tuco": statistics.fmean(v), "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0, "n": len(v)}
+        per[g] = {"mean_tuco": mean_of(v), "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0, "n": len(v)}
         if g != ref:
             per[g]["auc_vs_reference"] = auc_summary(values(rows, group=ref), v, o.seed)
-    order = sorted(per, key=lambda g: -per[g]["mean_tuco"])
+    order = sorted(per, key=lambda g: -(per[g]["mean_tuco"] if per[g]["mean_tuco"] is not None else float("-inf")))
     return {"per_group": per, "order_by_tuco": order, "reference": ref, "position": o.position}
 
 

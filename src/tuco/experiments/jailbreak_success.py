@@ -29,6 +29,7 @@ from tuco.experiments.base import (
     RunDir,
     auc_finding,
     auc_summary,
+    mean_of,
     opt,
     values,
 )
@@ -108,7 +109,7 @@ def metrics(rows: list[dict[str, Any]], o: JailbreakSuccessOptions) -> dict[str,
         per_group[g] = {
             "n": len(mine),
             "success_rate": statistics.fmean(r["jailbroken"] for r in mine),
-            "mean_tuco": statistics.fmean(values(mine)),
+            "mean_tuco": mean_of(values(mine)),
         }
     neg = [r for r in rows if r["jailbroken"]]
     pos = [r for r in rows if not r["jailbroken"]]

@@ -32,6 +32,7 @@ from tuco.experiments.base import (
     auc_summary,
     diff_finding,
     diff_summary,
+    mean_of,
     opt,
     shuffled,
     values,
@@ -182,7 +183,7 @@ def metrics(rows: list[dict[str, Any]], o: ManyShotOptions) -> dict[str, Any]:
         mine = [r for r in rows if r["k"] == k]
         entry: dict[str, Any] = {
             "n": len(mine),
-            "mean_tuco": statistics.fmean(values(mine)),
+            "mean_tuco": mean_of(values(mine)),
             "harmful_rate": statistics.fmean(bool(_harmful(r)) for r in mine),
         }
         for key in ("tuco_last", "tuco_request", "tuco_context", "tuco_first_generated", "tuco_response"):
@@ -200,7 +201,8 @@ def metrics(rows: list[dict[str, Any]], o: ManyShotOptions) -> dict[str, Any]:
         by_id = {r["id"].split("-", 1)[1]: r for r in first}
         pairs = [(by_id[r["id"].split("-", 1)[1]], r) for r in last if r["id"].split("-", 1)[1] in by_id]
         m["k_first"], m["k_last"] = ks[0], ks[-1]
-        m["tuco_change"] = diff_summary([a["tuco"] for a, _ in pairs], [b["tuco"] for _, b in pairs], paired=True, seed=o.seed)
+        measured = [(a, b) for a, b in pairs if values([a]) and values([b])]  # a response that ended at once has no TuCo there
+        m["tuco_change"] = diff_summary([a["tuco"] for a, _ in measured], [b["tuco"] for _, b in measured], paired=True, seed=o.seed)
         m["harmful_change"] = diff_summary(
             [float(bool(_harmful(a))) for a, _ in pairs], [float(bool(_harmful(b))) for _, b in pairs], paired=True, seed=o.seed
         )

@@ -8,7 +8,6 @@ next-token KL(FT || PT). Paper: as k grows OutputCo falls while TuCo rises.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from tuco.attacks.many_shot import no_examples
 from tuco.data.builtin import NO_QUESTIONS
 from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
-from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, opt, values
+from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, mean_of, opt, values
 from tuco.prompts import Prompt
 
 PAPER = "OutputCo falls while TuCo rises as k grows"
@@ -50,9 +49,9 @@ def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any
     ks = sorted({int(r["k"]) for r in rows})
     per_k = {
         str(k): {
-            "mean_tuco": statistics.fmean(values(rows, k=k)),
-            "mean_output_co": statistics.fmean(values(rows, "output_co", k=k)),
-            "mean_kl": statistics.fmean(values(rows, "kl_ft_pt", k=k)),
+            "mean_tuco": mean_of(values(rows, k=k)),
+            "mean_output_co": mean_of(values(rows, "output_co", k=k)),
+            "mean_kl": mean_of(values(rows, "kl_ft_pt", k=k)),
             "n": len(values(rows, k=k)),
         }
         for k in ks
