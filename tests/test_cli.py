@@ -287,3 +287,95 @@ def test_chain_cli_scores_one_share_per_stage(tmp_path, tokenizer):
         check_rc=0,
     )
     assert read_rows(gen)[0]["alpha"] == "1/0"
+
+
+def _device_args(models_args, device):
+    args = list(models_args)
+    args[args.index("--device") + 1] = device
+    return args
+
+
+@pytest.mark.parametrize(
+    "device,extra,message",
+    [
+        ("foo", [], "--device 'foo' is not a device"),
+        ("cpu", ["--device-map", "foo"], "--device-map 'foo': give 'auto'"),
+        ("cpu", ["--max-memory", "0=1GiB"], "--max-memory budgets the placement of --device-map auto"),
+        ("cpu", ["--top-p", "0.5"], "only applies when sampling"),
+    ],
+)
+def test_device_and_placement_errors_are_one_line(models_args, device, extra, message):
+    command = "generate" if "--top-p" in extra else "score"
+    res = cli(command, *_device_args(models_args, device), "--prompt", "Hi", *extra)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_cuda_without_cuda_is_a_one_line_error(models_args):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = cli("score", *_device_args(models_args, "cuda"), "--prompt", "Hi")
+    assert res.returncode == 2 and "no usable CUDA device; use --device cpu" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_truncated_weights_are_a_one_line_error(tmp_path, llama_dirs):
+    import shutil
+
+    broken = tmp_path / "tuned"
+    shutil.copytree(llama_dirs[1], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    res = cli("score", "--base", str(llama_dirs[0]), "--tuned", str(broken), "--prompt", "Hi")
+    assert res.returncode == 2 and "cannot load tuned model" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_an_existing_run_is_refused_before_the_model_loads(tmp_path, models_args, monkeypatch):
+    from tuco.cli import common
+
+    out = tmp_path / "s.jsonl"
+    cli("score", *models_args, "--prompt", "Hi", "--out", str(out), check_rc=0)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(common, "load", no_load)
+    res = cli("score", *models_args, "--prompt", "Hi", "--out", str(out))
+    assert res.returncode == 2 and "already holds a run" in res.stderr
+    res = cli("experiment", "web-vs-chat", *models_args, "--n", "2", "--out", str(tmp_path / "e.jsonl"))
+    assert res.returncode == 2 and "writes a run directory" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_parquet_with_mixed_extra_types_is_refused_before_the_load(tmp_path, models_args):
+    pytest.importorskip("pyarrow")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a", "score": 5}\n{"prompt": "b", "score": "high"}\n')
+    res = cli("score", *models_args, "--prompts", str(prompts), "--out", str(tmp_path / "s.parquet"))
+    assert res.returncode == 2 and "field 'score' has values of different types" in res.stderr, res.stderr
+    assert not (tmp_path / "s.parquet.manifest.json").exists()
+
+
+def test_alphas_that_differ_get_their_own_rows_and_a_repeated_alpha_is_refused(tmp_path, models_args):
+    out = tmp_path / "g.jsonl"
+    cli("generate", *models_args, "--prompt", "Hi", "--max-new-tokens", "2", "--alpha", "1", "1.0000001", "--out", str(out), check_rc=0)
+    assert [r["alpha"] for r in read_rows(out)] == [1.0, 1.0000001]
+    res = cli("generate", *models_args, "--prompt", "Hi", "--max-new-tokens", "2", "--alpha", "1,1.0")
+    assert res.returncode == 2 and "alpha 1 is given more than once" in res.stderr
+
+
+def test_generate_prints_the_samples_it_writes(tmp_path, models_args):
+    args = ["--prompt", "Tell me", "--prompt", "Hi there you", "--prompt", "x", "--temperature", "1.0", "--seed", "3"]
+    args += ["--max-new-tokens", "6", "--batch-size", "2", "--alpha", "1", "0.5", "--no-chat"]
+    shown = cli("generate", *models_args, *args, check_rc=0).stdout
+    cli("generate", *models_args, *args, "--out", str(tmp_path / "g.jsonl"), check_rc=0)
+    import tuco
+    from tuco.pair import load_pair
+
+    pair = load_pair(models_args[1], models_args[3], device="cpu")
+    prompts = ["Tell me", "Hi there you", "x"]
+    for alpha in (1.0, 0.5):
+        gens = tuco.generate(pair, prompts, alpha=alpha, temperature=1.0, seed=3, max_new_tokens=6, batch_size=2, chat=False)
+        written = [r for r in read_rows(tmp_path / "g.jsonl") if r["alpha"] == alpha]
+        assert [g.token_ids for g in gens] == [r["token_ids"] for r in written]  # library == file
+    for r in read_rows(tmp_path / "g.jsonl"):  # screen == file (mean TuCo over the sampled tokens)
+        assert f"{r['mean_tuco']:.4f}" in shown

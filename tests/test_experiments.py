@@ -282,3 +282,49 @@ def test_a_failed_run_keeps_its_rows_and_says_why_and_nothing_of_the_users_is_re
     assert manifest["status"].startswith("failed: ConfigError: unknown built-in prompt set 'nope'")
     assert not (tmp_path / "stale.png").exists() and not (tmp_path / "metrics.json").exists()  # the replaced run's
     assert len(read_rows(tmp_path / "rows.jsonl")) == 2  # the web rows computed before the failure are kept
+
+
+def test_generated_positions_need_two_tokens_and_lists_distinct_values():
+    ms = get("many-shot")
+    with pytest.raises(ConfigError, match="--position response-mean .* needs --max-new-tokens 2 or more \\(got 1\\)"):
+        ms.make_options(mode="jailbreak", position="response-mean", max_new_tokens=1)
+    assert ms.make_options(mode="jailbreak", position="first-generated", max_new_tokens=2).max_new_tokens == 2
+    with pytest.raises(ConfigError, match="--alphas: 1.0 given more than once"):
+        get("alpha-sweep").make_options(alphas=[1.0, 1])
+    with pytest.raises(ConfigError, match="--ks: 2 given more than once"):
+        ms.make_options(ks=[0, 2, 2])
+
+
+def test_many_shot_metrics_leave_out_responses_without_tuco():
+    from tuco.experiments.many_shot import metrics
+
+    o = get("many-shot").make_options(mode="jailbreak", position="first-generated", ks=[0, 4])
+    rows = [
+        {"id": f"{k}-r{i}", "k": k, "tuco": None if (k, i) == (4, 0) else 0.3 - 0.01 * k + 0.001 * i, "refused": i % 2 == 0}
+        for k in (0, 4)
+        for i in range(12)
+    ]
+    m = metrics(rows, o)
+    assert m["tuco_change"]["n"] == [11, 11]  # the pair whose k=4 response ended at once is left out
+    assert m["per_k"]["4"]["mean_tuco"] == pytest.approx(sum(0.26 + 0.001 * i for i in range(1, 12)) / 11)
+    assert m["tuco_change"]["diff"] == pytest.approx(-0.04)
+
+
+def test_a_verdict_needs_ten_items_per_group():
+    from tuco.experiments.base import auc_finding, diff_finding
+
+    tight = {"auc": 0.9, "ci": [0.8, 1.0]}
+    assert auc_finding("c", "p", {**tight, "n_pos": 9, "n_neg": 40}).verdict == "too few to tell (n < 10)"
+    assert auc_finding("c", "p", {**tight, "n_pos": 10, "n_neg": 10}).verdict == "reproduced"
+    small = {"diff": -0.01, "ci": [-0.011, -0.009], "n": [2, 2], "paired": True}
+    assert diff_finding("c", "p", small, expect="below", what="d").verdict == "too few to tell (n < 10)"
+    assert diff_finding("c", "p", {**small, "n": [10, 10]}, expect="below", what="d").verdict == "reproduced"
+
+
+def test_boolean_options_are_bare_flags_and_subpackages_load_from_the_top(tmp_path):
+    res = cli("experiment", "web-vs-chat", "--pair", "demo", "--baselines", "--no-without-template", "--validate")
+    assert res.returncode == 0, res.stderr
+    res = cli("experiment", "web-vs-chat", "--pair", "demo", "--baselines", "true", "--validate")
+    assert res.returncode == 2 and "unrecognized arguments: true" in res.stderr
+    assert tuco.__getattr__("experiments").run_experiment is run_experiment
+    assert callable(tuco.__getattr__("demo").demo_pair_dirs)

@@ -72,3 +72,11 @@ def test_bad_files(tmp_path, name, content, msg):
 def test_empty_prompt_in_api():
     with pytest.raises(PromptError, match="empty"):
         as_prompts(["ok", "   "])
+
+
+def test_csv_bad_records_are_reported_and_the_rest_read(tmp_path):
+    f = tmp_path / "p.csv"
+    f.write_bytes(b'prompt,topic\nhello,a\nbad \xff byte,b\ntoo,many,fields\n"with, comma",c\n')
+    good, bad = read_prompts(f)
+    assert [(p.id, p.text, p.extra) for p in good] == [("0", "hello", {"topic": "a"}), ("3", "with, comma", {"topic": "c"})]
+    assert [(b.line, b.reason.split(";")[0]) for b in bad] == [(3, "not valid UTF-8 text"), (4, "1 more field(s) than the header's 2")]

@@ -183,3 +183,42 @@ def test_check_output_creates_directories(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(RunError, match="is a file"):
         check_output(tmp_path / "file")
+
+
+def test_parquet_keeps_every_field_and_refuses_mixed_types(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from tuco.runs import parquet_table
+
+    rows = [{"id": "0", "tuco": 0.5}, {"id": "1", "tuco": 0.25, "topic": "bread", "score": 3}]
+    table = parquet_table(rows)
+    assert table.to_pylist() == [{"id": "0", "tuco": 0.5, "topic": None, "score": None}, {**rows[1]}]
+    run = Run(tmp_path / "x.parquet", {"a": 1}).open()
+    run.start_writing()
+    run.write(rows)
+    run.finish(["0", "1"])
+    assert pq.read_table(tmp_path / "x.parquet").column("topic").to_pylist() == [None, "bread"]
+    with pytest.raises(RunError, match="field 'score' has values of different types \\(int, str\\)"):
+        parquet_table([{"id": "0", "score": 5}, {"id": "1", "score": "high"}])
+
+
+def test_jsonl_and_parquet_of_one_name_keep_separate_manifests(tmp_path):
+    assert manifest_path(tmp_path / "s.jsonl") == tmp_path / "s.manifest.json"
+    assert manifest_path(tmp_path / "s.parquet") == tmp_path / "s.parquet.manifest.json"
+    assert manifest_path(tmp_path / "run") == tmp_path / "run" / "rows.manifest.json"
+
+
+def test_check_output_refuses_an_existing_run_or_a_file_for_a_directory(tmp_path):
+    from tuco.runs import check_output
+
+    out = tmp_path / "s.jsonl"
+    run = Run(out, {"a": 1}).open()
+    run.start_writing()
+    run.write([{"id": "0"}])
+    with pytest.raises(RunError, match="is writing"):  # the lock is probed before any model loads
+        check_output(out)
+    run.finish(["0"])
+    with pytest.raises(RunError, match="already holds a run \\(1 rows, status finished\\)"):
+        check_output(out, new_run=True)
+    assert check_output(out) == out  # resume / overwrite: checked later against the fingerprint
+    with pytest.raises(RunError, match="writes a run directory"):
+        check_output(tmp_path / "e.jsonl", file_ok=False)

@@ -37,8 +37,11 @@ __all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
+    import importlib
+    import importlib.util
 
+    if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"tuco.{name}") is not None:
+        return importlib.import_module(f"tuco.{name}")  # subpackages too: tuco.demo, tuco.experiments, ...
     raise AttributeError(f"module 'tuco' has no attribute {name!r}")

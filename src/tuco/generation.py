@@ -93,6 +93,8 @@ def check_sampling(max_new_tokens: int, temperature: float, top_p: float | None)
         raise ConfigError(f"temperature must be >= 0, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p is not None and top_p < 1 and temperature == 0:
+        raise ConfigError(f"top_p {top_p} only applies when sampling: add a temperature > 0 (--temperature 1), or drop top_p")
 
 
 @torch.inference_mode()

@@ -110,6 +110,11 @@ def _lines(p: Path) -> Iterator[tuple[int, str | None]]:
                 yield n, None
 
 
+def _undecodable(text: str) -> bool:
+    """True when ``text`` carries bytes that were not UTF-8 (decoded with ``surrogateescape``)."""
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
 def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
     """Read a prompt file: ``.jsonl`` (field ``prompt`` or ``messages``), ``.csv`` (column ``prompt``)
     or ``.txt`` (one prompt per line). Returns the good prompts and the bad rows (the others still run):
@@ -144,18 +149,25 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
                 bad.append(BadRow(line_no, str(err)))
             index += 1
     elif suffix == ".csv":
-        try:
-            text = p.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            raise InputError(f"{str(path)!r} is not valid UTF-8 (byte {err.start}); save the CSV as UTF-8") from err
+        text = p.read_bytes().decode("utf-8-sig", errors="surrogateescape")  # bad bytes: that record only
         reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames is None or "prompt" not in reader.fieldnames:
             raise InputError(f"{str(path)!r}: CSV needs a header row with a 'prompt' column, got {reader.fieldnames}")
+        if _undecodable(" ".join(reader.fieldnames)):
+            raise InputError(f"{str(path)!r}: the CSV header is not valid UTF-8; save the file as UTF-8")
         for index, rec in enumerate(reader):
-            try:
-                good.append(_from_record(dict(rec), index))
-            except PromptError as err:
-                bad.append(BadRow(reader.line_num, str(err)))
+            if None in rec:
+                n = len(rec[None])  # type: ignore[index]
+                bad.append(
+                    BadRow(reader.line_num, f"{n} more field(s) than the header's {len(reader.fieldnames)}; quote commas inside a value")
+                )
+            elif any(isinstance(v, str) and _undecodable(v) for v in rec.values()):
+                bad.append(BadRow(reader.line_num, "not valid UTF-8 text; save the file as UTF-8"))
+            else:
+                try:
+                    good.append(_from_record(dict(rec), index))
+                except PromptError as err:
+                    bad.append(BadRow(reader.line_num, str(err)))
     elif suffix == ".txt":
         index = 0
         for line_no, line in _lines(p):

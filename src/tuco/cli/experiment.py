@@ -50,13 +50,20 @@ def add_parser(sub: Any) -> None:
             choices = f.metadata.get("choices")
             meta = f.name.upper() if typing.get_origin(tp) is not list else f"{f.name.upper()},..."
             extra = f" (one of: {', '.join(choices)})" if choices and typing.get_origin(tp) is list else ""
-            g.add_argument(
+            flag, help_text = (
                 f"--{f.name.replace('_', '-')}",
+                _pct(f"{f.metadata.get('help', '')}{extra} (default: {_shown(default_of(f))})"),
+            )
+            if tp is bool:  # a bare flag, as on every other verb (--no-NAME turns it off)
+                g.add_argument(flag, dest=f"opt_{f.name}", default=None, action=argparse.BooleanOptionalAction, help=help_text)
+                continue
+            g.add_argument(
+                flag,
                 dest=f"opt_{f.name}",
                 default=None,
                 metavar=meta,
                 choices=choices if choices and typing.get_origin(tp) is not list else None,
-                help=_pct(f"{f.metadata.get('help', '')}{extra} (default: {_shown(default_of(f))})"),
+                help=help_text,
             )
         e.set_defaults(run=run)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])

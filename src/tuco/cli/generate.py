@@ -20,7 +20,10 @@ def add_parser(sub: Any) -> None:
         nargs="+",
         default=["1"],
         metavar="A",
-        help="one or more alphas (each a number, or one per layer as 1:1:0.5; a chain: one per stage, 1/0.5); default 1",
+        help=(
+            "one or more alphas, space- or comma-separated (each a number, or one per layer as 1:1:0.5; "
+            "a chain: one per stage, 1/0.5); default 1"
+        ),
     )
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="default 64")
     p.add_argument("--temperature", type=float, default=0.0, metavar="X", help="0 = greedy (default)")
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from tuco.generation import check_sampling
     from tuco.steering import check_distinct, parse_alpha
 
-    alphas = [parse_alpha(a) for a in args.alpha]
+    alphas = [parse_alpha(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
     check_distinct(alphas)
     check_sampling(args.max_new_tokens, args.temperature, args.top_p)
     start = start_job(args)

@@ -23,14 +23,18 @@ def add_parser(sub: Any) -> None:
         dest="out",
         default=None,
         metavar="HTML",
-        help="output file (default: RUN/report.html, or <results>.report.html beside a file; comparisons: compare.html beside the first)",
+        help=(
+            "output file (default: RUN/report.html, or <results>.report.html beside a file; "
+            "comparisons: RUN/compare.html, or <results>.compare.html beside the first)"
+        ),
     )
     p.add_argument("--title", default=None, help="page title")
     p.set_defaults(run=run)
 
 
 def default_output(source: Path, compare: bool = False) -> Path:
-    """RUN_DIR/report.html, or scores.report.html beside scores.jsonl (comparisons: compare.html)."""
+    """RUN_DIR/report.html, or scores.report.html beside scores.jsonl (comparisons: compare.html in the
+    first run directory, or scores.compare.html beside the first results file)."""
     name = "compare.html" if compare else "report.html"
     if source.is_dir():
         return source / name

@@ -91,7 +91,7 @@ def validate_options(obj: Any) -> None:
         elem = _element(tp) if typing.get_origin(tp) is list else tp
         if typing.get_origin(tp) is list and not isinstance(value, list):
             raise ConfigError(f"{flag} must be a list, got {value!r}")
-        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        twice = list(dict.fromkeys(str(values[values.index(v)]) for v in values if values.count(v) > 1))  # 1 == 1.0
         if twice:
             raise ConfigError(f"{flag}: {', '.join(twice)} given more than once; give each value once")
         for v in values:
