@@ -118,9 +118,9 @@ def alive(pid: int) -> bool:
 
 
 def rows_written(out: Path) -> int:
-    """Rows a running job has written so far (its staging file and its ranks' shards)."""
+    """Rows a running job has written so far (its .jsonl rows file, or its staging file, and its ranks' shards)."""
     n = 0
-    for f in [out.with_name(out.name + ".partial.jsonl"), *out.parent.glob(out.name + ".part-*.jsonl")]:
+    for f in [out, out.with_name(out.name + ".partial.jsonl"), *out.parent.glob(out.name + ".part-*.jsonl")]:
         try:
             n += f.read_bytes().count(b"\n")
         except OSError:

@@ -215,7 +215,8 @@ def test_check_output_refuses_an_existing_run_or_a_file_for_a_directory(tmp_path
     run.start_writing()
     run.write([{"id": "0"}])
     with pytest.raises(RunError, match="is writing"):  # the lock is probed before any model loads
-        check_output(out)
+        check_output(out, probe_lock=True)
+    assert check_output(out) == out  # a rank of the run does not probe its own run's lock
     run.finish(["0"])
     with pytest.raises(RunError, match="already holds a run \\(1 rows, status finished\\)"):
         check_output(out, new_run=True)

@@ -85,10 +85,13 @@ def _part_paths(rows: Path) -> list[Path]:
     return [p for p in staged + shards if p.exists()]
 
 
-def check_output(out: str | Path, *, directory_ok: bool = True, file_ok: bool = True, new_run: bool = False) -> Path:
+def check_output(
+    out: str | Path, *, directory_ok: bool = True, file_ok: bool = True, new_run: bool = False, probe_lock: bool = False
+) -> Path:
     """Validate an output before any work: a .jsonl/.parquet file or (``directory_ok``) a run directory,
-    pyarrow for Parquet, a parent that exists or can be created and is writable, and (``new_run``, i.e.
-    neither resume nor overwrite) no run already there. Creates the directory."""
+    pyarrow for Parquet, a parent that exists or can be created and is writable, (``new_run``, i.e.
+    neither resume nor overwrite) no run already there, and (``probe_lock``: only in the process that
+    will own the run, never in its ranks) no other process writing it. Creates the directory."""
     p = Path(out).expanduser()
     if is_results_file(p) and not file_ok:
         raise RunError(f"output {str(out)!r} names a results file, but this writes a run directory (rows, metrics, plots): give --out DIR")
@@ -115,7 +118,7 @@ def check_output(out: str | Path, *, directory_ok: bool = True, file_ok: bool = 
         raise RunError(f"output directory {str(folder)!r} is not writable; choose another --out")
     if new_run:
         refuse_existing(p)
-    if os.environ.get(LOCK_ENV) != str(lock_path(p)):
+    if probe_lock and os.environ.get(LOCK_ENV) != str(lock_path(p)):
         RunLock(p).acquire().release()  # another process writing this run is refused now, not after the model loads
     return p
 
@@ -434,7 +437,7 @@ class Run:
     def open(self) -> Run:
         """Prepare the output (rank 0) and this rank's writer; returns self. Raises RunError when the
         output holds another run (without resume/overwrite), or a different configuration (resume)."""
-        check_output(self.out)  # an existing run is refused under the lock, by rank 0 (_prepare)
+        check_output(self.out)  # an existing run and the lock are checked by rank 0 under the lock (_prepare)
         if self.rank == 0:
             if os.environ.get(LOCK_ENV) != str(lock_path(self.out)):
                 self._lock = RunLock(self.out).acquire()

@@ -229,7 +229,7 @@ def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
     if not args.out:
         raise ConfigError("data-parallel runs (--processes, torchrun, accelerate launch) need --out")
     check_output(args.out, new_run=not (args.resume or args.overwrite))
-    lock = RunLock(args.out).acquire()
+    lock = RunLock(args.out).acquire()  # held for the ranks
     try:
         return parallel.launch(strip_option(argv, "--processes"), args.processes, env={LOCK_ENV: str(lock_path(args.out))})
     finally:
@@ -283,7 +283,7 @@ def start_job(args: argparse.Namespace) -> JobStart | int:
     if r.is_main:
         report_bad(bad)
     if args.out:
-        check_output(args.out, new_run=r.is_main and not (args.resume or args.overwrite))
+        check_output(args.out, new_run=r.is_main and not (args.resume or args.overwrite), probe_lock=r.is_main)
         if str(args.out).lower().endswith(".parquet"):
             from tuco.runs import parquet_table
 

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise ConfigError("give --resume (continue the run) or --overwrite (replace it), not both")
-    check_output(args.out, file_ok=False, new_run=not (args.resume or args.overwrite))
+    check_output(args.out, file_ok=False, new_run=not (args.resume or args.overwrite), probe_lock=True)
     t0 = time.time()
     model = load(args)
     with err_console.status(f"running {args.experiment}"):
