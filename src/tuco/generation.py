@@ -230,17 +230,12 @@ def iter_generate(
     *,
     alpha: Any = 1.0,
     batch_size: int = 8,
-    seed: int | None = None,
     per_token: bool = False,
     **kwargs: Any,
 ) -> Iterator[list[Generation]]:
     """Generations for encoded prompts, one batch at a time, in input order (``kwargs``: ``generate_ids``'s).
-
-    With ``seed``, the random state is seeded once before the first batch, so a run gives the same
-    samples whatever it is split into afterwards only when its batches are the same.
-    """
-    if seed is not None:
-        torch.manual_seed(seed)
+    Sampling draws from the random state as the caller left it (experiments seed each of their batches;
+    ``generate_encoded`` is the seeded, run-plan version)."""
     for start in range(0, len(encoded), max(1, batch_size)):
         chunk = list(encoded[start : start + batch_size])
         outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
