@@ -15,10 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH_PIN)
 	$(VENV)/bin/pip install -q -e ".[dev,gemma]"
-	# GCG optimisation: nanogcg 0.3 pins transformers<=4.47 in its metadata but runs on 5.x with
-	# use_prefix_cache=False (what tuco passes), so it is installed without its pins.
-	$(VENV)/bin/pip install -q --no-deps nanogcg==0.3.0
 	$(VENV)/bin/pip install -q scipy sentencepiece protobuf
+	# GCG optimisation: nanogcg 0.3 pins transformers<=4.47 in its metadata but runs on 5.x with
+	# use_prefix_cache=False (what tuco passes), so it is installed without its pins, last (a later
+	# pip install would report the pin it ignores as a resolver "ERROR").
+	$(VENV)/bin/pip install -q --no-deps nanogcg==0.3.0
 	touch $@
 
 $(VENV4)/.installed: pyproject.toml

@@ -82,6 +82,11 @@ def test_two_checkpoints_are_the_pair_bit_for_bit(models):
         b = tuco.score(ch, PROMPTS, batch_size=3, full_path=full)
         assert [s.tuco for s in a] == [s.tuco for s in b]
         assert [s.layer_ftc_l1 for s in a] == [s.layer_ftc_l1 for s in b]
+        assert all(s.stage_share is None for s in a)  # a pair reports TuCo; a chain of two, its two shares
+        for s in b:
+            assert s.stage_share == pytest.approx([1 - s.tuco, s.tuco], abs=1e-6)  # stage 1's share is TuCo
+    g = tuco.generate(ch, PROMPTS[:2], max_new_tokens=3)
+    assert all(x.stage_share is not None and len(x.stage_share) == 2 for x in g)
 
 
 def test_switching_off_later_stages_gives_earlier_checkpoints(models):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
@@ -43,6 +43,8 @@ class ModelChain(Decomposable):
     model as it is; ``()``: all adapters off). Stages stacked as adapters share one model object.
     ``models[-1]`` is the model that runs (``tuned``).
     """
+
+    reports_stages: ClassVar[bool] = True
 
     models: list[nn.Module]
     adapters: list[tuple[str, ...] | None]

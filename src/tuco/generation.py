@@ -141,7 +141,7 @@ def generate_ids(
     first = recorder.records[0]
     prompt_tok = metrics.tuco(first.sum_ptc, first.sum_ftc_steered).cpu() if per_token else None
     shares = step_shares = None
-    if first.sums.shape[0] > 2:
+    if model.reports_stages or first.sums.shape[0] > 2:  # a chain, even of two checkpoints
         from tuco.scoring import stage_shares
 
         shares = stage_shares(first.sums[:, :, -1] if per_token else first.sums).cpu()

@@ -164,6 +164,8 @@ def _execute(
         run.start_writing(done)
         mine = [w for i, w in enumerate(work) if i % r.world == r.rank]
         total, finished = sum(len(k) for k, _ in mine), 0
+        if progress is not None:
+            progress(0, total)  # the run is open: work starts
         for keys, compute in mine:
             if not all(k in done for k in keys):  # a batch cut short by a kill is redone whole
                 run.write(compute())

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
@@ -99,6 +99,8 @@ class Decomposable:
     tuned: nn.Module
     tokenizer: Any
     full_path: bool
+    # A chain reports one share per stage (stage_share ...) even with one stage; a pair reports TuCo.
+    reports_stages: ClassVar[bool] = False
 
     def stages(self) -> list[Stage]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -65,6 +65,7 @@ def scores_from_record(
     last: torch.Tensor,
     mask: torch.Tensor,
     tokens: list[list[str]] | None = None,
+    stages: bool = False,
 ) -> list[Score]:
     """One ``Score`` per row of a recorded forward pass (per-token records are read at ``last``)."""
     rows = torch.arange(len(batch_lengths), device=rec.sums.device)
@@ -75,7 +76,7 @@ def scores_from_record(
     pre = metrics.preco_from_norms(ptc_l1, ftc_l1)
     unscaled = tu if rec.steered is None else metrics.tuco(s_ptc, s_ftc)
     token_tuco = metrics.tuco(rec.sum_ptc, rec.sum_ftc_steered) if per_token else None  # [B, T]
-    chain = rec.sums.shape[0] > 2
+    chain = stages or rec.sums.shape[0] > 2  # a chain reports per-stage shares, even with one stage
     shares = stage_shares(at_last(rec.sums)) if chain else None
     out = []
     for b, n in enumerate(batch_lengths):
@@ -114,7 +115,9 @@ def score_ids(
         run_backbone(model, b)
     (rec,) = recorder.records
     tokens = [model.tokenizer.convert_ids_to_tokens(list(ids)) for ids in batch] if per_token else None
-    return scores_from_record(rec, b.lengths, per_token=per_token, last=b.last, mask=b.attention_mask, tokens=tokens)
+    return scores_from_record(
+        rec, b.lengths, per_token=per_token, last=b.last, mask=b.attention_mask, tokens=tokens, stages=model.reports_stages
+    )
 
 
 def iter_scores(

@@ -207,13 +207,19 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, disable=not enabled)
-    with bar:
-        task = bar.add_task(label, total=None)
+    task: Any = None
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:  # shown from the first report on: a run refused while opening prints its error alone
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        bar.stop()
 
 
 def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
