@@ -132,6 +132,27 @@ def test_conjugate_and_output_vs_tuco(llama_pair, tmp_path):
     )
 
 
+def test_output_vs_tuco_ks_beyond_the_pool_are_measured_once(llama_pair, tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text("".join(f"the sky is green {i}\n" for i in range(6)))  # 2 targets, a pool of 4
+    m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "run", questions=str(questions), ks=[0, 10, 20], targets=2)
+    rows, _ = check_run_dir(tmp_path / "run", "output-vs-tuco")
+    assert sorted({r["k"] for r in rows}) == [0, 4] and len(rows) == 4  # k 10 and 20 are the whole pool, measured once
+    assert m["ks_beyond_the_pool"] == [10, 20] and m["tuco_change"]["n"] == [2, 2]
+
+
+def test_template_comparison_pairs_each_chat_with_itself():
+    from tuco.experiments.web_vs_chat import metrics
+
+    o = get("web-vs-chat").make_options(without_template=True)
+    rows = [{"id": f"chat-{i}", "group": "chat", "tuco": 0.9 if i < 6 else 0.5 + 0.01 * i} for i in range(12)]
+    rows += [{"id": f"raw-{i}", "group": "chat (no template)", "tuco": 0.5 + 0.01 * i} for i in range(6, 12)]  # chats 6-11: text
+    m = metrics(rows, o)
+    assert m["auc_template"]["auc"] == pytest.approx(0.5) and m["auc_template"]["n_pos"] == 6
+    m = metrics([r for r in rows if r["group"] == "chat"], o)
+    assert "auc_template" not in m and "no plain-text prompts" in m["auc_template_skipped"]
+
+
 def test_alpha_sweep_choices_and_refusals(llama_pair, tmp_path):
     m = run_experiment(
         "alpha-sweep",

@@ -72,6 +72,19 @@ def test_per_layer_alpha_uses_the_one_syntax(llama_dirs, task_dir):
     assert per_layer == pytest.approx(scalar, abs=1e-6)
 
 
+def test_a_bad_alpha_fails_before_the_models_load(monkeypatch):
+    from tuco import harness
+    from tuco.errors import ConfigError
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("models loaded before the alpha was checked")
+
+    monkeypatch.setattr(harness, "load_pair", no_load, raising=False)
+    monkeypatch.setattr("tuco.pair.load_pair", no_load)
+    with pytest.raises(ConfigError, match="not a number"):
+        harness.TucoLM(base="b", tuned="t", alpha="x")
+
+
 @pytest.mark.slow
 def test_launcher_runs_lm_eval_cli(llama_dirs, task_dir):
     import subprocess

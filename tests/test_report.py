@@ -109,6 +109,16 @@ def test_natural_sort():
         "k=2",
         "k=16",
     ]
+    # a hyphen after a word is not a minus sign: suffix-10 after suffix-9; alpha=-1 before alpha=0
+    assert sorted(["suffix-10", "suffix-2", "suffix-0", "alpha=0", "alpha=-1", "k0-10", "k0-9"], key=natural_key) == [
+        "alpha=-1",
+        "alpha=0",
+        "k0-9",
+        "k0-10",
+        "suffix-0",
+        "suffix-2",
+        "suffix-10",
+    ]
 
 
 def test_rows_table_starts_collapsed_with_empty_columns_hidden(tmp_path):
@@ -181,6 +191,36 @@ def test_suite_of_runs(tmp_path):
     assert [c.name for c in run.children] == ["web-vs-chat", "many-shot"]
     html = build_html(run)
     assert html.index("web-vs-chat?") < html.index("many-shot?") < html.index("Details: web-vs-chat")
+
+
+def test_pairs_need_the_item_not_the_id(tmp_path):
+    rows = []
+    for k in (0, 16):
+        for i in range(3):
+            row = score_row(len(rows), f"q{i}", group=f"k={k}", tokens=["a"], token_tuco=[0.1])
+            row["id"] = f"k{k}-{i}"  # ids carry the condition, as the experiments write them
+            rows.append(row)
+    assert 'class="pair"' not in build_html(load_run(make_run(tmp_path, rows, name="a.jsonl")))  # no item: nothing paired
+    for r in rows:
+        r["item"] = int(r["id"].split("-")[1])
+    html = build_html(load_run(make_run(tmp_path, rows, name="b.jsonl")))
+    assert html.count('class="pair"') == 3
+
+
+def test_list_values_are_escaped_once():
+    from tuco.report.html import _fmt
+
+    assert _fmt(["R&D.jsonl", "it's"]) == "R&amp;D.jsonl, it&#x27;s"
+
+
+def test_comparison_aligns_runs_at_different_alphas(tmp_path):
+    a = make_run(tmp_path, [score_row(i, alpha=1.0) for i in range(4)], name="a1.jsonl")
+    b = make_run(tmp_path, [dict(score_row(i, alpha=0.5), tuco=0.05) for i in range(4)], name="a05.jsonl")
+    html = build_comparison([load_run(a), load_run(b)])
+    assert "<b>4</b> ids in every run" in html
+    several = tmp_path / "g.jsonl"  # a generate run at two alphas: one row per (alpha, id)
+    several.write_text("".join(json.dumps(score_row(i, alpha=al)) + "\n" for al in (0.0, 1.0) for i in range(3)))
+    assert "<b>6</b> ids in every run" in build_comparison([load_run(several), load_run(several)])  # id @ alpha
 
 
 def test_comparison_aligns_by_id_with_differences(tmp_path):

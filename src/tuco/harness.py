@@ -23,7 +23,7 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from tuco.steering import parse_alpha
+from tuco.steering import check_alpha, parse_alpha
 
 
 @register_model("tuco")
@@ -45,8 +45,9 @@ class TucoLM(HFLM):
         from tuco.pair import load_pair
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.alpha = parse_alpha(str(alpha))  # a mistyped alpha fails before the models load
         self.pair = load_pair(str(base), str(tuned), dtype=dtype, device=device, trust_remote_code=bool(trust_remote_code))
-        self.alpha = parse_alpha(str(alpha))
+        check_alpha(self.alpha, self.pair)
         super().__init__(pretrained=self.pair.tuned, tokenizer=self.pair.tokenizer, device=device, **kwargs)
 
     def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:

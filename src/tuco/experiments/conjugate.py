@@ -65,7 +65,7 @@ def run(model: Any, o: ConjugateOptions, rd: RunDir) -> None:
         groups.update(load_translations(o.translations, o.languages, o.n))
     for g, prompts in groups.items():
         rd.score(
-            [Prompt(f"{g}-{i}", text=p, extra={"group": g}) for i, p in enumerate(prompts)],
+            [Prompt(f"{g}-{i}", text=p, extra={"group": g, "item": i}) for i, p in enumerate(prompts)],
             chat=True,
             position=o.position,
             batch_size=o.batch_size,

@@ -84,7 +84,7 @@ def run(model: Any, o: GcgOptions, rd: RunDir) -> None:
             Prompt(
                 f"{name}-{i}",
                 text=r if suffix is None else attack(r, suffix),
-                extra={"group": "clean" if suffix is None else "attacked", "condition": name, "suffix": suffix, "request": r},
+                extra={"group": "clean" if suffix is None else "attacked", "condition": name, "suffix": suffix, "request": r, "item": i},
             )
             for i, r in enumerate(requests)
         ]

@@ -80,7 +80,9 @@ def run(model: Any, o: JailbreakSuccessOptions, rd: RunDir) -> None:
         groups.append((f"attacked:suffix-{j}", [attack(h, s) for h in harmful], harmful))
     judge = get_judge(o.judge)
     for name, prompts, requests in groups:
-        items = [Prompt(f"{name}-{i}", text=p, extra={"group": name, "request": r}) for i, (p, r) in enumerate(zip(prompts, requests))]
+        items = [
+            Prompt(f"{name}-{i}", text=p, extra={"group": name, "request": r, "item": i}) for i, (p, r) in enumerate(zip(prompts, requests))
+        ]
         rd.generate(
             items,
             chat=True,

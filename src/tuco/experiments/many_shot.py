@@ -131,7 +131,7 @@ def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
                 Prompt(
                     f"k{k}-{i}",
                     messages=many_shot(pool, t, k),
-                    extra={"group": f"k={k}", "k": k, "target": t.statement, "matching": t.matching},
+                    extra={"group": f"k={k}", "k": k, "target": t.statement, "matching": t.matching, "item": i},
                 )
                 for i, t in enumerate(targets)
             ]
@@ -149,7 +149,7 @@ def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
             Prompt(
                 f"k{k}-{i}",
                 messages=[*_shots(pool, k, o.shots), {"role": "user", "content": t}],
-                extra={"group": f"k={k}", "k": k, "request": t},
+                extra={"group": f"k={k}", "k": k, "request": t, "item": i},
             )
             for i, t in enumerate(targets)
         ]

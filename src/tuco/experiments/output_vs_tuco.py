@@ -37,10 +37,9 @@ def run(model: Any, o: OutputVsTucoOptions, rd: RunDir) -> None:
         raise ConfigError(f"{o.questions}: needs at least 2 questions")
     targets = spread(qs, min(o.targets, len(qs) // 2))
     pool = [q for q in qs if q not in targets]
-    for k in o.ks:
+    for k in dict.fromkeys(min(k, len(pool)) for k in o.ks):  # a k beyond the pool uses all of it, once
         prompts = [
-            Prompt(f"k{k}-{i}", text=no_examples(pool, k, t), extra={"group": f"k={k}", "k": min(k, len(pool))})
-            for i, t in enumerate(targets)
+            Prompt(f"k{k}-{i}", text=no_examples(pool, k, t), extra={"group": f"k={k}", "k": k, "item": i}) for i, t in enumerate(targets)
         ]
         rd.score(prompts, chat=False, batch_size=o.batch_size, baselines=True)
 
@@ -56,7 +55,7 @@ def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any
         }
         for k in ks
     }
-    m: dict[str, Any] = {"per_k": per_k}
+    m: dict[str, Any] = {"per_k": per_k, "ks_beyond_the_pool": sorted(set(o.ks) - set(ks))}
     if len(ks) >= 2:
         first, last = (sorted((r for r in rows if r["k"] == k), key=lambda r: r["id"].split("-")[1]) for k in (ks[0], ks[-1]))
         m["k_first"], m["k_last"] = ks[0], ks[-1]

@@ -60,15 +60,15 @@ def run(model: Any, o: WebVsChatOptions, rd: RunDir) -> None:
     score = lambda prompts, chat: rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)  # noqa: E731
     score([Prompt(f"web-{i}", text=t, extra={"group": "web"}) for i, t in enumerate(web)], False)
     chats = load_prompts(o.chat, limit=o.n, seed=o.seed)
-    score([_prompt(f"chat-{i}", c, "chat") for i, c in enumerate(chats)], True)
+    score([_prompt(f"chat-{i}", c, "chat", i) for i, c in enumerate(chats)], True)
     if o.without_template:
-        score([_prompt(f"raw-{i}", c, "chat (no template)") for i, c in enumerate(chats) if isinstance(c, str)], False)
+        score([_prompt(f"raw-{i}", c, "chat (no template)", i) for i, c in enumerate(chats) if isinstance(c, str)], False)
 
 
-def _prompt(pid: str, value: Any, group: str) -> Prompt:
+def _prompt(pid: str, value: Any, group: str, item: int) -> Prompt:
     if isinstance(value, str):
-        return Prompt(pid, text=value, extra={"group": group})
-    return Prompt(pid, messages=value, extra={"group": group})
+        return Prompt(pid, text=value, extra={"group": group, "item": item})
+    return Prompt(pid, messages=value, extra={"group": group, "item": item})
 
 
 def metrics(rows: list[dict[str, Any]], o: WebVsChatOptions) -> dict[str, Any]:
@@ -81,10 +81,16 @@ def metrics(rows: list[dict[str, Any]], o: WebVsChatOptions) -> dict[str, Any]:
         "mean_tuco_chat": statistics.fmean(chat) if chat else None,
         "auc": auc_summary(chat, web, o.seed),
     }
-    raw = values(rows, group="chat (no template)")
+    raw_rows = [r for r in rows if r.get("group") == "chat (no template)"]
+    raw = values(raw_rows)
     if raw:
+        # each plain-text chat with and without its template: chat-i and raw-i are the same chat i
+        raw_ids = {str(r["id"]).removeprefix("raw-") for r in raw_rows}
+        templated = values([r for r in rows if r.get("group") == "chat" and str(r["id"]).removeprefix("chat-") in raw_ids])
         m["mean_tuco_chat_without_template"] = statistics.fmean(raw)
-        m["auc_template"] = auc_summary(chat[: len(raw)], raw, o.seed)
+        m["auc_template"] = auc_summary(templated, raw, o.seed)
+    elif o.without_template:
+        m["auc_template_skipped"] = "the chat source has no plain-text prompts (chats given as messages have no template-free form)"
     for key in ("output_co", "kl_ft_pt"):
         c, w = values(rows, key, group="chat"), values(rows, key, group="web")
         if c and w:

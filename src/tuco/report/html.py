@@ -52,7 +52,8 @@ def row_value(row: dict[str, Any]) -> float | None:
 
 def natural_key(text: Any) -> tuple:
     """Sort key that orders numbers inside text by value: k=2 before k=16, alpha=0.5 before alpha=1."""
-    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", str(text))
+    # a minus sign only where no word character precedes it: suffix-10 is suffix, 10 (not -10); alpha=-1 is -1
+    parts = re.split(r"((?:(?<![\w.])-)?\d+(?:\.\d+)?(?:e-?\d+)?)", str(text))
     return tuple((0, float(p)) if re.fullmatch(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", p) else (1, p) for p in parts if p != "")
 
 
@@ -81,8 +82,8 @@ def _fmt(v: Any) -> str:
     n = _num(v)
     if n is not None:
         return f"{n:.4f}"
-    if isinstance(v, list):
-        return esc(", ".join(_fmt(x) for x in v[:6]) + (" …" if len(v) > 6 else ""))
+    if isinstance(v, list):  # items are escaped by _fmt; the joined text must not be escaped again
+        return ", ".join(_fmt(x) for x in v[:6]) + (" …" if len(v) > 6 else "")
     return esc(v)
 
 
@@ -233,7 +234,11 @@ def _pairs(rows: list[dict[str, Any]], group: str | None) -> list[tuple[dict[str
     if len(by_group) < 2:
         return []
     first, last = list(by_group.values())[0], list(by_group.values())[-1]
-    key = (lambda r: (r.get("task"), r.get("item"))) if any("item" in r for r in rows) else (lambda r: r.get("id"))
+    # the item a row measures (experiments write "item": the same request under every condition); ids carry
+    # the condition (k0-3 vs k16-3), so without an item nothing is paired
+    if not any("item" in r for r in rows):
+        return []
+    key = lambda r: (r.get("task"), r.get("item"))  # noqa: E731
     index = {key(r): r for r in first}
     out = []
     for r in last:
@@ -507,8 +512,12 @@ def build_html(run: Run, title: str | None = None) -> str:
 # ---- several runs side by side ----
 
 
-def _key(row: dict[str, Any]) -> str:
-    return f"{row.get('id')}" + (f" @ alpha {row['alpha']}" if "alpha" in row and not isinstance(row.get("alpha"), dict) else "")
+def _keyed(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A run's rows by prompt id; by id and alpha when the run holds several alphas (a generate run with
+    --alpha 0 1), so two runs at different alphas still align prompt by prompt."""
+    alphas = {str(r.get("alpha")) for r in rows if "alpha" in r}
+    several = len(alphas) > 1
+    return {f"{r.get('id')}" + (f" @ alpha {r.get('alpha')}" if several else ""): r for r in rows if row_value(r) is not None}
 
 
 def build_comparison(runs: list[Run], title: str | None = None) -> str:
@@ -519,7 +528,7 @@ def build_comparison(runs: list[Run], title: str | None = None) -> str:
     names = [f"{k + 1}: {r.source.name}" for k, r in enumerate(runs)]
     title = title or "tuco comparison — " + " vs ".join(r.source.name for r in runs)
     findings = "".join(findings_section(m) for r in runs for m in (r.children or [r]))
-    tables = [{_key(row): row for row in r.rows if row_value(row) is not None} for r in runs]
+    tables = [_keyed(r.rows) for r in runs]
     shared = [k for k in tables[0] if all(k in t for t in tables[1:])]
     out = [findings, "<section><h2>Prompt by prompt</h2>"]
     out.append(
