@@ -26,7 +26,7 @@ PAPER = "OutputCo falls while TuCo rises as k grows"
 class OutputVsTucoOptions(Options):
     questions: str = opt("builtin", "'builtin' or a .txt/.jsonl file of questions (completing 'Could you tell me if ...?')")
     ks: list[int] = opt([0, 1, 2, 4, 8, 16], "numbers of examples", min=0)
-    targets: int = opt(8, "target questions (the rest are examples)", min=1)
+    targets: int = opt(12, "target questions (the rest are examples; >= 10 for a verdict)", min=1)
     batch_size: int = opt(8, "prompts per forward pass", min=1)
     seed: int = opt(0, "recorded in the manifest (the experiment is deterministic)")
 
