@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q scipy sentencepiece protobuf
 	# GCG optimisation: nanogcg 0.3 pins transformers<=4.47 in its metadata but runs on 5.x with
 	# use_prefix_cache=False (what tuco passes), so it is installed without its pins, last (a later
-	# pip install would report the pin it ignores as a resolver "ERROR").
+	# pip install would report the pin it ignores as a resolver conflict).
 	$(VENV)/bin/pip install -q --no-deps nanogcg==0.3.0
 	touch $@
 
