@@ -93,9 +93,12 @@ def row_base(prompt: Prompt, reserved: set[str]) -> dict[str, Any]:
     return {(f"input_{k}" if k in reserved else k): v for k, v in prompt.extra.items()}
 
 
-def _prepare(
+def prepare_prompts(
     model: Any, prompts: Sequence[str | Messages | Prompt], *, chat: bool | None, system: str | None, extra: int = 0
 ) -> tuple[list[Any], list[BadRow], bool]:
+    """Prompts ready to run: ids unique (else RunError), encoded under the chat template when ``chat``
+    (None: when the tokenizer has one), ``extra`` positions left for generation. Returns (encoded, the
+    prompts that could not be encoded, whether the template is used); PromptError when none is usable."""
     from tuco.batching import encode_prompts
     from tuco.prompts import has_chat_template
 
@@ -212,7 +215,7 @@ def score_to(
     from tuco.scoring import score_encoded
 
     r = ranks or env_ranks()
-    encoded, skipped, use_chat = _prepare(model, prompts, chat=chat, system=system)
+    encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system)
     skipped = list(bad) + skipped
     check_alpha(alpha, model)  # before the run exists: a bad alpha leaves nothing behind
     label = alpha_label(alpha)
@@ -296,7 +299,7 @@ def generate_to(
 
     check_sampling(max_new_tokens, temperature, top_p)
     r = ranks or env_ranks()
-    encoded, skipped, use_chat = _prepare(model, prompts, chat=chat, system=system, extra=max_new_tokens)
+    encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system, extra=max_new_tokens)
     skipped = list(bad) + skipped
     check_distinct(alphas)
     for a in alphas:

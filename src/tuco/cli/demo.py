@@ -63,20 +63,16 @@ def run_train(args: argparse.Namespace) -> int:
         from tuco.demo.evaluate import write_gemma_card
         from tuco.demo.gemma_recipe import GemmaRecipe, train_gemma
 
-        record = train_gemma(args.out, GemmaRecipe(seed=args.seed))
-        behaviour = write_gemma_card(args.out)
-        print(
-            f"trained in {record['train_seconds']:.0f} s; tuned refuses {behaviour['tuned']['harmful_refusal']:.0%} of held-out "
-            f"harmful and {behaviour['tuned']['benign_refusal']:.0%} of benign requests; card in {args.out}"
-        )
-        return 0
-    from tuco.demo.evaluate import write_cards
-    from tuco.demo.train import Recipe, train_demo
+        seconds = train_gemma(args.out, GemmaRecipe(seed=args.seed))["train_seconds"]
+        behaviour, cards = write_gemma_card(args.out), "card"
+    else:
+        from tuco.demo.evaluate import write_cards
+        from tuco.demo.train import Recipe, train_demo
 
-    record = train_demo(args.out, Recipe(seed=args.seed))
-    behaviour = write_cards(args.out)
+        seconds = train_demo(args.out, Recipe(seed=args.seed))["wall_seconds"]
+        behaviour, cards = write_cards(args.out), "cards"
     print(
-        f"trained in {record['wall_seconds']:.0f} s; tuned refuses {behaviour['tuned']['harmful_refusal']:.0%} of "
-        f"held-out harmful and {behaviour['tuned']['benign_refusal']:.0%} of benign requests; cards in {args.out}"
+        f"trained in {seconds:.0f} s; tuned refuses {behaviour['tuned']['harmful_refusal']:.0%} of held-out "
+        f"harmful and {behaviour['tuned']['benign_refusal']:.0%} of benign requests; {cards} in {args.out}"
     )
     return 0

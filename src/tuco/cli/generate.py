@@ -95,18 +95,11 @@ def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.N
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 
-    from tuco.batching import encode_prompts
-    from tuco.errors import PromptError
     from tuco.generation import generate_encoded
-    from tuco.prompts import has_chat_template
-    from tuco.runs import require_unique
+    from tuco.jobs import prepare_prompts
 
-    require_unique([p.id for p in prompts])
-    chat = has_chat_template(model.tokenizer) if args.chat is None else args.chat
-    encoded, skipped = encode_prompts(model, prompts, chat=chat, system=args.system, extra=args.max_new_tokens)
+    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, extra=args.max_new_tokens)
     report_bad(skipped)
-    if not encoded:
-        raise PromptError("no usable prompts" + (f" ({len(bad) + len(skipped)} skipped, see above)" if bad or skipped else ""))
     rows = [
         {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
         for alpha in alphas

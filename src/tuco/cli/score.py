@@ -110,18 +110,11 @@ def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.N
     """No --out: score and print ``id<TAB>tuco`` lines (nothing written)."""
     from dataclasses import asdict
 
-    from tuco.batching import encode_prompts
-    from tuco.errors import PromptError
-    from tuco.prompts import has_chat_template
-    from tuco.runs import require_unique
+    from tuco.jobs import prepare_prompts
     from tuco.scoring import score_encoded
 
-    require_unique([p.id for p in prompts])
-    chat = has_chat_template(model.tokenizer) if args.chat is None else args.chat
-    encoded, skipped = encode_prompts(model, prompts, chat=chat, system=args.system)
+    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system)
     report_bad(skipped)
-    if not encoded:
-        raise PromptError("no usable prompts" + (f" ({len(bad) + len(skipped)} skipped, see above)" if bad or skipped else ""))
     scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
     rows = [{"id": e.prompt.id, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
     err_console.print(summary(rows))

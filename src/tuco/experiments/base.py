@@ -323,13 +323,12 @@ class RunDir:
         seed: int = 0,
         position: str = "last",
         judge: Any = None,
-        requests: dict[str, str] | None = None,
         per_token: bool = False,
         baselines: bool = False,
     ) -> None:
         """Responses into rows (``samples`` per prompt, seeded per batch), with TuCo at every position
         kind (``tuco_last``, ``tuco_first_generated``, ``tuco_response``; ``tuco`` = ``position``'s) and,
-        with a ``judge``, ``refused`` per response (judged against ``requests[id]`` or the prompt).
+        with a ``judge``, ``refused`` per response (judged against the prompt's ``request`` field, else the prompt itself).
         ``per_token`` (or ``position="request-mean"``) adds ``tuco_request`` and ``tuco_context``: mean
         TuCo over the request's tokens and over everything before it (e.g. many-shot examples).
         ``baselines`` adds ``output_co`` and ``kl_ft_pt`` (see ``score``)."""
@@ -382,7 +381,7 @@ class RunDir:
                 if samples > 1:
                     row["responses"] = texts
                 if judge is not None:
-                    request = (requests or {}).get(p.id, p.display)
+                    request = p.extra.get("request", p.display)
                     refused = judge.refused([request] * len(texts), texts)
                     row["refused"] = refused[0] if samples == 1 else None
                     row["refusals"] = sum(refused)

@@ -95,7 +95,6 @@ def run(model: Any, o: GcgOptions, rd: RunDir) -> None:
             batch_size=o.batch_size,
             position=o.position,
             judge=judge,
-            requests={p.id: p.extra["request"] for p in items},
             seed=o.seed,
         )
 

@@ -93,7 +93,6 @@ def run(model: Any, o: JailbreakSuccessOptions, rd: RunDir) -> None:
             seed=o.seed,
             position=o.position,
             judge=judge,
-            requests={p.id: p.extra["request"] for p in items},
             baselines=o.baselines,
         )
 

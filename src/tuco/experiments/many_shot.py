@@ -162,7 +162,6 @@ def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
             batch_size=o.batch_size,
             position=o.position,
             judge=judge,
-            requests={p.id: p.extra["request"] for p in prompts},
             per_token=True,
             seed=o.seed,
         )
