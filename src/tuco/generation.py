@@ -215,13 +215,28 @@ def generate_encoded(
 
     out: list[Generation | None] = [None] * len(encoded)
     for number, batch in enumerate(plan_batches([len(e.ids) for e in encoded], batch_size)):
-        if seed is not None:
-            torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
-        chunk = [encoded[i] for i in batch]
-        outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
-        for i, e, g in zip(batch, chunk, outs):
-            out[i] = to_generation(model, e, g, alpha, per_token)
+        gens = generate_batch(model, [encoded[i] for i in batch], number, alpha=alpha, seed=seed, per_token=per_token, **kwargs)
+        for i, g in zip(batch, gens):
+            out[i] = g
     return [g for g in out if g is not None]
+
+
+def generate_batch(
+    model: Any,
+    items: Sequence[Encoded],
+    number: int,
+    *,
+    alpha: Any = 1.0,
+    seed: int | None = None,
+    per_token: bool = False,
+    **kwargs: Any,
+) -> list[Generation]:
+    """Batch ``number`` of a run plan, seeded from (seed, alpha, number) when sampling with a seed: the one
+    place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.generate_to``)."""
+    if seed is not None:
+        torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
+    outs = generate_ids(model, [e.ids for e in items], alpha=alpha, per_token=per_token, **kwargs)
+    return [to_generation(model, e, g, alpha, per_token) for e, g in zip(items, outs)]
 
 
 def iter_generate(

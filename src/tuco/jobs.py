@@ -293,9 +293,8 @@ def generate_to(
     Sampling (``temperature`` > 0) with a ``seed`` seeds every batch from (seed, alpha, batch), so
     resumed and data-parallel runs draw the same samples as one uninterrupted process.
     """
-    import torch
 
-    from tuco.generation import batch_seed, check_sampling, generate_ids, to_generation
+    from tuco.generation import check_sampling, generate_batch
 
     check_sampling(max_new_tokens, temperature, top_p)
     r = ranks or env_ranks()
@@ -329,22 +328,21 @@ def generate_to(
 
     def rows_of(alpha: Any, batch: list[int], number: int) -> Callable[[], list[dict[str, Any]]]:
         def compute() -> list[dict[str, Any]]:
-            if seed is not None:
-                torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
             items = [encoded[i] for i in batch]
-            outs = generate_ids(
+            gens = generate_batch(
                 model,
-                [e.ids for e in items],
+                items,
+                number,
                 alpha=alpha,
+                seed=seed,
+                per_token=per_token,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
                 top_p=top_p,
-                per_token=per_token,
                 full_path=full_path,
             )
             rows = []
-            for e, g in zip(items, outs):
-                gen = to_generation(model, e, g, alpha, per_token)
+            for e, gen in zip(items, gens):
                 row = {
                     **row_base(e.prompt, GENERATE_KEYS),
                     "id": e.prompt.id,
