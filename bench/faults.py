@@ -27,7 +27,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
 KILL_INSIDE = r"""
 import os, signal, sys
 from pathlib import Path
-import tuco.runs as runs
 where, base, tuned, prompts, out = sys.argv[1:6]
 real_replace, real_write = os.replace, Path.write_text
 def replace(src, dst):
@@ -39,7 +38,7 @@ def write_text(self, text, *a, **k):
         real_write(self, text[: len(text) // 2], *a, **k)  # half a manifest, then the kill
         os.kill(os.getpid(), signal.SIGKILL)
     return real_write(self, text, *a, **k)
-runs.os.replace = replace
+os.replace = replace  # the module object every writer of tuco.runs uses
 Path.write_text = write_text
 from tuco.cli.main import main
 args = ["score", "--base", base, "--tuned", tuned, "--prompts", prompts, "--out", out, "--batch-size", "2", "--device", "cpu"]

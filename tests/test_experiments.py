@@ -57,28 +57,28 @@ def test_options_are_typed_and_validated_on_construction():
 def test_web_vs_chat_with_baselines(llama_pair, tmp_path):
     m = run_experiment("web-vs-chat", llama_pair, tmp_path, n=6, web_tokens=12, without_template=True, baselines=True)
     rows, saved = check_run_dir(tmp_path, "web-vs-chat")
-    web = [r["tuco"] for r in rows if r["group"] == "web"]
-    chat = [r["tuco"] for r in rows if r["group"] == "chat"]
-    assert len(web) == len(chat) == 6 and len([r for r in rows if r["group"] == "chat (no template)"]) == 6
+    web = [r["tuco"] for r in rows if r["condition"] == "web"]
+    chat = [r["tuco"] for r in rows if r["condition"] == "chat"]
+    assert len(web) == len(chat) == 6 and len([r for r in rows if r["condition"] == "chat (no template)"]) == 6
     assert m["auc"]["auc"] == pytest.approx(brute_auc(chat, web)) and saved["auc"]["auc"] == pytest.approx(m["auc"]["auc"])
     lo, hi = m["auc"]["ci"]
     assert lo <= m["auc"]["auc"] <= hi
-    assert all(r["n_tokens"] <= 13 for r in rows if r["group"] == "web")  # the 12-token window (+ BOS)
-    web_rows = [r for r in rows if r["group"] == "web"]
+    assert all(r["n_tokens"] <= 13 for r in rows if r["condition"] == "web")  # the 12-token window (+ BOS)
+    web_rows = [r for r in rows if r["condition"] == "web"]
     again = tuco.score(llama_pair, [r["prompt"] for r in web_rows], chat=False)  # the engine's score of the same text
     assert [s.tuco for s in again] == pytest.approx([r["tuco"] for r in web_rows], abs=1e-6)
     base = output_baselines(llama_pair, [r["prompt"] for r in web_rows], chat=False)
     assert [b.output_co for b in base] == pytest.approx([r["output_co"] for r in web_rows], abs=1e-6)
     assert all(r["kl_ft_pt"] >= 0 for r in rows)
     assert m["auc_output_co"]["auc"] == pytest.approx(
-        brute_auc([r["output_co"] for r in rows if r["group"] == "chat"], [r["output_co"] for r in web_rows])
+        brute_auc([r["output_co"] for r in rows if r["condition"] == "chat"], [r["output_co"] for r in web_rows])
     )
 
 
 def test_web_vs_chat_request_mean_position(llama_pair, tmp_path):
     run_experiment("web-vs-chat", llama_pair, tmp_path, n=3, web_tokens=8, position="request-mean")
     rows = read_rows(tmp_path / "rows.jsonl")
-    chat = [r for r in rows if r["group"] == "chat"]
+    chat = [r for r in rows if r["condition"] == "chat"]
     assert all(r["tuco"] == r["tuco_request"] and r["tuco_request"] != r["tuco_last"] for r in chat)
     # independent: per-token TuCo of the request's own tokens, found by hand
     p = chat[0]["prompt"]
@@ -122,8 +122,8 @@ def test_many_shot_jailbreak_records_every_position(llama_pair, tmp_path):
 def test_conjugate_and_output_vs_tuco(llama_pair, tmp_path):
     m = run_experiment("conjugate", llama_pair, tmp_path / "c", encodings=["plain", "rot13", "base64"], n=5)
     rows, _ = check_run_dir(tmp_path / "c", "conjugate")
-    plain = [r["tuco"] for r in rows if r["group"] == "plain"]
-    rot = [r["tuco"] for r in rows if r["group"] == "rot13"]
+    plain = [r["tuco"] for r in rows if r["condition"] == "plain"]
+    rot = [r["tuco"] for r in rows if r["condition"] == "rot13"]
     assert m["per_group"]["rot13"]["auc_vs_reference"]["auc"] == pytest.approx(brute_auc(plain, rot))
     m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "o", ks=[0, 2], targets=3)
     rows, _ = check_run_dir(tmp_path / "o", "output-vs-tuco")
@@ -145,11 +145,13 @@ def test_template_comparison_pairs_each_chat_with_itself():
     from tuco.experiments.web_vs_chat import metrics
 
     o = get("web-vs-chat").make_options(without_template=True)
-    rows = [{"id": f"chat-{i}", "group": "chat", "tuco": 0.9 if i < 6 else 0.5 + 0.01 * i} for i in range(12)]
-    rows += [{"id": f"raw-{i}", "group": "chat (no template)", "tuco": 0.5 + 0.01 * i} for i in range(6, 12)]  # chats 6-11: text
+    rows = [{"id": f"chat-{i}", "item": i, "condition": "chat", "tuco": 0.9 if i < 6 else 0.5 + 0.01 * i} for i in range(12)]
+    rows += [
+        {"id": f"raw-{i}", "item": i, "condition": "chat (no template)", "tuco": 0.5 + 0.01 * i} for i in range(6, 12)
+    ]  # chats 6-11: text
     m = metrics(rows, o)
     assert m["auc_template"]["auc"] == pytest.approx(0.5) and m["auc_template"]["n_pos"] == 6
-    m = metrics([r for r in rows if r["group"] == "chat"], o)
+    m = metrics([r for r in rows if r["condition"] == "chat"], o)
     assert "auc_template" not in m and "no plain-text prompts" in m["auc_template_skipped"]
 
 
@@ -173,7 +175,7 @@ def test_alpha_sweep_choices_and_refusals(llama_pair, tmp_path):
     by_alpha = {
         a: [
             r["chosen"] == r["right"]
-            for r in sorted((r for r in rows if r["task"] == "builtin:arithmetic" and r["alpha"] == a), key=lambda r: r["item"])
+            for r in sorted((r for r in rows if r["task"] == "builtin:arithmetic" and r["alpha"] == a), key=lambda r: r["index"])
         ]
         for a in (0.5, 1.0, 1.5)
     }
@@ -208,8 +210,8 @@ def test_jailbreak_success_and_gcg_with_suffix_file(llama_pair, tmp_path):
     rows, _ = check_run_dir(tmp_path / "j", "jailbreak-success")
     for r in rows:
         assert r["non_refusals"] + r["refusals"] == 2 and len(r["responses"]) == 2
-    neg = [r["tuco"] for r in rows if r["group"] != "benign" and r["non_refusals"] >= 1]
-    pos = [r["tuco"] for r in rows if not (r["group"] != "benign" and r["non_refusals"] >= 1)]
+    neg = [r["tuco"] for r in rows if r["condition"] != "benign" and r["non_refusals"] >= 1]
+    pos = [r["tuco"] for r in rows if not (r["condition"] != "benign" and r["non_refusals"] >= 1)]
     if neg and pos:
         assert m["auc"]["auc"] == pytest.approx(brute_auc(pos, neg))
     else:
@@ -225,10 +227,10 @@ def test_jailbreak_success_and_gcg_with_suffix_file(llama_pair, tmp_path):
 
 
 def test_an_interrupted_experiment_resumes_without_redoing_work(llama_pair, tmp_path, monkeypatch):
-    from tuco.experiments import base
+    from tuco.runs.run import RunHandle
 
     ref = run_experiment("web-vs-chat", llama_pair, tmp_path / "ref", n=6, batch_size=2)
-    real = base.RunDir.add
+    real = RunHandle.write
     calls = []
 
     def die_after_two(self, rows):
@@ -237,10 +239,10 @@ def test_an_interrupted_experiment_resumes_without_redoing_work(llama_pair, tmp_
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(base.RunDir, "add", die_after_two)
+    monkeypatch.setattr(RunHandle, "write", die_after_two)
     with pytest.raises(KeyboardInterrupt):
         run_experiment("web-vs-chat", llama_pair, tmp_path / "run", n=6, batch_size=2)
-    monkeypatch.setattr(base.RunDir, "add", real)
+    monkeypatch.setattr(RunHandle, "write", real)
     manifest = json.loads((tmp_path / "run" / "rows.manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["n_rows"] == 4
     with pytest.raises(RunError, match="--resume"):
@@ -248,7 +250,7 @@ def test_an_interrupted_experiment_resumes_without_redoing_work(llama_pair, tmp_
     with pytest.raises(RunError, match="options"):
         run_experiment("web-vs-chat", llama_pair, tmp_path / "run", n=5, batch_size=2, resume=True)
     scored = []
-    monkeypatch.setattr(base.RunDir, "add", lambda self, rows: (scored.extend(rows), real(self, rows)))
+    monkeypatch.setattr(RunHandle, "write", lambda self, rows: (scored.extend(rows), real(self, rows)))
     got = run_experiment("web-vs-chat", llama_pair, tmp_path / "run", n=6, batch_size=2, resume=True)
     assert len(scored) == 8  # only the 8 rows the first run had not written
     assert read_rows(tmp_path / "run" / "rows.jsonl") == read_rows(tmp_path / "ref" / "rows.jsonl")
@@ -321,7 +323,7 @@ def test_many_shot_metrics_leave_out_responses_without_tuco():
 
     o = get("many-shot").make_options(mode="jailbreak", position="first-generated", ks=[0, 4])
     rows = [
-        {"id": f"{k}-r{i}", "k": k, "tuco": None if (k, i) == (4, 0) else 0.3 - 0.01 * k + 0.001 * i, "refused": i % 2 == 0}
+        {"id": f"{k}-r{i}", "item": i, "k": k, "tuco": None if (k, i) == (4, 0) else 0.3 - 0.01 * k + 0.001 * i, "refused": i % 2 == 0}
         for k in (0, 4)
         for i in range(12)
     ]

@@ -25,7 +25,7 @@ from tuco.report.html import (
 )
 from tuco.report.load import load_run
 from tuco.report.svg import colour, text_colour
-from tuco.runs import Run, read_rows
+from tuco.runs import open_run, read_rows
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 PWN = "<script>document.title='pwned'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
@@ -42,10 +42,9 @@ FINDING = {
 
 def make_run(tmp_path, rows, name="scores.jsonl", config=None):
     out = tmp_path / name
-    run = Run(out, config or {"verb": "score", "checkpoints": [XSS, "t"], "alpha": 1.0}, overwrite=True).open()
-    run.start_writing()
-    run.write(rows)
-    run.finish([r["id"] for r in rows])
+    with open_run(out, config or {"verb": "score", "checkpoints": [XSS, "t"], "alpha": 1.0}, mode="overwrite") as run:
+        run.expect(r["id"] for r in rows)
+        run.write(rows)
     return out
 
 

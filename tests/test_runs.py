@@ -7,20 +7,23 @@ import multiprocessing
 
 import pytest
 
+from tuco.batching import plan_batches
 from tuco.errors import RunError
+from tuco.parallel import Ranks
 from tuco.runs import (
     RowWriter,
-    Run,
-    RunLock,
     encode_row,
     lock_path,
     manifest_path,
-    plan_batches,
+    mode_of,
+    open_run,
+    preflight,
     read_rows,
     require_unique,
     rows_path,
     shard_path,
 )
+from tuco.runs.lock import RunLock
 
 HOSTILE = ["x\u2028y", "a\u2029b", "c\u0085d", "e\rf", "tab\tand\x00nul\x1b[31m", "\ufeffbom", "😀 emoji", "\ud7ff", "line\nbreak"]
 
@@ -52,32 +55,25 @@ def test_a_corrupt_complete_line_is_a_clear_error(tmp_path):
         read_rows(p)
 
 
-def _run(out, config=None, **kw):
-    return Run(out, config or {"verb": "score", "alpha": 1.0}, **kw).open()
+CONFIG = {"verb": "score", "alpha": 1.0}
 
 
-def _finished(out, rows, config=None):
-    run = _run(out, config)
-    run.start_writing()
-    run.write(rows)
-    run.finish([r["id"] for r in rows])
+def _finished(out, rows, config=None, mode="new"):
+    with open_run(out, config or CONFIG, mode=mode) as run:
+        run.write(rows)
 
 
 def test_existing_output_is_refused_resumed_or_overwritten(tmp_path):
     out = tmp_path / "s.jsonl"
     _finished(out, [{"id": "a"}, {"id": "b"}])
     with pytest.raises(RunError, match="already holds a run \\(2 rows, status finished\\); add --resume"):
-        _run(out)
-    run = _run(out, resume=True)
-    assert run.done_keys() == {"a", "b"}
-    run.close()
-    run = Run(out, {"verb": "score", "alpha": 1.0}, overwrite=True).open()
-    run.start_writing()
-    run.write([{"id": "c"}])
-    run.finish(["c"])
+        _finished(out, [])
+    with open_run(out, CONFIG, mode="resume") as run:
+        assert run.done == {"a", "b"}
+    _finished(out, [{"id": "c"}], mode="overwrite")
     assert read_rows(out) == [{"id": "c"}]
     with pytest.raises(RunError, match="not both"):
-        Run(out, {}, resume=True, overwrite=True)
+        mode_of(True, True)
 
 
 def test_manifest_seconds_add_up_over_resumed_sessions(tmp_path):
@@ -86,11 +82,9 @@ def test_manifest_seconds_add_up_over_resumed_sessions(tmp_path):
     m = json.loads(manifest_path(out).read_text())
     m["seconds"] = 100.0  # as if the first session had taken 100 s
     manifest_path(out).write_text(json.dumps(m))
-    run = _run(out, resume=True)
-    run.start_writing()
-    run.finish(["a"])
+    _finished(out, [], mode="resume")
     assert 100.0 <= json.loads(manifest_path(out).read_text())["seconds"] < 110.0
-    Run(out, {"verb": "score", "alpha": 1.0}, overwrite=True).open().close()
+    _finished(out, [], mode="overwrite")
     assert json.loads(manifest_path(out).read_text())["seconds"] < 10.0  # a new run starts from zero
 
 
@@ -98,16 +92,40 @@ def test_resume_refuses_another_configuration_and_names_it(tmp_path):
     out = tmp_path / "s.jsonl"
     _finished(out, [{"id": "a"}], {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "t"]})
     with pytest.raises(RunError, match="alpha: 1.0 before, 0.5 now"):
-        _run(out, {"verb": "score", "alpha": 0.5, "checkpoints": ["b", "t"]}, resume=True)
+        _finished(out, [], {"verb": "score", "alpha": 0.5, "checkpoints": ["b", "t"]}, mode="resume")
     with pytest.raises(RunError, match="checkpoints"):
-        _run(out, {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "other"]}, resume=True)
+        _finished(out, [], {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "other"]}, mode="resume")
+
+
+def test_resume_refuses_a_measurement_whose_prompts_changed(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt), open_run(out, CONFIG) as run:
+        run.check_plan("0:k=4", "digest-a")
+        run.write([{"id": "a"}])
+        raise KeyboardInterrupt
+    assert json.loads(manifest_path(out).read_text())["plans"] == {"0:k=4": "digest-a"}
+    with pytest.raises(RunError, match="the prompts of 0:k=4 differ"), open_run(out, CONFIG, mode="resume") as run:
+        run.check_plan("0:k=4", "digest-b")
+    with open_run(out, CONFIG, mode="resume") as run:  # the same prompts: resumed, the plan kept
+        run.check_plan("0:k=4", "digest-a")
+        assert run.done == {"a"}
+    assert json.loads(manifest_path(out).read_text())["status"] == "finished"
+
+
+def test_an_exception_keeps_the_rows_and_says_why(tmp_path):
+    out = tmp_path / "s.jsonl"
+    with pytest.raises(ValueError), open_run(out, CONFIG) as run:
+        run.write([{"id": "a"}])
+        raise ValueError("boom")
+    manifest = json.loads(manifest_path(out).read_text())
+    assert manifest["status"] == "failed: ValueError: boom" and manifest["n_rows"] == 1 and read_rows(out) == [{"id": "a"}]
 
 
 def test_rows_without_a_manifest_are_not_resumed_blindly(tmp_path):
     out = tmp_path / "s.jsonl"
     out.write_text('{"id": "a"}\n')
     with pytest.raises(RunError, match="no manifest"):
-        _run(out, resume=True)
+        _finished(out, [], mode="resume")
 
 
 def _hold_lock(path, ready, release):
@@ -126,11 +144,11 @@ def test_a_second_writer_is_refused_by_the_lock(tmp_path):
     try:
         assert ready.wait(30)
         with pytest.raises(RunError, match=f"another tuco process \\(pid {holder.pid}\\) is writing"):
-            _run(out)
+            _finished(out, [])
     finally:
         release.set()
         holder.join(30)
-    _run(out).close()  # released with its holder
+    _finished(out, [])  # released with its holder
     assert lock_path(out).exists()
 
 
@@ -143,21 +161,24 @@ def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path):
     assert ready.wait(30)
     holder.kill()
     holder.join(30)
-    _run(out).close()
+    _finished(out, [])
 
 
-def test_merge_is_ordered_deduplicated_and_idempotent(tmp_path):
+def test_merge_is_ordered_deduplicated_and_idempotent(tmp_path, monkeypatch):
+    import tuco.runs.run as run_module
+
+    monkeypatch.setattr(run_module, "init", lambda r, device: None)  # two ranks, one process: no process group
     out = tmp_path / "run"
-    run = Run(out, {"x": 1}, rank=0, world=2).open()
-    run.start_writing()
-    run.write([{"id": "b", "v": 1}, {"id": "a", "v": 1}])
-    shard_path(out, 1).write_text(encode_row({"id": "c", "v": 1}) + encode_row({"id": "b", "v": 2}) + '{"id": "tor')
-    assert run.finish(["a", "b", "c"]) == 3
+    with open_run(out, {"x": 1}, ranks=Ranks(0, 2)) as run:
+        run.expect(["a", "b", "c"])
+        run.write([{"id": "b", "v": 1}, {"id": "a", "v": 1}])
+        shard_path(out, 1).write_text(encode_row({"id": "c", "v": 1}) + encode_row({"id": "b", "v": 2}) + '{"id": "tor')
+    assert run.n_rows == 3
     assert read_rows(rows_path(out)) == [{"id": "a", "v": 1}, {"id": "b", "v": 2}, {"id": "c", "v": 1}]
     assert not list(out.glob("*.part-*")) and json.loads(manifest_path(out).read_text())["status"] == "finished"
-    run = Run(out, {"x": 1}, resume=True).open()
-    run.start_writing(run.done_keys())
-    assert run.finish(["a", "b", "c"]) == 3  # nothing to do: the same file again
+    with open_run(out, {"x": 1}, mode="resume") as run:
+        run.expect(["a", "b", "c"])
+    assert run.n_rows == 3  # nothing to do: the same file again
 
 
 def test_unique_ids_are_required_by_name():
@@ -192,10 +213,7 @@ def test_parquet_keeps_every_field_and_refuses_mixed_types(tmp_path):
     rows = [{"id": "0", "tuco": 0.5}, {"id": "1", "tuco": 0.25, "topic": "bread", "score": 3}]
     table = parquet_table(rows)
     assert table.to_pylist() == [{"id": "0", "tuco": 0.5, "topic": None, "score": None}, {**rows[1]}]
-    run = Run(tmp_path / "x.parquet", {"a": 1}).open()
-    run.start_writing()
-    run.write(rows)
-    run.finish(["0", "1"])
+    _finished(tmp_path / "x.parquet", rows, {"a": 1})
     assert pq.read_table(tmp_path / "x.parquet").column("topic").to_pylist() == [None, "bread"]
     with pytest.raises(RunError, match="field 'score' has values of different types \\(int, str\\)"):
         parquet_table([{"id": "0", "score": 5}, {"id": "1", "score": "high"}])
@@ -207,19 +225,17 @@ def test_jsonl_and_parquet_of_one_name_keep_separate_manifests(tmp_path):
     assert manifest_path(tmp_path / "run") == tmp_path / "run" / "rows.manifest.json"
 
 
-def test_check_output_refuses_an_existing_run_or_a_file_for_a_directory(tmp_path):
+def test_preflight_refuses_an_existing_or_locked_run_before_any_model(tmp_path):
     from tuco.runs import check_output
 
     out = tmp_path / "s.jsonl"
-    run = Run(out, {"a": 1}).open()
-    run.start_writing()
-    run.write([{"id": "0"}])
-    with pytest.raises(RunError, match="is writing"):  # the lock is probed before any model loads
-        check_output(out, probe_lock=True)
-    assert check_output(out) == out  # a rank of the run does not probe its own run's lock
-    run.finish(["0"])
+    with open_run(out, {"a": 1}) as run:
+        run.write([{"id": "0"}])
+        with pytest.raises(RunError, match="is writing"):  # the lock is probed before any model loads
+            preflight(out, "resume")
+        assert check_output(out) == out  # a rank of the run checks its path only
     with pytest.raises(RunError, match="already holds a run \\(1 rows, status finished\\)"):
-        check_output(out, new_run=True)
-    assert check_output(out) == out  # resume / overwrite: checked later against the fingerprint
+        preflight(out, "new")
+    assert preflight(out, "resume") == out  # resume / overwrite: checked later against the fingerprint
     with pytest.raises(RunError, match="writes a run directory"):
         check_output(tmp_path / "e.jsonl", file_ok=False)

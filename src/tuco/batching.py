@@ -6,7 +6,7 @@ last real token read from the mask -> run the model, retrying with smaller batch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -121,6 +121,26 @@ def by_length(lengths: Sequence[int]) -> list[int]:
     """Indices, longest first (a batch too large for memory shows up at once; neighbours pad little).
     Ties keep input order, so the batches formed do not depend on anything but the lengths."""
     return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """The batches of a run, fixed by the prompts' lengths and the batch size alone (``by_length`` cut into
+    ``batch_size`` slices). Resumed and data-parallel runs form the very same batches (so even bfloat16
+    rows, which depend on the batch a prompt shares, equal an uninterrupted single-process run's)."""
+    order, size = by_length(lengths), max(1, batch_size)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def in_input_order(n: int, pieces: Iterable[tuple[Sequence[int], Sequence[T]]]) -> list[T]:
+    """Results computed in batches of indices (``(indices, results)`` pairs) back in input order 0..n-1."""
+    out: list[T | None] = [None] * n
+    for idx, got in pieces:
+        for i, v in zip(idx, got):
+            out[i] = v
+    missing = [i for i, v in enumerate(out) if v is None]
+    if missing:  # internal invariant: every index was computed once
+        raise RuntimeError(f"no result for items {missing[:5]}")
+    return out  # type: ignore[return-value]
 
 
 def is_oom(err: BaseException) -> bool:

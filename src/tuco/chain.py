@@ -20,8 +20,8 @@ from torch import nn
 from tuco.decomposition import Stage
 from tuco.errors import ConfigError, TucoError
 from tuco.layers import decoder_layers, unwrap_peft
+from tuco.model import DecomposableBase
 from tuco.pair import (
-    Decomposable,
     _check_source,
     _load_config,
     _load_error,
@@ -36,7 +36,7 @@ from tuco.pair import (
 
 
 @dataclass
-class ModelChain(Decomposable):
+class ModelChain(DecomposableBase):
     """Checkpoints M_0 ... M_K as the engine runs them.
 
     ``models[k]`` holds stage k's blocks and ``adapters[k]`` the PEFT adapters active for it (None: the
@@ -76,6 +76,9 @@ class ModelChain(Decomposable):
     def stages(self) -> list[Stage]:
         """Every checkpoint as the engine sees it."""
         return [Stage(decoder_layers(m), a) for m, a in zip(self.models, self.adapters)]
+
+    def _pretrained_model(self) -> tuple[nn.Module, bool]:
+        return self.models[0], self.adapters[0] == ()
 
 
 def load_chain(

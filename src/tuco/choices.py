@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from tuco import metrics
-from tuco.batching import encode_all, in_batches, last_logits, pad
+from tuco.batching import encode_all, in_batches, in_input_order, last_logits, pad
 from tuco.decomposition import Recorder
 from tuco.errors import PromptError
 from tuco.prompts import Messages, Prompt, as_prompts, has_chat_template, render
@@ -66,7 +66,6 @@ def choose(
     use_chat = has_chat_template(pair.tokenizer) if chat is None else chat
     encoded = encode_all(pair, items, chat=use_chat, system=system)
     sep = "" if use_chat else " "
-    out: list[Choice | None] = [None] * len(items)
 
     def run(idx: list[int]) -> list[Choice]:
         b = pad([encoded[i].ids for i in idx], pair.tokenizer.pad_token_id, pair.device)
@@ -83,7 +82,4 @@ def choose(
             got.append(Choice(logprobs=lp, chosen=max(range(len(lp)), key=lp.__getitem__), tuco=float(tu[row])))
         return got
 
-    for idx, got in in_batches(len(items), run, batch_size=batch_size):
-        for i, c in zip(idx, got):
-            out[i] = c
-    return out  # type: ignore[return-value]
+    return in_input_order(len(items), in_batches(len(items), run, batch_size=batch_size))

@@ -10,7 +10,7 @@ the engine's fast path (the pre-trained blocks' outputs are read at the last pro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,30 +26,13 @@ from tuco.steering import alpha_label, alpha_text
 
 
 @dataclass
-class Generated:
-    """What one row of a generate call produced (token level; ``Generation`` adds the text).
-
-    ``token_tuco[i]``: TuCo at the position that produced ``token_ids[i]``; ``prompt_token_tuco``: TuCo at
-    every prompt position (per-token mode); ``stage_share``: chains, the stages' shares at the prompt's
-    last token.
-    """
-
-    token_ids: list[int]
-    token_tuco: list[float]
-    prompt_tuco: float
-    finished: bool
-    prompt_token_tuco: list[float] | None = None
-    stage_share: list[float] | None = None
-    prompt_layer_ptc_l1: list[float] | None = None
-    prompt_layer_ftc_l1: list[float] | None = None
-    token_stage_share: list[list[float]] | None = None
-
-
-@dataclass
 class Generation:
     """One response: its text and tokens, TuCo for each generated token, and the prompt's TuCo.
 
-    ``prompt_token_tuco``/``prompt_tokens`` are filled in per-token mode (TuCo at every prompt position).
+    ``token_tuco[i]``: TuCo at the position that produced ``token_ids[i]`` (``token_tuco[0]`` is the
+    prompt's). Per-token mode adds ``prompt_token_tuco`` / ``prompt_tokens`` (TuCo at every prompt
+    position); chains add ``stage_share`` (the stages' shares at the prompt's last token) and
+    ``token_stage_share`` (at each generated token's position).
     """
 
     prompt_id: str
@@ -109,8 +92,9 @@ def generate_ids(
     use_cache: bool = True,
     per_token: bool = False,
     full_path: bool = False,
-) -> list[Generated]:
-    """Generate for one batch of token id lists (a pair or a chain); one ``Generated`` per row."""
+) -> list[Generation]:
+    """Generate for one batch of token id lists (a pair or a chain); one ``Generation`` per row (its
+    ``prompt_id`` empty: the caller's)."""
     from transformers import GenerationConfig
 
     check_sampling(max_new_tokens, temperature, top_p)
@@ -155,8 +139,12 @@ def generate_ids(
                 n, finished = i + 1, True
                 break
         results.append(
-            Generated(
+            Generation(
+                prompt_id="",
+                alpha=alpha_label(alpha),
+                text=model.tokenizer.decode(ids[:n], skip_special_tokens=True),
                 token_ids=ids[:n],
+                tokens=model.tokenizer.convert_ids_to_tokens(ids[:n]),
                 token_tuco=steps[row, :n].tolist(),
                 prompt_tuco=float(steps[row, 0]),
                 finished=finished,
@@ -168,27 +156,6 @@ def generate_ids(
             )
         )
     return results
-
-
-def to_generation(model: Any, e: Encoded, g: Generated, alpha: Any, per_token: bool) -> Generation:
-    """A ``Generation`` (text, token strings) from what ``generate_ids`` returned for prompt ``e``."""
-    tok = model.tokenizer
-    return Generation(
-        prompt_id=e.prompt.id,
-        alpha=alpha_label(alpha),
-        text=tok.decode(g.token_ids, skip_special_tokens=True),
-        token_ids=g.token_ids,
-        tokens=tok.convert_ids_to_tokens(g.token_ids),
-        token_tuco=g.token_tuco,
-        prompt_tuco=g.prompt_tuco,
-        finished=g.finished,
-        prompt_token_tuco=g.prompt_token_tuco,
-        prompt_tokens=tok.convert_ids_to_tokens(e.ids) if per_token else None,
-        stage_share=g.stage_share,
-        prompt_layer_ptc_l1=g.prompt_layer_ptc_l1,
-        prompt_layer_ftc_l1=g.prompt_layer_ftc_l1,
-        token_stage_share=g.token_stage_share,
-    )
 
 
 def batch_seed(seed: int, *parts: Any) -> int:
@@ -209,16 +176,16 @@ def generate_encoded(
     **kwargs: Any,
 ) -> list[Generation]:
     """Generations for encoded prompts, in input order (``kwargs``: ``generate_ids``'s). The batches are
-    the run plan's (``tuco.runs.plan_batches``) and each is seeded from (seed, alpha, batch number), so
+    the run plan's (``tuco.batching.plan_batches``) and each is seeded from (seed, alpha, batch number), so
     sampled responses equal those ``tuco.jobs.generate_to`` writes (resumed, data-parallel or not)."""
-    from tuco.runs import plan_batches
+    from tuco.batching import in_input_order, plan_batches
 
-    out: list[Generation | None] = [None] * len(encoded)
-    for number, batch in enumerate(plan_batches([len(e.ids) for e in encoded], batch_size)):
-        gens = generate_batch(model, [encoded[i] for i in batch], number, alpha=alpha, seed=seed, per_token=per_token, **kwargs)
-        for i, g in zip(batch, gens):
-            out[i] = g
-    return [g for g in out if g is not None]
+    plan = plan_batches([len(e.ids) for e in encoded], batch_size)
+    pieces = (
+        (batch, generate_batch(model, [encoded[i] for i in batch], n, alpha=alpha, seed=seed, per_token=per_token, **kwargs))
+        for n, batch in enumerate(plan)
+    )
+    return in_input_order(len(encoded), pieces)
 
 
 def generate_batch(
@@ -228,33 +195,21 @@ def generate_batch(
     *,
     alpha: Any = 1.0,
     seed: int | None = None,
+    tag: str = "",
     per_token: bool = False,
     **kwargs: Any,
 ) -> list[Generation]:
-    """Batch ``number`` of a run plan, seeded from (seed, alpha, number) when sampling with a seed: the one
-    place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.generate_to``)."""
+    """Batch ``number`` of a run plan, seeded from (seed, alpha, measurement ``tag``, number) when sampling
+    with a seed: the one place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.Job``)."""
     if seed is not None:
-        torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
+        torch.manual_seed(batch_seed(seed, alpha_text(alpha), number) if not tag else batch_seed(seed, alpha_text(alpha), tag, number))
     outs = generate_ids(model, [e.ids for e in items], alpha=alpha, per_token=per_token, **kwargs)
-    return [to_generation(model, e, g, alpha, per_token) for e, g in zip(items, outs)]
-
-
-def iter_generate(
-    model: Any,
-    encoded: Sequence[Encoded],
-    *,
-    alpha: Any = 1.0,
-    batch_size: int = 8,
-    per_token: bool = False,
-    **kwargs: Any,
-) -> Iterator[list[Generation]]:
-    """Generations for encoded prompts, one batch at a time, in input order (``kwargs``: ``generate_ids``'s).
-    Sampling draws from the random state as the caller left it (experiments seed each of their batches;
-    ``generate_encoded`` is the seeded, run-plan version)."""
-    for start in range(0, len(encoded), max(1, batch_size)):
-        chunk = list(encoded[start : start + batch_size])
-        outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
-        yield [to_generation(model, e, g, alpha, per_token) for e, g in zip(chunk, outs)]
+    tok = model.tokenizer
+    for e, g in zip(items, outs):
+        g.prompt_id = e.prompt.id
+        if per_token:
+            g.prompt_tokens = tok.convert_ids_to_tokens(e.ids)
+    return outs
 
 
 def generate(

@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from tuco import metrics
-from tuco.batching import Batch, encode_all, in_batches, pad
+from tuco.batching import Batch, encode_all, in_batches, in_input_order, pad
 from tuco.layers import unwrap_peft
+from tuco.model import Decomposable
 from tuco.prompts import Messages, Prompt
 
 
@@ -49,7 +48,7 @@ def _final(model: torch.nn.Module, last_block: torch.nn.Module, b: Batch) -> tup
 
 @torch.inference_mode()
 def output_baselines(
-    pair: Any,
+    pair: Decomposable,
     prompts: Sequence[str | Messages | Prompt],
     *,
     chat: bool | None = None,
@@ -57,26 +56,17 @@ def output_baselines(
     batch_size: int = 8,
 ) -> list[Baselines]:
     """OutputCo and KL(FT || PT) per prompt. The pre-trained model runs alone (its own embeddings and
-    blocks; for a PEFT pair, the same model with adapters off)."""
+    blocks; for a PEFT pair, the same model with adapters off); a chain compares its final model with
+    its first checkpoint M_0."""
     encoded = encode_all(pair, prompts, chat=chat, system=system)
-    out: list[Baselines | None] = [None] * len(encoded)
 
     def run(idx: list[int]) -> list[Baselines]:
         b = pad([encoded[i].ids for i in idx], pair.tokenizer.pad_token_id, pair.device)
         x_ft, lp_ft = _final(pair.tuned, pair.ft_layers[-1], b)
-        ctx, base_model = (pair.tuned.disable_adapter(), pair.tuned) if pair.base is None else (nullcontext(), pair.base)
-        with ctx:
-            x_pt, lp_pt = _final(base_model, pair.pt_layers[-1], b)
+        with pair.pretrained() as (pt_model, pt_last):
+            x_pt, lp_pt = _final(pt_model, pt_last, b)
         oc = metrics.output_co(x_pt.to(x_ft.device), x_ft)
         kl = (lp_ft.exp() * (lp_ft - lp_pt.to(lp_ft.device))).sum(-1)
         return [Baselines(float(o), float(k)) for o, k in zip(oc, kl)]
 
-    for idx, got in in_batches(len(encoded), run, batch_size=batch_size):
-        for i, v in zip(idx, got):
-            out[i] = v
-    return out  # type: ignore[return-value]
-
-
-def output_contribution(pair: Any, prompts: Sequence[str | Messages | Prompt], **kwargs: Any) -> list[float]:
-    """OutputCo per prompt (see ``output_baselines``)."""
-    return [b.output_co for b in output_baselines(pair, prompts, **kwargs)]
+    return in_input_order(len(encoded), in_batches(len(encoded), run, batch_size=batch_size))

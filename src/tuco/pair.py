@@ -13,15 +13,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from tuco.decomposition import Engine, Recorder, Stage
+from tuco.decomposition import Stage
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
-from tuco.layers import decoder_layers, hidden_size, num_layers, per_position_modules, unwrap_peft
+from tuco.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
+from tuco.model import DecomposableBase, context_length  # noqa: F401  (context_length: re-exported)
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -41,16 +42,6 @@ def _family(config: Any) -> str:
     text = getattr(config, "text_config", None)
     family = getattr(text or config, "model_type", "?")
     return family.removesuffix("_text")
-
-
-def context_length(config: Any) -> int | None:
-    """Longest sequence the model's positions support (None when the config does not say)."""
-    config = getattr(config, "text_config", None) or config
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def check_compatible(bc: Any, tc: Any, base_name: str = "base", tuned_name: str = "tuned") -> None:
@@ -91,65 +82,8 @@ def prepare_models(models: Sequence[nn.Module | None], tokenizer: Any) -> None:
             tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
 
 
-class Decomposable:
-    """What the engine and every measurement need from a pair or a chain: the running model (``tuned``),
-    the checkpoints as ``Stage``s, the tokenizer. Subclasses define ``tuned``, ``tokenizer``,
-    ``full_path`` and ``stages()``."""
-
-    tuned: nn.Module
-    tokenizer: Any
-    full_path: bool
-    # A chain reports one share per stage (stage_share ...) even with one stage; a pair reports TuCo.
-    reports_stages: ClassVar[bool] = False
-
-    def stages(self) -> list[Stage]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @property
-    def ft_layers(self) -> nn.ModuleList:
-        """The running (fine-tuned) model's decoder blocks (where the wrappers go)."""
-        return decoder_layers(self.tuned)
-
-    @property
-    def n_layers(self) -> int:
-        """Number of decoder layers L."""
-        return len(self.ft_layers)
-
-    @property
-    def n_stages(self) -> int:
-        """Fine-tuning stages K (a pair: 1)."""
-        return len(self.stages()) - 1
-
-    @property
-    def config(self) -> Any:
-        """The running model's transformers config."""
-        return unwrap_peft(self.tuned).config
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the running model's input embeddings (where input ids must go)."""
-        model: Any = unwrap_peft(self.tuned)
-        return model.get_input_embeddings().weight.device
-
-    @property
-    def max_length(self) -> int | None:
-        """The running model's context length, if its config states one."""
-        return context_length(self.config)
-
-    def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
-        """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder
-        (``full_path``: whole pre-trained blocks even where the fast path applies)."""
-        return Engine(
-            self.stages(),
-            alpha=alpha,
-            recorder=recorder,
-            fast_paths=per_position_modules(self.tuned),
-            full_path=full_path or self.full_path,
-        )
-
-
 @dataclass
-class ModelPair(Decomposable):
+class ModelPair(DecomposableBase):
     """A fine-tuned model, the pre-trained model it came from, and the tuned tokenizer: the chain of
     two checkpoints (K = 1).
 
@@ -188,6 +122,9 @@ class ModelPair(Decomposable):
     def stages(self) -> list[Stage]:
         """The two checkpoints as the engine sees them (a PEFT pair: one block list, adapters off for PT)."""
         return [Stage(self.pt_layers, () if self.is_peft else None), Stage(self.ft_layers)]
+
+    def _pretrained_model(self) -> tuple[nn.Module, bool]:
+        return (self.tuned, True) if self.base is None else (self.base, False)
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype | str:

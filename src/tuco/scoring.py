@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from tuco import metrics
-from tuco.batching import Encoded, by_length, encode_all, in_batches, pad, run_backbone
+from tuco.batching import Encoded, by_length, encode_all, in_batches, in_input_order, pad, run_backbone
 from tuco.decomposition import ForwardRecord, Recorder
 from tuco.prompts import Messages, Prompt
 
@@ -146,11 +146,7 @@ def iter_scores(
 
 def score_encoded(model: Any, encoded: Sequence[Encoded], **kwargs: Any) -> list[Score]:
     """Scores of already encoded prompts, in input order."""
-    out: list[Score | None] = [None] * len(encoded)
-    for idx, got in iter_scores(model, [e.ids for e in encoded], **kwargs):
-        for i, s in zip(idx, got):
-            out[i] = s
-    return out  # type: ignore[return-value]
+    return in_input_order(len(encoded), iter_scores(model, [e.ids for e in encoded], **kwargs))
 
 
 def score(

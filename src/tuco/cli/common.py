@@ -222,11 +222,41 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
         bar.stop()
 
 
-def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
-    """For --processes N > 1 (and not already a rank): hold the run's lock and start N ranks of this very
-    command; returns their exit code. None when this process should do the work itself."""
+@contextmanager
+def measurement_progress(label: str, enabled: bool = True) -> Iterator[tuple[Callable[[int, int], None], Callable[[str, int], None]]]:
+    """A progress bar with an ETA per measurement of an experiment, on stderr; yields the ``progress`` and
+    ``on_measurement`` callbacks ``tuco.jobs.Job`` calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, disable=not enabled
+    )
+    task: Any = None
+
+    def start(tag: str, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+        elif task is not None:
+            bar.update(task, visible=False)
+        task = bar.add_task(f"{label}: {tag}" if tag else label, total=max(1, total))
+
+    def update(done: int, total: int) -> None:
+        if task is not None:
+            bar.update(task, completed=done, total=max(1, total))
+
+    try:
+        yield update, start
+    finally:
+        bar.stop()
+
+
+def run_launcher(args: argparse.Namespace, argv: list[str], *, one_run: bool = True) -> int | None:
+    """For --processes N > 1 (and not already a rank): start N ranks of this very command (``one_run``:
+    they write one run, whose lock is held for them); returns their exit code. None when this process
+    should do the work itself. The output was checked before (``check_out``)."""
     from tuco import parallel
-    from tuco.runs import LOCK_ENV, RunLock, check_output, lock_path
+    from tuco.runs import launch
 
     check_positive(args.processes, "--processes")
     r = parallel.ranks()
@@ -234,12 +264,8 @@ def run_launcher(args: argparse.Namespace, argv: list[str]) -> int | None:
         return None
     if not args.out:
         raise ConfigError("data-parallel runs (--processes, torchrun, accelerate launch) need --out")
-    check_output(args.out, new_run=not (args.resume or args.overwrite))
-    lock = RunLock(args.out).acquire()  # held for the ranks
-    try:
-        return parallel.launch(strip_option(argv, "--processes"), args.processes, env={LOCK_ENV: str(lock_path(args.out))})
-    finally:
-        lock.release()
+    rest = strip_option(argv, "--processes")
+    return launch(args.out, rest, args.processes) if one_run else parallel.launch(rest, args.processes)
 
 
 def strip_option(argv: list[str], name: str) -> list[str]:
@@ -268,19 +294,32 @@ class JobStart:
     ranks: Any
 
 
+def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
+    """The output options before any model loads: --resume/--overwrite (one of them, with --out), and (rank
+    0) the output itself; ranks only check its path (rank 0 owns the run)."""
+    from tuco.parallel import ranks
+    from tuco.runs import check_output, mode_of, preflight
+
+    mode = mode_of(args.resume, args.overwrite)
+    if mode != "new" and not args.out:
+        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
+    if not args.out:
+        return
+    if ranks().is_main:
+        preflight(args.out, mode, file_ok=file_ok)
+    else:
+        check_output(args.out, file_ok=file_ok)
+
+
 def start_job(args: argparse.Namespace) -> JobStart | int:
     """Shared start of ``score`` and ``generate``: relaunch as N ranks (returns their exit code), or check
     the output, read and report the prompts, then load the model (cheap checks before the load)."""
     import sys
 
     from tuco.parallel import device_for, ranks
-    from tuco.runs import check_output
 
     check_positive(args.batch_size, "--batch-size")
-    if (args.resume or args.overwrite) and not args.out:
-        raise ConfigError("--resume and --overwrite need --out (the run to continue or replace)")
-    if args.resume and args.overwrite:
-        raise ConfigError("give --resume (continue the run) or --overwrite (replace it), not both")
+    check_out(args)
     launched = run_launcher(args, sys.argv[1:])
     if launched is not None:
         return launched
@@ -288,12 +327,10 @@ def start_job(args: argparse.Namespace) -> JobStart | int:
     prompts, bad = collect_prompts(args)
     if r.is_main:
         report_bad(bad)
-    if args.out:
-        check_output(args.out, new_run=r.is_main and not (args.resume or args.overwrite), probe_lock=r.is_main)
-        if str(args.out).lower().endswith(".parquet"):
-            from tuco.runs import parquet_table
+    if args.out and str(args.out).lower().endswith(".parquet"):
+        from tuco.runs import parquet_table
 
-            parquet_table([p.extra for p in prompts])  # extra fields of one type per column, before the load
+        parquet_table([p.extra for p in prompts])  # extra fields of one type per column, before the load
     model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
     return JobStart(model, prompts, bad, r)
 

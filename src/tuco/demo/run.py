@@ -96,8 +96,10 @@ def run_demo(
     seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
+    **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Run a preset's experiments on ``model`` into ``out_dir/<experiment>/``; returns their metrics."""
+    """Run a preset's experiments on ``model`` into ``out_dir/<experiment>/``; returns their metrics
+    (``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
     from tuco.errors import ConfigError
     from tuco.experiments import run_experiment
 
@@ -106,6 +108,14 @@ def run_demo(
     plan = quick(PRESETS[preset]) if is_quick else PRESETS[preset]
     out = Path(out_dir)
     results = {}
+    on_measurement = kwargs.pop("on_measurement", None)
     for name, options in plan:
-        results[name] = run_experiment(name, model, out / name, resume=resume, overwrite=overwrite, seed=seed, **options)
+
+        def told(tag: str, total: int, name: str = name) -> None:
+            if on_measurement is not None:
+                on_measurement(f"{name} {tag}".strip(), total)
+
+        results[name] = run_experiment(
+            name, model, out / name, resume=resume, overwrite=overwrite, seed=seed, on_measurement=told, **kwargs, **options
+        )
     return results

@@ -9,6 +9,7 @@ directory. The registry is lazy: naming the experiments imports nothing; ``get``
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,25 +53,55 @@ def validate(name: str, **options: Any) -> list[str]:
 
 
 def run_experiment(
-    name: str, model: Any, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False, **options: Any
+    name: str,
+    model: Any,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    ranks: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_measurement: Callable[[str, int], None] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Run experiment ``name`` on ``model``; rows, manifest, metrics.json and PNGs go to ``out_dir``.
 
     ``options`` are the fields of the experiment's options (see ``tuco experiment NAME --help``);
     ``resume`` continues an interrupted run with the same options (rows already written are kept and
-    their work skipped); ``overwrite`` replaces an existing run.
+    their work skipped); ``overwrite`` replaces an existing run. Under torchrun (or ``--processes N``)
+    every rank calls this with the same arguments: each measures its share of every measurement's
+    batches, and rank 0 merges, computes the metrics and returns them (the other ranks return {}).
     """
-    from tuco.experiments.base import RunDir
+    import json
+    from dataclasses import asdict
+
+    from tuco.data import sources
+    from tuco.experiments.base import ExperimentRun
+    from tuco.jobs import Job, model_config
+    from tuco.runs import atomic_write_text, check_output, mode_of, open_run
 
     exp = get(name)
     opts = exp.make_options(**options)
-    rd = RunDir(out_dir, exp, opts, model, resume=resume, overwrite=overwrite)
-    try:
-        exp.run(model, opts, rd)
-        return rd.finish()
-    except KeyboardInterrupt:
-        rd.stop("interrupted")
-        raise
-    except Exception as err:
-        rd.stop(f"failed: {type(err).__name__}: {str(err)[:300]}")
-        raise
+    mode = mode_of(resume, overwrite)
+    path = check_output(out_dir, file_ok=False)
+    data = {spec: digest for _, spec in exp.sources(opts) if (digest := sources.source_digest(spec)) is not None}
+    config = {"experiment": exp.name, "options": asdict(opts), **model_config(model), "seed": getattr(opts, "seed", None), "data": data}
+    metrics: dict[str, Any] = {}
+
+    def finalize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        found = {"experiment": exp.name, "question": exp.question, "paper": exp.paper, **exp.metrics(rows, opts)}
+        found["findings"] = [asdict(f) for f in exp.findings(found)]
+        atomic_write_text(path / "metrics.json", json.dumps(found, indent=1, default=str) + "\n")
+        exp.plots(rows, found, path)
+        metrics.update(found)
+        return {"n_prompts": len(rows), "data_revisions": dict(sources.REVISIONS)}
+
+    info = {"question": exp.question}
+    with open_run(path, config, mode=mode, ranks=ranks, info=info, device=str(model.device), finalize=finalize) as run:
+        if run.is_main and mode == "overwrite":  # a previous run's metrics and plots would be stale
+            for stale in [path / "metrics.json", *path.glob("*.png")]:
+                stale.unlink(missing_ok=True)
+        sources.REVISIONS.clear()
+        job = Job(model, run, progress=progress, on_measurement=on_measurement)
+        exp.run(model, opts, ExperimentRun(path, opts, model, job))
+    return metrics

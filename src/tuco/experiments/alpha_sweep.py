@@ -19,7 +19,7 @@ from typing import Any
 from tuco.data.builtin import PERSONA_QUESTION, Question
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_questions, load_statements
 from tuco.errors import ConfigError
-from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, opt
+from tuco.experiments.base import Experiment, ExperimentRun, Finding, Options, diff_finding, diff_summary, opt
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
 from tuco.steering import alpha_text
@@ -93,14 +93,21 @@ def _items(o: AlphaSweepOptions) -> list[tuple[str, str, list[str], list[str], l
     return out
 
 
-def run(model: Any, o: AlphaSweepOptions, rd: RunDir) -> None:
+def run(model: Any, o: AlphaSweepOptions, rd: ExperimentRun) -> None:
     for task, kind, prompts, options, right in _items(o):
         for a in o.alphas:
             items = [
                 Prompt(
                     f"{task}|{alpha_text(a)}|{i}",
                     text=p,
-                    extra={"group": f"alpha={a:g}", "task": task, "kind": kind, "alpha": a, "item": i, "right": options[r]},
+                    extra={
+                        "condition": f"alpha={a:g}",
+                        "task": task,
+                        "task_kind": kind,
+                        "item": f"{task}:{i}",
+                        "index": i,
+                        "right": options[r],
+                    },
                 )
                 for i, (p, r) in enumerate(zip(prompts, right))
             ]
@@ -117,7 +124,13 @@ def run(model: Any, o: AlphaSweepOptions, rd: RunDir) -> None:
                     Prompt(
                         f"{name}|{alpha_text(a)}|{i}",
                         text=p,
-                        extra={"group": f"alpha={a:g}", "task": f"refusal:{name}", "kind": "refusal", "alpha": a, "item": i},
+                        extra={
+                            "condition": f"alpha={a:g}",
+                            "task": f"refusal:{name}",
+                            "task_kind": "refusal",
+                            "item": f"refusal:{name}:{i}",
+                            "index": i,
+                        },
                     )
                     for i, p in enumerate(prompts)
                 ]
@@ -130,10 +143,10 @@ def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
     per_task: dict[str, Any] = {}
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
-        kind = mine[0]["kind"]
+        kind = mine[0]["task_kind"]
         by_alpha: dict[float, list[bool]] = {}
         for a in o.alphas:
-            got = sorted((r for r in mine if r["alpha"] == a), key=lambda r: r["item"])
+            got = sorted((r for r in mine if r["alpha"] == a), key=lambda r: r["index"])
             if kind == "refusal":
                 by_alpha[a] = [bool(r["refused"]) for r in got]
             else:

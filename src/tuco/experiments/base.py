@@ -1,6 +1,6 @@
 """What every experiment shares: typed options validated on construction, the ``Experiment`` spec, and
-``RunDir`` (a run directory on the run machinery of ``tuco.runs``: rows written per batch, resume,
-lock, fingerprint) with the measurements the experiments are made of.
+``ExperimentRun`` (what ``run`` writes through: the one pipeline of ``tuco.jobs``, so experiments get
+the same batching, seeding, bad-prompt reporting, resume and data parallelism as ``score_to``).
 
 An experiment is a module with one ``EXPERIMENT = Experiment(...)``: its options (a dataclass of typed
 fields), ``run`` (writes rows, each with a unique ``id``; work whose rows exist is skipped on resume),
@@ -14,21 +14,15 @@ import json
 import random
 import statistics
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from tuco.errors import ConfigError
+from tuco.positions import POSITION_HELP, POSITIONS  # noqa: F401  (the experiments' --position)
 from tuco.prompts import Prompt
-from tuco.runs import ROWS, Run, atomic_write_text, read_rows
-
-POSITIONS = ("last", "request-mean", "first-generated", "response-mean")
-POSITION_HELP = (
-    "which TuCo: last (the prompt's last token: the paper's), request-mean (mean over the request's "
-    "tokens), first-generated (at the first generated token), response-mean (mean over the response)"
-)
-
+from tuco.runs import atomic_write_text
 
 # --------------------------------------------------------------------------------------------
 # Typed options.
@@ -147,7 +141,7 @@ class Experiment:
     question: str
     paper: str
     options: type
-    run: Callable[[Any, Any, RunDir], None]
+    run: Callable[[Any, Any, ExperimentRun], None]
     metrics: Callable[[list[dict[str, Any]], Any], dict[str, Any]]
     plots: Callable[[list[dict[str, Any]], dict[str, Any], Path], None]
     findings: Callable[[dict[str, Any]], list[Finding]]
@@ -174,98 +168,37 @@ def default_of(f: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# The run directory.
+# What an experiment writes through: its run and the one pipeline (tuco.jobs.Job).
 # --------------------------------------------------------------------------------------------
 
 
-class RunDir:
-    """A run directory (rows.jsonl, rows.manifest.json, metrics.json, plots) written through ``tuco.runs``.
+class ExperimentRun:
+    """An experiment's run directory as its ``run`` function sees it: measurements (``score``,
+    ``generate``, ``choose``) go through the same pipeline as ``score_to`` / ``generate_to`` (one batch
+    plan, one seeding rule, bad prompts reported in the manifest, resumable, data-parallel), and
+    ``once`` computes something a single time per run (on rank 0; every rank reads it).
 
-    Measurements (``score``, ``generate``, ``choose``, ``baselines``) write their rows batch by batch and
-    skip prompts whose row ids are already there (``resume``).
+    Rows carry the prompt's ``condition`` and ``item`` (``Prompt.extra``); a measurement's samples are
+    seeded from (seed, alpha, its condition, batch number).
     """
 
-    def __init__(
-        self, path: str | Path, experiment: Experiment, options: Any, model: Any, *, resume: bool = False, overwrite: bool = False
-    ) -> None:
-        from tuco.jobs import model_config
-        from tuco.runs import check_output
-
-        self.path = check_output(path, file_ok=False)
-        self.experiment = experiment
+    def __init__(self, path: Path, options: Any, model: Any, job: Any) -> None:
+        self.path = path
         self.options = options
         self.model = model
-        self.config = {
-            "experiment": experiment.name,
-            "options": asdict(options),
-            **model_config(model),
-            "seed": getattr(options, "seed", None),
-        }
-        self.run = Run(self.path, self.config, resume=resume, overwrite=overwrite, info={"question": experiment.question})
-        from tuco.data import sources
-        from tuco.runs import manifest_path
-
-        replaced = overwrite and manifest_path(self.path).exists()  # a previous run's metrics and plots would be stale
-        self.run.open()
-        sources.REVISIONS.clear()
-        if replaced:
-            for stale in [self.path / "metrics.json", *self.path.glob("*.png")]:
-                stale.unlink(missing_ok=True)
-        self.run.start_writing(self.run.done_keys() if resume else set())
-        self.order: list[str] = []
-        self._known: set[str] = set()
+        self.job = job
 
     @property
-    def done(self) -> set[Any]:
-        """Row ids already written (by this run or the one it resumes)."""
-        return self.run.done
+    def resumed(self) -> bool:
+        """True when this run continues an interrupted one."""
+        return bool(self.job.run.resumed)
 
-    def chunks(self, prompts: Sequence[Prompt], size: int) -> Iterator[list[Prompt]]:
-        """The batches of ``prompts`` still to compute. Batches are cut from the whole list, so a resumed
-        run forms the very same batches (and seeds) as an uninterrupted one; a batch whose rows are all
-        written is skipped, one cut short by a kill is redone whole (its rows replace the partial ones)."""
-        self._remember(p.id for p in prompts)
-        for start in range(0, len(prompts), max(1, size)):
-            chunk = list(prompts[start : start + size])
-            if not all(p.id in self.done for p in chunk):
-                yield chunk
-
-    def _remember(self, ids: Iterable[str]) -> None:
-        for k in ids:
-            if k not in self._known:
-                self._known.add(k)
-                self.order.append(k)
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows now (one flushed write); each needs a unique ``id``."""
-        self._remember(r["id"] for r in rows)
-        self.run.write(rows)
-        self.done.update(r["id"] for r in rows)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Every row written so far (this run and the one it resumed), one per id, in measurement order."""
-        by_id = {r["id"]: r for r in self.run.existing_rows()}
-        position = {k: i for i, k in enumerate(self.order)}
-        return sorted(by_id.values(), key=lambda r: position.get(r["id"], len(position)))
-
-    def finish(self) -> dict[str, Any]:
-        """Metrics from the rows, metrics.json, plots, manifest finished; returns the metrics."""
-        rows = self.rows()
-        exp = self.experiment
-        metrics = {"experiment": exp.name, "question": exp.question, "paper": exp.paper, **exp.metrics(rows, self.options)}
-        metrics["findings"] = [asdict(f) for f in exp.findings(metrics)]
-        atomic_write_text(self.path / "metrics.json", json.dumps(metrics, indent=1, default=str) + "\n")
-        exp.plots(rows, metrics, self.path)
-        from tuco.data.sources import REVISIONS
-
-        self.run.finish(self.order, n_prompts=len(rows), data_revisions=dict(REVISIONS))
-        return metrics
-
-    def stop(self, status: str) -> None:
-        """Keep every finished row and mark the manifest (interrupted / failed: why)."""
-        self.run.stop(status, self.order)
-
-    # ---- measurements (rows streamed per batch, skipped when written) ----
+    @staticmethod
+    def _tag(prompts: Sequence[Prompt], tag: str | None) -> str:
+        if tag is not None:
+            return tag
+        conditions = {str(p.extra.get("condition", "")) for p in prompts}
+        return conditions.pop() if len(conditions) == 1 else ""
 
     def score(
         self,
@@ -276,39 +209,16 @@ class RunDir:
         batch_size: int = 8,
         alpha: Any = 1.0,
         baselines: bool = False,
+        tag: str | None = None,
     ) -> None:
-        """TuCo of each prompt into rows (``id``: the prompt id; ``tuco``: at ``position``, one of
-        "last" / "request-mean" (score-only) or the generated ones (see ``generate``)). ``baselines``
-        adds the output-only ``output_co`` and ``kl_ft_pt`` of each prompt."""
+        """TuCo of each prompt into rows (``tuco``: at ``position``; "first-generated" and "response-mean"
+        generate 16 tokens to read it); ``baselines`` adds ``output_co`` and ``kl_ft_pt``."""
         if position in ("first-generated", "response-mean"):
             self.generate(prompts, chat=chat, max_new_tokens=16, batch_size=batch_size, alpha=alpha, position=position, baselines=baselines)
             return
-        from tuco.batching import encode_all
-        from tuco.scoring import score_encoded
-
-        per_token = position == "request-mean"
-        for chunk in self.chunks(prompts, batch_size):
-            enc = encode_all(self.model, chunk, chat=chat)
-            scores = score_encoded(self.model, enc, alpha=alpha, per_token=per_token, batch_size=batch_size)
-            extra = self._baselines(chunk, chat, baselines)
-            rows = []
-            for p, s, more in zip(chunk, scores, extra):
-                row = {
-                    "id": p.id,
-                    "prompt": p.display,
-                    **p.extra,
-                    **more,
-                    "tuco": s.tuco,
-                    "tuco_last": s.tuco,
-                    "n_tokens": s.n_tokens,
-                    "layer_ptc_l1": s.layer_ptc_l1,
-                    "layer_ftc_l1": s.layer_ftc_l1,
-                }
-                if per_token:
-                    row["tuco_request"], row["tuco_context"] = request_split(self.model.tokenizer, p, s.token_tuco, chat)
-                    row["tuco"] = row["tuco_request"]
-                rows.append(row)
-            self.add(rows)
+        self.job.score(
+            prompts, chat=chat, position=position, batch_size=batch_size, alpha=alpha, baselines=baselines, tag=self._tag(prompts, tag)
+        )
 
     def generate(
         self,
@@ -325,77 +235,25 @@ class RunDir:
         judge: Any = None,
         per_token: bool = False,
         baselines: bool = False,
+        tag: str | None = None,
     ) -> None:
-        """Responses into rows (``samples`` per prompt, seeded per batch), with TuCo at every position
-        kind (``tuco_last``, ``tuco_first_generated``, ``tuco_response``; ``tuco`` = ``position``'s) and,
-        with a ``judge``, ``refused`` per response (judged against the prompt's ``request`` field, else the prompt itself).
-        ``per_token`` (or ``position="request-mean"``) adds ``tuco_request`` and ``tuco_context``: mean
-        TuCo over the request's tokens and over everything before it (e.g. many-shot examples).
-        ``baselines`` adds ``output_co`` and ``kl_ft_pt`` (see ``score``)."""
-        import torch
-
-        from tuco.batching import encode_all
-        from tuco.generation import batch_seed, iter_generate
-
-        for chunk in self.chunks(prompts, batch_size):
-            enc = encode_all(self.model, chunk, chat=chat, extra=max_new_tokens)
-            torch.manual_seed(batch_seed(seed, chunk[0].id))
-            repeated = [e for e in enc for _ in range(samples)]
-            per_token = per_token or position == "request-mean"
-            gens = [
-                g
-                for batch in iter_generate(
-                    self.model,
-                    repeated,
-                    alpha=alpha,
-                    batch_size=len(repeated),
-                    per_token=per_token,
-                    max_new_tokens=max_new_tokens,
-                    temperature=temperature,
-                )
-                for g in batch
-            ]
-            extra = self._baselines(chunk, chat, baselines)
-            rows = []
-            for j, p in enumerate(chunk):
-                mine = gens[j * samples : (j + 1) * samples]
-                texts = [g.text for g in mine]
-                first = mine[0]
-                row = {
-                    "id": p.id,
-                    "prompt": p.display,
-                    **p.extra,
-                    **extra[j],
-                    "tuco_last": first.prompt_tuco,
-                    "tuco_first_generated": at_generated(first.token_tuco, "first"),
-                    "tuco_response": at_generated(first.token_tuco, "mean"),
-                    "response": texts[0],
-                    "tokens": first.tokens,
-                    "token_tuco": first.token_tuco,
-                    "finished": first.finished,
-                    "layer_ptc_l1": first.prompt_layer_ptc_l1,
-                    "layer_ftc_l1": first.prompt_layer_ftc_l1,
-                }
-                if per_token:
-                    row["tuco_request"], row["tuco_context"] = request_split(self.model.tokenizer, p, first.prompt_token_tuco, chat)
-                if samples > 1:
-                    row["responses"] = texts
-                if judge is not None:
-                    request = p.extra.get("request", p.display)
-                    refused = judge.refused([request] * len(texts), texts)
-                    row["refused"] = refused[0] if samples == 1 else None
-                    row["refusals"] = sum(refused)
-                    row["non_refusals"] = len(texts) - sum(refused)
-                row["tuco"] = row[
-                    {
-                        "last": "tuco_last",
-                        "first-generated": "tuco_first_generated",
-                        "response-mean": "tuco_response",
-                        "request-mean": "tuco_request",
-                    }[position]
-                ]
-                rows.append(row)
-            self.add(rows)
+        """Responses into rows (``samples`` per prompt), TuCo at every position kind (``tuco`` =
+        ``position``'s), with a ``judge`` the refusals; see ``tuco.jobs.Job.generate``."""
+        self.job.generate(
+            prompts,
+            alpha=alpha,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            samples=samples,
+            chat=chat,
+            per_token=per_token,
+            batch_size=batch_size,
+            position=position,
+            judge=judge,
+            baselines=baselines,
+            tag=self._tag(prompts, tag),
+        )
 
     def choose(
         self,
@@ -405,74 +263,21 @@ class RunDir:
         alpha: Any = 1.0,
         chat: bool = True,
         batch_size: int = 8,
+        tag: str | None = None,
     ) -> None:
         """Next-token choice among ``options`` (log-probabilities, chosen option, TuCo) into rows."""
-        from tuco.choices import choose
+        self.job.choose(prompts, options, alpha=alpha, chat=chat, batch_size=batch_size, tag=self._tag(prompts, tag))
 
-        for chunk in self.chunks(prompts, batch_size):
-            got = choose(self.model, chunk, options, alpha=alpha, chat=chat, batch_size=batch_size)
-            self.add(
-                [
-                    {
-                        "id": p.id,
-                        "prompt": p.display,
-                        **p.extra,
-                        "tuco": c.tuco,
-                        "chosen": options[c.chosen],
-                        "logprobs": c.logprobs,
-                    }
-                    for p, c in zip(chunk, got)
-                ]
-            )
+    def once(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` (JSON-serialisable) done once per run: by rank 0, saved as ``NAME.json`` in the run
+        directory (a resumed run reads it instead of computing again), then read by every rank."""
+        from tuco.parallel import barrier
 
-    def _baselines(self, chunk: Sequence[Prompt], chat: bool, wanted: bool) -> list[dict[str, float]]:
-        """OutputCo and next-token KL(FT || PT) of each prompt (each model on its own trajectory), or {}s."""
-        if not wanted:
-            return [{} for _ in chunk]
-        from tuco.outputco import output_baselines
-
-        got = output_baselines(self.model, list(chunk), chat=chat, batch_size=len(chunk))
-        return [{"output_co": b.output_co, "kl_ft_pt": b.kl} for b in got]
-
-
-def at_generated(token_tuco: Sequence[float], which: str) -> float | None:
-    """TuCo at the generated tokens: ``token_tuco[i]`` is TuCo at the position that produced token i, so
-    the first generated token's position is entry 1 ("first") and the response's positions are entries
-    1..n-1 ("mean"). None when fewer than two tokens were generated."""
-    rest = list(token_tuco[1:])
-    if not rest:
-        return None
-    return rest[0] if which == "first" else sum(rest) / len(rest)
-
-
-def request_split(tokenizer: Any, prompt: Prompt, token_tuco: Sequence[float] | None, chat: bool) -> tuple[float | None, float | None]:
-    """(mean per-token TuCo over the request's own tokens, mean over every token before it).
-
-    The request is the last user message's text (or the plain prompt), located in the rendered text
-    through the tokenizer's character offsets; the chat template around it belongs to neither part.
-    """
-    from tuco.prompts import render
-
-    if not token_tuco:
-        return None, None
-    text = render(tokenizer, prompt, chat=chat)
-    request = (
-        (prompt.text or "")
-        if prompt.messages is None
-        else next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")
-    )
-    start = text.rfind(request.strip()) if request.strip() else -1
-    try:
-        offsets = tokenizer(text, add_special_tokens=not chat, return_offsets_mapping=True)["offset_mapping"]
-    except (NotImplementedError, ValueError, TypeError, KeyError):
-        return None, None
-    if start < 0 or len(offsets) != len(token_tuco):
-        return None, None
-    end = start + len(request.strip())
-    inside = [t for (a, b), t in zip(offsets, token_tuco) if b > a and b > start and a < end]
-    before = [t for (a, b), t in zip(offsets, token_tuco) if b > a and b <= start]
-    mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
-    return mean(inside), mean(before)
+        path = self.path / f"{name}.json"
+        if self.job.run.is_main and not (self.resumed and path.exists()):
+            atomic_write_text(path, json.dumps(compute()))
+        barrier()
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 def shuffled(items: list, seed: int) -> list:
@@ -487,6 +292,15 @@ def rows_of(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
 
 
+def paired(rows: list[dict[str, Any]], first: dict[str, Any], second: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(row matching ``first``, row matching ``second``) for every ``item`` measured under both, in the
+    order of the ``second`` rows: the one way rows are paired across conditions."""
+    from tuco.schema import item_of
+
+    index = {item_of(r): r for r in rows_of(rows, **first)}
+    return [(index[item_of(r)], r) for r in rows_of(rows, **second) if item_of(r) in index]
+
+
 def mean_of(xs: Sequence[float]) -> float | None:
     """The mean, or None for no values (e.g. TuCo at generated tokens when every response ended at once)."""
     return statistics.fmean(xs) if xs else None
@@ -495,9 +309,6 @@ def mean_of(xs: Sequence[float]) -> float | None:
 def values(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> list[float]:
     """The numeric ``key`` of the rows matching ``match`` (missing values left out)."""
     return [float(r[key]) for r in rows_of(rows, **match) if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-
-
-__all__ = ["ROWS", "read_rows"]
 
 
 # --------------------------------------------------------------------------------------------

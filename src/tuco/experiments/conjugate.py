@@ -21,9 +21,9 @@ from tuco.experiments.base import (
     POSITION_HELP,
     POSITIONS,
     Experiment,
+    ExperimentRun,
     Finding,
     Options,
-    RunDir,
     auc_finding,
     auc_summary,
     mean_of,
@@ -55,7 +55,7 @@ class ConjugateOptions(Options):
             raise ConfigError("nothing to compare: give --encodings and/or --translations")
 
 
-def run(model: Any, o: ConjugateOptions, rd: RunDir) -> None:
+def run(model: Any, o: ConjugateOptions, rd: ExperimentRun) -> None:
     groups: dict[str, list[str]] = {}
     if o.encodings:
         base = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
@@ -65,7 +65,7 @@ def run(model: Any, o: ConjugateOptions, rd: RunDir) -> None:
         groups.update(load_translations(o.translations, o.languages, o.n))
     for g, prompts in groups.items():
         rd.score(
-            [Prompt(f"{g}-{i}", text=p, extra={"group": g, "item": i}) for i, p in enumerate(prompts)],
+            [Prompt(f"{g}-{i}", text=p, extra={"condition": g, "item": i}) for i, p in enumerate(prompts)],
             chat=True,
             position=o.position,
             batch_size=o.batch_size,
@@ -73,14 +73,14 @@ def run(model: Any, o: ConjugateOptions, rd: RunDir) -> None:
 
 
 def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
-    groups = list(dict.fromkeys(r["group"] for r in rows))
+    groups = list(dict.fromkeys(r["condition"] for r in rows))
     ref = "plain" if "plain" in groups else ("en" if "en" in groups else groups[0])
     per = {}
     for g in groups:
-        v = values(rows, group=g)
+        v = values(rows, condition=g)
         per[g] = {"mean_tuco": mean_of(v), "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0, "n": len(v)}
         if g != ref:
-            per[g]["auc_vs_reference"] = auc_summary(values(rows, group=ref), v, o.seed)
+            per[g]["auc_vs_reference"] = auc_summary(values(rows, condition=ref), v, o.seed)
     order = sorted(per, key=lambda g: -(per[g]["mean_tuco"] if per[g]["mean_tuco"] is not None else float("-inf")))
     return {"per_group": per, "order_by_tuco": order, "reference": ref, "position": o.position}
 
@@ -98,7 +98,9 @@ def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import strips
 
     strips(
-        {g: values(rows, group=g) for g in m["order_by_tuco"]}, "conjugate prompting: TuCo per language / encoding", path / "conjugate.png"
+        {g: values(rows, condition=g) for g in m["order_by_tuco"]},
+        "conjugate prompting: TuCo per language / encoding",
+        path / "conjugate.png",
     )
 
 

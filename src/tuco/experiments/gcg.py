@@ -21,9 +21,9 @@ from tuco.experiments.base import (
     POSITION_HELP,
     POSITIONS,
     Experiment,
+    ExperimentRun,
     Finding,
     Options,
-    RunDir,
     auc_finding,
     auc_summary,
     opt,
@@ -56,14 +56,14 @@ class GcgOptions(Options):
             raise ConfigError("no adversarial strings: give --suffixes FILE and/or --optimize N (needs nanogcg)")
 
 
-def run(model: Any, o: GcgOptions, rd: RunDir) -> None:
+def run(model: Any, o: GcgOptions, rd: ExperimentRun) -> None:
     from tuco.judges import get_judge
 
     requests = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
     suffixes = read_suffixes(o.suffixes) if o.suffixes else []
     saved = rd.path / "suffixes.json"
     if o.optimize:
-        if rd.run.resume and saved.exists():  # optimised before the run was interrupted
+        if rd.resumed and saved.exists():  # optimised before the run was interrupted
             suffixes += json.loads(saved.read_text(encoding="utf-8"))
         else:
             suffixes += optimise_suffixes(
@@ -108,7 +108,7 @@ def metrics(rows: list[dict[str, Any]], o: GcgOptions) -> dict[str, Any]:
         "mean_tuco_clean": statistics.fmean(clean) if clean else None,
         "mean_tuco_attacked": statistics.fmean(attacked) if attacked else None,
         "success_rate": {c: statistics.fmean(not r["refused"] for r in rows if r["condition"] == c) for c in conditions},
-        "suffixes": [r["suffix"] for r in rows if r["condition"] != "clean" and r["id"].endswith("-0")],
+        "suffixes": list(dict.fromkeys(r["suffix"] for r in rows if r["condition"] != "clean")),
         "per_suffix_auc": {c: auc_summary(clean, values(rows, condition=c), o.seed) for c in conditions if c != "clean"},
     }
 

@@ -24,9 +24,9 @@ from tuco.experiments.base import (
     POSITION_HELP,
     POSITIONS,
     Experiment,
+    ExperimentRun,
     Finding,
     Options,
-    RunDir,
     auc_finding,
     auc_summary,
     mean_of,
@@ -68,7 +68,7 @@ class JailbreakSuccessOptions(Options):
             raise ConfigError(f"--min-successes {self.min_successes} is more than --samples {self.samples}")
 
 
-def run(model: Any, o: JailbreakSuccessOptions, rd: RunDir) -> None:
+def run(model: Any, o: JailbreakSuccessOptions, rd: ExperimentRun) -> None:
     from tuco.judges import get_judge
 
     benign = [p for p in load_prompts(o.benign, limit=o.n) if isinstance(p, str)]
@@ -81,7 +81,8 @@ def run(model: Any, o: JailbreakSuccessOptions, rd: RunDir) -> None:
     judge = get_judge(o.judge)
     for name, prompts, requests in groups:
         items = [
-            Prompt(f"{name}-{i}", text=p, extra={"group": name, "request": r, "item": i}) for i, (p, r) in enumerate(zip(prompts, requests))
+            Prompt(f"{name}-{i}", text=p, extra={"condition": name, "request": r, "item": i})
+            for i, (p, r) in enumerate(zip(prompts, requests))
         ]
         rd.generate(
             items,
@@ -98,15 +99,15 @@ def run(model: Any, o: JailbreakSuccessOptions, rd: RunDir) -> None:
 
 
 def _success(r: dict[str, Any], min_successes: int) -> bool:
-    return r["group"] != "benign" and int(r.get("non_refusals", 0)) >= min_successes
+    return r["condition"] != "benign" and int(r.get("non_refusals", 0)) >= min_successes
 
 
 def metrics(rows: list[dict[str, Any]], o: JailbreakSuccessOptions) -> dict[str, Any]:
     for r in rows:
         r["jailbroken"] = _success(r, o.min_successes)
     per_group = {}
-    for g in dict.fromkeys(r["group"] for r in rows):
-        mine = [r for r in rows if r["group"] == g]
+    for g in dict.fromkeys(r["condition"] for r in rows):
+        mine = [r for r in rows if r["condition"] == g]
         per_group[g] = {
             "n": len(mine),
             "success_rate": statistics.fmean(r["jailbroken"] for r in mine),
@@ -114,7 +115,7 @@ def metrics(rows: list[dict[str, Any]], o: JailbreakSuccessOptions) -> dict[str,
         }
     neg = [r for r in rows if r["jailbroken"]]
     pos = [r for r in rows if not r["jailbroken"]]
-    harmful_pos = [r for r in pos if r["group"] != "benign"]
+    harmful_pos = [r for r in pos if r["condition"] != "benign"]
     m: dict[str, Any] = {"per_group": per_group, "n_successful": len(neg), "n_other": len(pos), "position": o.position}
     from tuco.stats import tpr_at_fpr
 
@@ -150,7 +151,7 @@ def findings(m: dict[str, Any]) -> list[Finding]:
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import strips
 
-    groups = {g: values(rows, group=g) for g in m["per_group"]}
+    groups = {g: values(rows, condition=g) for g in m["per_group"]}
     strips(groups, "TuCo per group (successful-jailbreak rate in the table)", path / "jailbreak_groups.png")
     strips(
         {

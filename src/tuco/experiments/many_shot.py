@@ -25,15 +25,16 @@ from tuco.experiments.base import (
     POSITION_HELP,
     POSITIONS,
     Experiment,
+    ExperimentRun,
     Finding,
     Options,
-    RunDir,
     auc_finding,
     auc_summary,
     diff_finding,
     diff_summary,
     mean_of,
     opt,
+    paired,
     shuffled,
     values,
 )
@@ -117,7 +118,7 @@ def _fits(model: Any, prompts: list[Prompt], extra: int) -> bool:
     return max(len(encode(model.tokenizer, p, chat=True)) for p in prompts) + extra <= model.max_length
 
 
-def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
+def run(model: Any, o: ManyShotOptions, rd: ExperimentRun) -> None:
     from tuco.judges import get_judge
 
     if o.mode == "persona":
@@ -131,7 +132,7 @@ def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
                 Prompt(
                     f"k{k}-{i}",
                     messages=many_shot(pool, t, k),
-                    extra={"group": f"k={k}", "k": k, "target": t.statement, "matching": t.matching, "item": i},
+                    extra={"condition": f"k={k}", "k": k, "target": t.statement, "matching": t.matching, "item": i},
                 )
                 for i, t in enumerate(targets)
             ]
@@ -149,7 +150,7 @@ def run(model: Any, o: ManyShotOptions, rd: RunDir) -> None:
             Prompt(
                 f"k{k}-{i}",
                 messages=[*_shots(pool, k, o.shots), {"role": "user", "content": t}],
-                extra={"group": f"k={k}", "k": k, "request": t, "item": i},
+                extra={"condition": f"k={k}", "k": k, "request": t, "item": i},
             )
             for i, t in enumerate(targets)
         ]
@@ -196,9 +197,7 @@ def metrics(rows: list[dict[str, Any]], o: ManyShotOptions) -> dict[str, Any]:
         per_k[str(k)] = entry
     m: dict[str, Any] = {"mode": o.mode, "position": o.position, "per_k": per_k, "skipped_k_beyond_context": sorted(set(o.ks) - set(ks))}
     if len(ks) >= 2:
-        first, last = [r for r in rows if r["k"] == ks[0]], [r for r in rows if r["k"] == ks[-1]]
-        by_id = {r["id"].split("-", 1)[1]: r for r in first}
-        pairs = [(by_id[r["id"].split("-", 1)[1]], r) for r in last if r["id"].split("-", 1)[1] in by_id]
+        pairs = paired(rows, {"k": ks[0]}, {"k": ks[-1]})
         m["k_first"], m["k_last"] = ks[0], ks[-1]
         measured = [(a, b) for a, b in pairs if values([a]) and values([b])]  # a response that ended at once has no TuCo there
         m["tuco_change"] = diff_summary([a["tuco"] for a, _ in measured], [b["tuco"] for _, b in measured], paired=True, seed=o.seed)

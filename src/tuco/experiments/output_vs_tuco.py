@@ -16,7 +16,7 @@ from tuco.attacks.many_shot import no_examples
 from tuco.data.builtin import NO_QUESTIONS
 from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
-from tuco.experiments.base import Experiment, Finding, Options, RunDir, diff_finding, diff_summary, mean_of, opt, values
+from tuco.experiments.base import Experiment, ExperimentRun, Finding, Options, diff_finding, diff_summary, mean_of, opt, paired, values
 from tuco.prompts import Prompt
 
 PAPER = "OutputCo falls while TuCo rises as k grows"
@@ -31,7 +31,7 @@ class OutputVsTucoOptions(Options):
     seed: int = opt(0, "recorded in the manifest (the experiment is deterministic)")
 
 
-def run(model: Any, o: OutputVsTucoOptions, rd: RunDir) -> None:
+def run(model: Any, o: OutputVsTucoOptions, rd: ExperimentRun) -> None:
     qs = list(NO_QUESTIONS) if o.questions == "builtin" else [q for q in load_prompts(o.questions) if isinstance(q, str)]
     if len(qs) < 2:
         raise ConfigError(f"{o.questions}: needs at least 2 questions")
@@ -39,7 +39,8 @@ def run(model: Any, o: OutputVsTucoOptions, rd: RunDir) -> None:
     pool = [q for q in qs if q not in targets]
     for k in dict.fromkeys(min(k, len(pool)) for k in o.ks):  # a k beyond the pool uses all of it, once
         prompts = [
-            Prompt(f"k{k}-{i}", text=no_examples(pool, k, t), extra={"group": f"k={k}", "k": k, "item": i}) for i, t in enumerate(targets)
+            Prompt(f"k{k}-{i}", text=no_examples(pool, k, t), extra={"condition": f"k={k}", "k": k, "item": i})
+            for i, t in enumerate(targets)
         ]
         rd.score(prompts, chat=False, batch_size=o.batch_size, baselines=True)
 
@@ -57,10 +58,10 @@ def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any
     }
     m: dict[str, Any] = {"per_k": per_k, "ks_beyond_the_pool": sorted(set(o.ks) - set(ks))}
     if len(ks) >= 2:
-        first, last = (sorted((r for r in rows if r["k"] == k), key=lambda r: r["id"].split("-")[1]) for k in (ks[0], ks[-1]))
+        pairs = paired(rows, {"k": ks[0]}, {"k": ks[-1]})
         m["k_first"], m["k_last"] = ks[0], ks[-1]
         for key, name in (("tuco", "tuco_change"), ("output_co", "output_co_change"), ("kl_ft_pt", "kl_change")):
-            m[name] = diff_summary([r[key] for r in first], [r[key] for r in last], paired=True, seed=o.seed)
+            m[name] = diff_summary([a[key] for a, _ in pairs], [b[key] for _, b in pairs], paired=True, seed=o.seed)
     return m
 
 

@@ -19,12 +19,13 @@ from tuco.experiments.base import (
     POSITION_HELP,
     POSITIONS,
     Experiment,
+    ExperimentRun,
     Finding,
     Options,
-    RunDir,
     auc_finding,
     auc_summary,
     opt,
+    paired,
     values,
 )
 from tuco.prompts import Prompt
@@ -54,12 +55,12 @@ def substring(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> s
     return tokenizer.decode(ids[start : start + n_tokens])
 
 
-def run(model: Any, o: WebVsChatOptions, rd: RunDir) -> None:
+def run(model: Any, o: WebVsChatOptions, rd: ExperimentRun) -> None:
     rng = random.Random(o.seed)
-    web = [substring(model.tokenizer, t, o.web_tokens, rng) for t in load_prompts(o.web, limit=o.n, seed=o.seed) if isinstance(t, str)]
+    web = [substring(model.tokenizer, t, o.web_tokens, rng) for t in load_prompts(o.web, limit=o.n) if isinstance(t, str)]
     score = lambda prompts, chat: rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)  # noqa: E731
-    score([Prompt(f"web-{i}", text=t, extra={"group": "web"}) for i, t in enumerate(web)], False)
-    chats = load_prompts(o.chat, limit=o.n, seed=o.seed)
+    score([Prompt(f"web-{i}", text=t, extra={"condition": "web"}) for i, t in enumerate(web)], False)
+    chats = load_prompts(o.chat, limit=o.n)
     score([_prompt(f"chat-{i}", c, "chat", i) for i, c in enumerate(chats)], True)
     if o.without_template:
         score([_prompt(f"raw-{i}", c, "chat (no template)", i) for i, c in enumerate(chats) if isinstance(c, str)], False)
@@ -67,12 +68,12 @@ def run(model: Any, o: WebVsChatOptions, rd: RunDir) -> None:
 
 def _prompt(pid: str, value: Any, group: str, item: int) -> Prompt:
     if isinstance(value, str):
-        return Prompt(pid, text=value, extra={"group": group, "item": item})
-    return Prompt(pid, messages=value, extra={"group": group, "item": item})
+        return Prompt(pid, text=value, extra={"condition": group, "item": item})
+    return Prompt(pid, messages=value, extra={"condition": group, "item": item})
 
 
 def metrics(rows: list[dict[str, Any]], o: WebVsChatOptions) -> dict[str, Any]:
-    web, chat = values(rows, group="web"), values(rows, group="chat")
+    web, chat = values(rows, condition="web"), values(rows, condition="chat")
     m: dict[str, Any] = {
         "n_web": len(web),
         "n_chat": len(chat),
@@ -81,18 +82,16 @@ def metrics(rows: list[dict[str, Any]], o: WebVsChatOptions) -> dict[str, Any]:
         "mean_tuco_chat": statistics.fmean(chat) if chat else None,
         "auc": auc_summary(chat, web, o.seed),
     }
-    raw_rows = [r for r in rows if r.get("group") == "chat (no template)"]
-    raw = values(raw_rows)
+    raw = values(rows, condition="chat (no template)")
     if raw:
-        # each plain-text chat with and without its template: chat-i and raw-i are the same chat i
-        raw_ids = {str(r["id"]).removeprefix("raw-") for r in raw_rows}
-        templated = values([r for r in rows if r.get("group") == "chat" and str(r["id"]).removeprefix("chat-") in raw_ids])
+        # each plain-text chat with and without its template: one item, two conditions
+        pairs = paired(rows, {"condition": "chat"}, {"condition": "chat (no template)"})
         m["mean_tuco_chat_without_template"] = statistics.fmean(raw)
-        m["auc_template"] = auc_summary(templated, raw, o.seed)
+        m["auc_template"] = auc_summary(values([a for a, _ in pairs]), values([b for _, b in pairs]), o.seed)
     elif o.without_template:
         m["auc_template_skipped"] = "the chat source has no plain-text prompts (chats given as messages have no template-free form)"
     for key in ("output_co", "kl_ft_pt"):
-        c, w = values(rows, key, group="chat"), values(rows, key, group="web")
+        c, w = values(rows, key, condition="chat"), values(rows, key, condition="web")
         if c and w:
             m[f"auc_{key}"] = auc_summary(c, w, o.seed)
     return m
@@ -113,7 +112,7 @@ def findings(m: dict[str, Any]) -> list[Finding]:
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import strips
 
-    groups = {g: values(rows, group=g) for g in ("web", "chat", "chat (no template)")}
+    groups = {g: values(rows, condition=g) for g in ("web", "chat", "chat (no template)")}
     auc = m["auc"]["auc"]
     strips(groups, f"web text vs chat prompts (ROC-AUC {auc:.2f})" if auc is not None else "web text vs chat", path / "web_vs_chat.png")
 
