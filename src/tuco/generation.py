@@ -22,7 +22,7 @@ from tuco.decomposition import Recorder
 from tuco.errors import ConfigError
 from tuco.layers import unwrap_peft
 from tuco.prompts import Messages, Prompt
-from tuco.steering import alpha_label, alpha_text
+from tuco.steering import RowAlphas, alpha_label, alpha_text, check_rows, row_alpha, rows_of
 
 
 @dataclass
@@ -213,9 +213,12 @@ def generate_encoded(
     sampled responses equal those ``tuco.jobs.generate_to`` writes (resumed, data-parallel or not)."""
     from tuco.runs import plan_batches
 
+    check_rows(alpha, len(encoded))
     out: list[Generation | None] = [None] * len(encoded)
     for number, batch in enumerate(plan_batches([len(e.ids) for e in encoded], batch_size)):
-        gens = generate_batch(model, [encoded[i] for i in batch], number, alpha=alpha, seed=seed, per_token=per_token, **kwargs)
+        gens = generate_batch(
+            model, [encoded[i] for i in batch], number, alpha=rows_of(alpha, batch), seed=seed, per_token=per_token, **kwargs
+        )
         for i, g in zip(batch, gens):
             out[i] = g
     return [g for g in out if g is not None]
@@ -232,11 +235,13 @@ def generate_batch(
     **kwargs: Any,
 ) -> list[Generation]:
     """Batch ``number`` of a run plan, seeded from (seed, alpha, number) when sampling with a seed: the one
-    place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.generate_to``)."""
+    place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.generate_to``). ``alpha`` may be
+    a ``RowAlphas`` (one per item)."""
     if seed is not None:
-        torch.manual_seed(batch_seed(seed, alpha_text(alpha), number))
+        key = "|".join(alpha_text(a) for a in alpha) if isinstance(alpha, RowAlphas) else alpha_text(alpha)
+        torch.manual_seed(batch_seed(seed, key, number))
     outs = generate_ids(model, [e.ids for e in items], alpha=alpha, per_token=per_token, **kwargs)
-    return [to_generation(model, e, g, alpha, per_token) for e, g in zip(items, outs)]
+    return [to_generation(model, e, g, row_alpha(alpha, i), per_token) for i, (e, g) in enumerate(zip(items, outs))]
 
 
 def iter_generate(
@@ -251,10 +256,12 @@ def iter_generate(
     """Generations for encoded prompts, one batch at a time, in input order (``kwargs``: ``generate_ids``'s).
     Sampling draws from the random state as the caller left it (experiments seed each of their batches;
     ``generate_encoded`` is the seeded, run-plan version)."""
+    check_rows(alpha, len(encoded))
     for start in range(0, len(encoded), max(1, batch_size)):
-        chunk = list(encoded[start : start + batch_size])
-        outs = generate_ids(model, [e.ids for e in chunk], alpha=alpha, per_token=per_token, **kwargs)
-        yield [to_generation(model, e, g, alpha, per_token) for e, g in zip(chunk, outs)]
+        idx = list(range(start, min(start + batch_size, len(encoded))))
+        chunk, rows = [encoded[i] for i in idx], rows_of(alpha, idx)
+        outs = generate_ids(model, [e.ids for e in chunk], alpha=rows, per_token=per_token, **kwargs)
+        yield [to_generation(model, e, g, row_alpha(rows, i), per_token) for i, (e, g) in enumerate(zip(chunk, outs))]
 
 
 def generate(
@@ -276,7 +283,8 @@ def generate(
     """Generate a response to each prompt with FTC scaled by ``alpha``, with TuCo at every generated token.
 
     Args:
-        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly; a chain: per stage).
+        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly; a chain: per stage);
+            ``tuco.steering.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
         temperature: 0 for greedy decoding; > 0 samples (seeded by ``seed``).
         top_p: nucleus sampling threshold in (0, 1] (with temperature > 0).
         use_cache: use the KV cache (the earlier stages keep their own); False recomputes every step.
