@@ -377,12 +377,13 @@ def mix(outs: Sequence[torch.Tensor], alphas: LayerAlphas) -> torch.Tensor:
     """
     if _per_row(alphas):
         return _mix_rows(outs, alphas)  # type: ignore[arg-type]
-    first_zero = next((k for k, a in enumerate(alphas) if a != 1.0), len(alphas))
-    if all(a == 0.0 for a in alphas[first_zero:]):
+    shared: Sequence[float] = alphas  # type: ignore[assignment]
+    first_zero = next((k for k, a in enumerate(shared) if a != 1.0), len(shared))
+    if all(a == 0.0 for a in shared[first_zero:]):
         return outs[first_zero]
     h = [o.float() for o in outs]
     mixed = h[0]
-    for k, a in enumerate(alphas, start=1):
+    for k, a in enumerate(shared, start=1):
         mixed = mixed + a * (h[k] - h[k - 1])
     return mixed.to(outs[-1].dtype)
 
