@@ -179,8 +179,8 @@ class Server:
             )
         return {"content": content}
 
-    def observe(self, call: Call, job: Job) -> list[str]:
-        """Metrics of a finished job; its choices as access-log entries."""
+    def observe(self, call: Call, job: Job, cancelled: bool = False) -> list[str]:
+        """Metrics of a finished (or ``cancelled``) job; its choices as access-log entries."""
         entries = []
         label = self.monitor.alpha_label(call.alpha_text)
         for i, row in enumerate(job.rows):
@@ -190,7 +190,8 @@ class Server:
             self.monitor.tokens.inc(len(row.tokens))
             if flagged:
                 self.monitor.flagged.inc()
-            entries.append(choice_entry(i, call.alpha_text, row.prompt_tuco, row.response_tuco, len(row.tokens), row.finish_reason, flagged))
+            finish = row.finish_reason or ("cancelled" if cancelled else None)
+            entries.append(choice_entry(i, call.alpha_text, row.prompt_tuco, row.response_tuco, len(row.tokens), finish, flagged))
         return entries
 
 
@@ -257,7 +258,7 @@ def create_app(model: Any, settings: Settings) -> FastAPI:
             return StreamingResponse(_stream(server, call, job, finish), media_type="text/event-stream")
         error = await _wait(server, request, job)
         if error is not None:
-            finish(500 if error else 499, error=error or "client disconnected")
+            finish(500 if error else 499, server.observe(call, job, cancelled=True), error=error or "client disconnected")
             if not error:
                 return Response(status_code=499)
             raise APIError(500, error, code="model_error")
@@ -415,9 +416,9 @@ async def _stream(server: Server, call: Call, job: Job, finish: Any) -> AsyncIte
                 finish(200, server.observe(call, job))
                 return
     finally:
-        if not ended:  # the client went away mid-stream
+        if not ended:  # the client went away mid-stream: its rows leave the batch at the next pass
             server.worker.cancel(job)
-            finish(499, error="client disconnected")
+            finish(499, server.observe(call, job, cancelled=True), error="client disconnected")
 
 
 def run(model: Any, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, on_ready: Any = None) -> None:
