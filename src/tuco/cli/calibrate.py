@@ -15,7 +15,7 @@ def add_parser(sub: Any) -> None:
         help=HELP,
         description=HELP + ". Rows whose label is true are the ones the flag should catch; the flag fires when the score is below T.",
     )
-    p.add_argument("run", metavar="RUN", help="a run directory or a .jsonl/.parquet results file")
+    p.add_argument("path", metavar="RUN", help="a run directory or a .jsonl/.parquet results file")
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate among the negatives (default 0.05)")
     p.add_argument("--score", default="tuco", metavar="FIELD", help="the score field (default tuco)")
     p.add_argument(
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from tuco.cli.common import check_positive
 
     check_positive(args.boot, "--boot")
-    c = calibrate_run(args.run, fpr=args.fpr, score=args.score, label=args.label, n_boot=args.boot, seed=args.seed)
+    c = calibrate_run(args.path, fpr=args.fpr, score=args.score, label=args.label, n_boot=args.boot, seed=args.seed)
     if args.json:
         print(json.dumps(c.as_dict()))
         return 0
