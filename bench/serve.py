@@ -122,7 +122,9 @@ def main() -> None:
     if "1" in runs and "16" in runs:
         out["ratio_16_vs_sequential"] = round(runs["16"]["tokens_per_s"] / runs["1"]["tokens_per_s"], 2)
     for c, r in runs.items():
-        print(f"{c:>3} clients: {r['tokens_per_s']:8.1f} tok/s, p50 {r['latency_p50_s']:.3f}s, p95 {r['latency_p95_s']:.3f}s", file=sys.stderr)
+        print(
+            f"{c:>3} clients: {r['tokens_per_s']:8.1f} tok/s, p50 {r['latency_p50_s']:.3f}s, p95 {r['latency_p95_s']:.3f}s", file=sys.stderr
+        )
     print(json.dumps(out))
 
 

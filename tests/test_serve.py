@@ -193,11 +193,18 @@ def _ask(client, i):
     n = 4 + (i * 5) % 13
     if i % 3 == 2:
         r = client.completions.create(
-            model="tuco", prompt="Once upon a time " * (1 + i % 3), max_tokens=n, temperature=0.8, seed=i, extra_body={"alpha": alpha, "tuco_tokens": True}
+            model="tuco",
+            prompt="Once upon a time " * (1 + i % 3),
+            max_tokens=n,
+            temperature=0.8,
+            seed=i,
+            extra_body={"alpha": alpha, "tuco_tokens": True},
         )
         return r.choices[0].text, tuco_of(r.choices[0])
     messages = [{"role": "user", "content": "Tell me about " + "the sea and the sky " * (i % 5)}]
-    r = client.chat.completions.create(model="tuco", messages=messages, max_tokens=n, temperature=0, extra_body={"alpha": alpha, "tuco_tokens": True})
+    r = client.chat.completions.create(
+        model="tuco", messages=messages, max_tokens=n, temperature=0, extra_body={"alpha": alpha, "tuco_tokens": True}
+    )
     return r.choices[0].message.content, tuco_of(r.choices[0])
 
 
@@ -303,7 +310,13 @@ def test_metrics_and_access_log(server):
     url, _, log = server
     status, text = get(url, "/metrics", key="")
     assert status == 200
-    for name in ("tuco_requests_total", "tuco_request_seconds_bucket", 'tuco_batch_rows_bucket{kind="decode"', "tuco_queue_depth", "tuco_running_rows"):
+    for name in (
+        "tuco_requests_total",
+        "tuco_request_seconds_bucket",
+        'tuco_batch_rows_bucket{kind="decode"',
+        "tuco_queue_depth",
+        "tuco_running_rows",
+    ):
         assert name in text
     assert 'tuco_prompt_tuco_bucket{alpha="0.5"' in text and 'status="429"' in text and 'status="400"' in text
     lines = log.read_text().splitlines()
@@ -332,7 +345,9 @@ def test_sigterm_drains_in_flight_requests(server, client):
 
     def stream():
         chunks = []
-        for c in client.chat.completions.create(model="tuco", messages=CHAT, max_tokens=40, temperature=0, stream=True, extra_body={"alpha": 1.1}):
+        for c in client.chat.completions.create(
+            model="tuco", messages=CHAT, max_tokens=40, temperature=0, stream=True, extra_body={"alpha": 1.1}
+        ):
             chunks.append(c)
             first.set()
         got["chunks"] = chunks
@@ -347,4 +362,3 @@ def test_sigterm_drains_in_flight_requests(server, client):
     assert proc.wait(30) == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/health", timeout=2)
-

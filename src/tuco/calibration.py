@@ -122,7 +122,9 @@ def labels(rows: list[dict[str, Any]], run: str | Path, label: str | None) -> tu
         value = r.get(name)
         if not isinstance(value, bool):
             what = "has none" if value is None else f"has {value!r}"
-            raise InputError(f"row {r.get('id', i)} of {run}: the label field {name!r} must be true or false, it {what}; give --label FIELD")
+            raise InputError(
+                f"row {r.get('id', i)} of {run}: the label field {name!r} must be true or false, it {what}; give --label FIELD"
+            )
         out.append(value)
     return out, name
 

@@ -153,7 +153,12 @@ class Decoder:
         rec = Recorder(self.model.n_layers)
         self._engine.set_pass(alpha=RowAlphas(r.alpha for r in rows), recorder=rec)
         out = self.model.tuned(
-            input_ids=inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{self._cache_arg: self._cache}
+            input_ids=inputs,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_arg: self._cache},
         )
         self._mask = mask
         (record,) = rec.records

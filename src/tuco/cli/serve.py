@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
     parse_alpha(args.alpha)
     try:
-        from tuco.serve.app import Settings, run as serve
+        from tuco.serve.app import Settings
+        from tuco.serve.app import run as serve
     except ImportError as err:
         raise ConfigError(f"tuco serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'tuco[serve]'") from err
     if args.threads is not None:
@@ -90,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
     def ready() -> None:
         key = " (API key required)" if args.api_key else ""
-        err_console.print(f"tuco serve: {url}{key}, model {args.model_name}, default alpha {args.alpha}; Ctrl-C or SIGTERM drains and stops")
+        err_console.print(
+            f"tuco serve: {url}{key}, model {args.model_name}, default alpha {args.alpha}; Ctrl-C or SIGTERM drains and stops"
+        )
 
     serve(model, settings, host=args.host, port=args.port, on_ready=ready)
     err_console.print("tuco serve: stopped (requests in flight finished)")

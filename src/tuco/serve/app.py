@@ -75,7 +75,9 @@ class Server:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer <key>' (tuco serve --api-key)", code="invalid_api_key")
+            raise APIError(
+                401, "missing or wrong API key: send 'Authorization: Bearer <key>' (tuco serve --api-key)", code="invalid_api_key"
+            )
 
     async def read_json(self, request: Request) -> Any:
         """The body as JSON, refused (413) past ``max_request_bytes`` and (400) when it is not JSON."""
@@ -98,7 +100,7 @@ class Server:
     def start(self, call: Call) -> Job:
         """Queue the call's rows (429 when the queue is full, 503 when draining)."""
         rows, streams = [], []
-        for p, ids in enumerate(call.prompts):
+        for ids in call.prompts:
             for j in range(call.n):
                 rows.append(
                     Row(
@@ -173,7 +175,8 @@ class Server:
                     "logprob": row.token_logprobs[k],
                     "bytes": list(text.encode("utf-8")),
                     "top_logprobs": [
-                        {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in zip(self.token_text(list(top)), top.values())
+                        {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
+                        for t, lp in zip(self.token_text(list(top)), top.values())
                     ],
                 }
             )
@@ -326,7 +329,9 @@ def create_app(model: Any, settings: Settings) -> FastAPI:
         server.authorize(request)
         body = await server.read_json(request)
         ids = body.get("tokens") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(model.tokenizer) for t in ids):
+        if not isinstance(ids, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(model.tokenizer) for t in ids
+        ):
             raise APIError(400, "'tokens' must be an array of token ids of this model", param="tokens")
         with server.tokenizer_lock:
             return {"prompt": model.tokenizer.decode(ids)}
@@ -342,7 +347,7 @@ async def _wait(server: Server, request: Request, job: Job) -> str | None:
     while True:
         try:
             event = await asyncio.wait_for(job.events.get(), POLL_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if await request.is_disconnected():
                 server.worker.cancel(job)
                 return ""

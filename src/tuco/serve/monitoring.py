@@ -30,7 +30,9 @@ class Monitor:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )  # fmt: skip
         self.tokens = Counter("tuco_generated_tokens", "tokens generated", registry=r)
-        self.prompt_tuco = Histogram("tuco_prompt_tuco", "TuCo at the prompt's last token, by alpha", ["alpha"], registry=r, buckets=TUCO_BUCKETS)
+        self.prompt_tuco = Histogram(
+            "tuco_prompt_tuco", "TuCo at the prompt's last token, by alpha", ["alpha"], registry=r, buckets=TUCO_BUCKETS
+        )
         self.flagged = Counter("tuco_flagged_choices", "choices whose prompt TuCo was below --flag-below", registry=r)
         queue = Gauge("tuco_queue_depth", "requests waiting for room in the batch", registry=r)
         queue.set_function(queue_depth)
@@ -50,7 +52,9 @@ class Monitor:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def choice_entry(index: int, alpha_text: str, prompt_tuco: float, response_tuco: float, tokens: int, finish: str | None, flagged: bool) -> str:
+def choice_entry(
+    index: int, alpha_text: str, prompt_tuco: float, response_tuco: float, tokens: int, finish: str | None, flagged: bool
+) -> str:
     """One choice in the access log: its alpha, TuCo at the prompt and over the response, tokens, finish."""
     flag = " flagged" if flagged else ""
     return (
@@ -59,7 +63,9 @@ def choice_entry(index: int, alpha_text: str, prompt_tuco: float, response_tuco:
     )
 
 
-def log_request(client: str, method: str, path: str, status: int, seconds: float, choices: list[str] | None = None, error: str = "") -> None:
+def log_request(
+    client: str, method: str, path: str, status: int, seconds: float, choices: list[str] | None = None, error: str = ""
+) -> None:
     """One access-log line: who, what, status, latency and, per choice, alpha and TuCo (a red-teaming run
     leaves a TuCo trail in the server's log without extra code)."""
     parts = [f'{client} "{method} {path}" {status} {seconds:.3f}s', *(choices or [])]

@@ -160,14 +160,19 @@ def _common(body: dict[str, Any], kind: str, prompts: list[list[int]], model: An
     room = limits.max_tokens if limits.context is None else min(limits.max_tokens, limits.context - longest)
     if room < 1:
         raise APIError(
-            400, f"the prompt has {longest} tokens, the model's context is {limits.context}; shorten it", param="messages", code="context_length_exceeded"
+            400,
+            f"the prompt has {longest} tokens, the model's context is {limits.context}; shorten it",
+            param="messages" if kind == "chat" else "prompt",
+            code="context_length_exceeded",
         )
     key = "max_completion_tokens" if kind == "chat" and body.get("max_completion_tokens") is not None else "max_tokens"
     default = 16 if kind == "completion" else room
     max_tokens = _integer(body, key, default, 0, 1 << 30)
     assert max_tokens is not None  # a default is given
     if max_tokens > limits.max_tokens:
-        raise APIError(400, f"'{key}' {max_tokens} is more than this server allows ({limits.max_tokens}, tuco serve --max-tokens)", param=key)
+        raise APIError(
+            400, f"'{key}' {max_tokens} is more than this server allows ({limits.max_tokens}, tuco serve --max-tokens)", param=key
+        )
     if limits.context is not None and longest + max_tokens > limits.context:
         raise APIError(
             400,
