@@ -12,6 +12,12 @@ from tuco.batching import pad
 from tuco.decoding import Decoder, Row
 from tuco.errors import ConfigError
 from tuco.generation import generate_ids
+from tuco.pair import ModelPair
+from tuco.tiny import FAMILIES, tiny_models
+
+# full attention and sliding window in the fast tier; every other family in the slow tier (make test)
+FAST = ("llama", "gemma3_text")
+BATTERY = [pytest.param(f, marks=() if f in FAST else pytest.mark.slow) for f in FAMILIES]
 
 # long enough to cross the tiny configs' sliding window (16) with the generated tokens
 TEXTS = PROMPTS + ["A much longer prompt, so that the batch is left-padded with rows of very different lengths here."]
@@ -38,7 +44,10 @@ def _run_staggered(pair, rows):
     return widths
 
 
-def test_rows_joining_and_leaving_equal_each_row_alone(pair):
+@pytest.mark.parametrize("family_name", BATTERY)
+def test_rows_joining_and_leaving_equal_each_row_alone(family_name, tokenizer):
+    base, tuned, tok = tiny_models(family_name, tokenizer=tokenizer)
+    pair = ModelPair(tuned=tuned, base=base, tokenizer=tok)
     ids = _ids(pair)
     rows = [Row(ids=i, alpha=a, max_new_tokens=n) for i, a, n in zip(ids, ALPHAS, LENGTHS)]
     _run_staggered(pair, rows)
