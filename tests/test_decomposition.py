@@ -16,6 +16,7 @@ from tuco.batching import pad
 from tuco.decomposition import Recorder
 from tuco.pair import ModelPair
 from tuco.scoring import score_ids
+from tuco.steering import StageAlphas
 from tuco.tiny import MOE_FAMILIES, tiny_models
 
 MIXED = PROMPTS + ["A much longer prompt, so that the batch is left-padded with rows of very different lengths here."]
@@ -173,3 +174,80 @@ def test_tuco_under_steering_is_the_share_added(llama_pair):
     want_unscaled = sum(comps["ftc"]).abs().sum(-1) / (s_ptc.abs().sum(-1) + sum(comps["ftc"]).abs().sum(-1))
     assert [s.tuco for s in steered] == pytest.approx(want.tolist(), rel=1e-4)
     assert [s.tuco_unscaled for s in steered] == pytest.approx(want_unscaled.tolist(), rel=1e-4)
+
+
+# ---- one alpha per row of a batch (RowAlphas): each row equals itself run alone at its alpha ----
+
+ROW_ALPHAS = [0.0, 0.5, 1.0, 1.25]
+
+
+def _run(model, ids, alpha):
+    """(logits at every real position per row, the record) of one left-padded forward pass under ``alpha``."""
+    b = pad(ids, model.tokenizer.pad_token_id, "cpu")
+    rec = Recorder(model.n_layers)
+    with torch.no_grad(), model.engine(alpha=alpha, recorder=rec) as engine:
+        out = model.tuned(**b.model_inputs()).logits
+    rows = [out[i, b.width - n :] for i, n in enumerate(b.lengths)]
+    return rows, rec.records[0], engine.fast_rows
+
+
+def test_per_row_alpha_equals_each_row_alone(pair):
+    ids = [pair.tokenizer(p)["input_ids"] for p in MIXED]
+    mixed, rec, _ = _run(pair, ids, tuco.steering.RowAlphas(ROW_ALPHAS))
+    for i, a in enumerate(ROW_ALPHAS):
+        alone, rec1, _ = _run(pair, [ids[i]], a)  # independent: the row alone, one alpha for the whole pass
+        torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(rec.sum_ptc[i], rec1.sum_ptc[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(rec.sum_ftc_steered[i], rec1.sum_ftc_steered[0], rtol=1e-4, atol=1e-4)
+    # the share of what was added: 0 at alpha 0; the paper's TuCo (steered == unscaled) at alpha 1
+    assert float(rec.sum_ftc_steered[0].abs().sum()) == 0.0
+    torch.testing.assert_close(rec.sum_ftc_steered[2], rec.sum_ftc[2])
+
+
+def test_per_row_alpha_one_everywhere_is_the_fine_tuned_model_on_the_fast_path(llama_pair):
+    ids = [llama_pair.tokenizer(p)["input_ids"] for p in MIXED]
+    b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        plain = llama_pair.tuned(**b.model_inputs()).logits
+    rows, rec, fast_rows = _run(llama_pair, ids, tuco.steering.RowAlphas([1.0] * len(ids)))
+    assert fast_rows > 0 and rec.steered is None
+    for i, n in enumerate(b.lengths):
+        assert torch.equal(rows[i], plain[i, b.width - n :])  # bit for bit
+    # a row at alpha 1 inside a steered batch: its own alpha-1 run, to fp32 tolerance
+    mixed, _, fast_mixed = _run(llama_pair, ids, tuco.steering.RowAlphas([1.0, 0.3, 1.0, 2.0]))
+    assert fast_mixed == 0
+    for i in (0, 2):
+        torch.testing.assert_close(mixed[i], plain[i, b.width - b.lengths[i] :], rtol=1e-5, atol=1e-5)
+
+
+def test_per_row_alpha_in_score_generate_and_steer(llama_pair):
+    rows = tuco.steering.RowAlphas(ROW_ALPHAS)
+    together = tuco.score(llama_pair, MIXED, alpha=rows, batch_size=4)
+    gens = tuco.generate(llama_pair, MIXED, alpha=rows, max_new_tokens=6, batch_size=4)
+    for i, a in enumerate(ROW_ALPHAS):
+        (alone,) = tuco.score(llama_pair, [MIXED[i]], alpha=a)
+        assert together[i].tuco == pytest.approx(alone.tuco, rel=1e-5, abs=1e-7)
+        assert together[i].tuco_unscaled == pytest.approx(alone.tuco_unscaled, rel=1e-5, abs=1e-7)
+        (g,) = tuco.generate(llama_pair, [MIXED[i]], alpha=a, max_new_tokens=6)
+        assert gens[i].token_ids == g.token_ids and gens[i].alpha == a
+        assert gens[i].token_tuco == pytest.approx(g.token_tuco, rel=1e-4, abs=1e-6)
+    with pytest.raises(tuco.TucoError, match="one alpha per prompt"):
+        tuco.score(llama_pair, MIXED, alpha=tuco.steering.RowAlphas([1.0, 0.5]))
+    b = pad([llama_pair.tokenizer(p)["input_ids"] for p in MIXED], llama_pair.tokenizer.pad_token_id, "cpu")
+    with pytest.raises(tuco.TucoError, match="batch has 4 rows"), torch.no_grad():
+        with tuco.steer(llama_pair, alpha=tuco.steering.RowAlphas([0.5, 1.0])):
+            llama_pair.tuned(**b.model_inputs())
+    assert not any(isinstance(m, tuco.decomposition.TuCoLayer) for m in llama_pair.ft_layers)  # restored
+
+
+def test_per_row_stage_alphas_on_a_chain(models):
+    from test_chain import chain_of, three
+
+    chain = chain_of(three(models)[:3], models[2])
+    ids = [chain.tokenizer(p)["input_ids"] for p in MIXED]
+    per_stage = [StageAlphas((1.0, 0.0)), StageAlphas((0.5, 1.0)), 1.0, StageAlphas((0.0, 0.0))]
+    mixed, rec, _ = _run(chain, ids, tuco.steering.RowAlphas(per_stage))
+    for i, a in enumerate(per_stage):
+        alone, rec1, _ = _run(chain, [ids[i]], a)
+        torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(rec.sum_ftc_steered[i], rec1.sum_ftc_steered[0], rtol=1e-4, atol=1e-4)

@@ -24,6 +24,7 @@ _EXPORTS = {
     "generate": "tuco.generation",
     "Generation": "tuco.generation",
     "steer": "tuco.steering",
+    "RowAlphas": "tuco.steering",
     "load_chain": "tuco.chain",
     "ModelChain": "tuco.chain",
     "score_to": "tuco.jobs",

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from tuco.errors import ConfigError, TucoError
+from tuco.steering import RowAlphas, StageAlphas
 
 try:  # transformers >= 4.36
     from transformers.cache_utils import Cache as _HFCache
@@ -46,6 +47,8 @@ except ImportError:  # transformers 4.x
 _HAS_CACHE_TYPE = bool(_HFCache)
 
 Alphas = tuple[tuple[float, ...], ...]  # [stage k = 1..K][layer l]
+# What the engine runs with: one ``Alphas`` for every row, or a float32 tensor [K, L, B] (one alpha per row).
+EngineAlphas = Alphas | torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,8 +62,9 @@ class ForwardRecord:
 
     ``sums``: [S, B, d] (S = K + 1 components: C_0 = PTC, then each stage's) summed over layers at the
     last position, or [S, B, T, d] at every position when the recorder runs per token.
-    ``steered``: [B, d] (or [B, T, d]) = sum over layers and stages k >= 1 of alpha_k,l * C_k,l, the
-    fine-tuning actually added under steering; None when every alpha is 1 (then it is ``sums[1:].sum(0)``).
+    ``steered``: [B, d] (or [B, T, d]) = sum over layers and stages k >= 1 of alpha_k,l * C_k,l (each row
+    with its own alpha when alpha is per row), the fine-tuning actually added under steering; None when every
+    alpha is 1 (then it is ``sums[1:].sum(0)``).
     ``layer_l1``: [S, B, L], the L1 norm of every component C_k,l at the last position.
     """
 
@@ -133,10 +137,11 @@ class Recorder:
         return v[..., rows, idx.to(v.device), :]
 
     @torch.no_grad()
-    def add(self, layer: int, x: torch.Tensor, outs: Sequence[torch.Tensor], alphas: Sequence[float] | None) -> None:
+    def add(self, layer: int, x: torch.Tensor, outs: Sequence[torch.Tensor], alphas: LayerAlphas | None) -> None:
         """Record layer ``layer`` from its input x and the blocks' outputs f_0(x) ... f_K(x) (all [B, T, d]).
 
-        ``alphas``: alpha_k,l of stages 1..K at this layer, or None when every alpha of the pass is 1.
+        ``alphas``: alpha_k,l of stages 1..K at this layer (numbers, or one [B] tensor per stage: per row), or
+        None when every alpha of the pass is 1.
         """
         if not self.per_token:  # only the last position is ever needed: do the float32 work on [B, d] only
             x, outs = self._last(x), [self._last(h) for h in outs]
@@ -148,8 +153,7 @@ class Recorder:
             comps = comps.to(self._sums.device)  # device_map: layers may live on several devices
             self._sums += comps
         if alphas is not None:
-            scale = torch.tensor(alphas, dtype=comps.dtype, device=comps.device).view(-1, *([1] * (comps.dim() - 1)))
-            added = (scale * comps[1:]).sum(0)
+            added = (_scale(alphas, comps[1:]) * comps[1:]).sum(0)
             self._steered = added if self._steered is None else self._steered + added
         last = self._last(comps) if self.per_token else comps  # [S, B, d]
         self._layer.append(last.abs().sum(-1))
@@ -276,19 +280,23 @@ def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | 
 class _EngineState:
     """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
 
-    def __init__(self, alphas: Alphas, recorder: Recorder | None, fast_paths: tuple[str, ...]) -> None:
-        self.alphas = alphas
-        self.recorder = recorder
-        all_one = all(a == 1.0 for stage in alphas for a in stage)
-        # Earlier stages' outputs are read only by the recorder, at one position per row, when every alpha
-        # is 1 and nothing is recorded per token; with no recorder at all they are not read anywhere.
-        self.skip_earlier = all_one and recorder is None
-        self.fast = all_one and recorder is not None and not recorder.per_token and bool(fast_paths)
+    def __init__(self, alphas: EngineAlphas, recorder: Recorder | None, fast_paths: tuple[str, ...]) -> None:
         self.fast_paths = fast_paths
-        self.record_alphas = not all_one
+        self.configure(alphas, recorder)
         self.fast_rows = [0]  # rows the restricted submodules ran on (tests read it: the fast path was taken)
         # running model's cache object -> one cache per earlier stage (same type, advanced in lockstep).
         self.caches: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+    def configure(self, alphas: EngineAlphas, recorder: Recorder | None) -> None:
+        """Alphas ([stage][layer] numbers, or a [K, L, B] tensor: per row) and recorder of the next passes."""
+        self.alphas = alphas  # forward reads stage[layer]: a number, or a [B] tensor of the rows' alphas
+        self.recorder = recorder
+        all_one = bool((alphas == 1).all()) if isinstance(alphas, torch.Tensor) else all(a == 1.0 for stage in alphas for a in stage)
+        # Earlier stages' outputs are read only by the recorder, at one position per row, when every alpha
+        # is 1 and nothing is recorded per token; with no recorder at all they are not read anywhere.
+        self.skip_earlier = all_one and recorder is None
+        self.fast = all_one and recorder is not None and not recorder.per_token and bool(self.fast_paths)
+        self.record_alphas = not all_one
 
     def stage_caches(self, cache: Any, n: int) -> list[Any]:
         """The earlier stages' caches matching the running model's ``cache`` (made, empty, when first seen)."""
@@ -343,20 +351,58 @@ def _unobserved() -> Iterator[None]:
             _active_collector.reset(token)
 
 
-def mix(outs: Sequence[torch.Tensor], alphas: Sequence[float]) -> torch.Tensor:
+LayerAlphas = Sequence[float] | Sequence[torch.Tensor]  # alpha_k at one layer: numbers, or [B] per stage
+
+
+def _per_row(alphas: LayerAlphas) -> bool:
+    return len(alphas) > 0 and isinstance(alphas[0], torch.Tensor)
+
+
+def _scale(alphas: LayerAlphas, like: torch.Tensor) -> torch.Tensor:
+    """alpha_k broadcastable against ``like`` [K, B, (T,) d]: [K, 1, ...] (shared) or [K, B, 1, ...] (per row)."""
+    if not _per_row(alphas):
+        return torch.tensor(alphas, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+    rows = torch.stack(list(alphas)).to(like.device, like.dtype)  # type: ignore[arg-type]  # [K, B]
+    if rows.shape[1] != like.shape[1]:
+        raise TucoError(f"alpha is given per row for {rows.shape[1]} rows but the batch has {like.shape[1]} rows; give one alpha per row")
+    return rows.view(*rows.shape, *([1] * (like.dim() - 2)))
+
+
+def mix(outs: Sequence[torch.Tensor], alphas: LayerAlphas) -> torch.Tensor:
     """x + C_0 + sum_k alpha_k * C_k = f_0(x) + sum_k alpha_k * (f_k(x) - f_{k-1}(x)), exact where it can be.
 
     Every alpha 1: f_K(x) itself. Alphas 1 up to stage j-1 and 0 from stage j on: f_{j-1}(x) itself.
-    Otherwise computed in float32 and cast back.
+    Otherwise computed in float32 and cast back. Per-row alphas ([B] tensors): the same, row by row (a row at
+    alpha 1 is f_K(x)'s row itself).
     """
-    first_zero = next((k for k, a in enumerate(alphas) if a != 1.0), len(alphas))
-    if all(a == 0.0 for a in alphas[first_zero:]):
+    if _per_row(alphas):
+        return _mix_rows(outs, alphas)  # type: ignore[arg-type]
+    shared: Sequence[float] = alphas  # type: ignore[assignment]
+    first_zero = next((k for k, a in enumerate(shared) if a != 1.0), len(shared))
+    if all(a == 0.0 for a in shared[first_zero:]):
         return outs[first_zero]
     h = [o.float() for o in outs]
     mixed = h[0]
-    for k, a in enumerate(alphas, start=1):
+    for k, a in enumerate(shared, start=1):
         mixed = mixed + a * (h[k] - h[k - 1])
     return mixed.to(outs[-1].dtype)
+
+
+def _mix_rows(outs: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``mix`` with one alpha per row: [K, B] alphas over [B, T, d] outputs."""
+    h = [o.float() for o in outs]  # each [B, T, d]
+    a = _scale(alphas, h[0].unsqueeze(0))  # [K, B, 1, 1]
+    mixed = h[0]
+    for k in range(1, len(outs)):
+        mixed = mixed + a[k - 1] * (h[k] - h[k - 1])
+    mixed = mixed.to(outs[-1].dtype)
+    # Rows whose alphas are 1 up to stage j-1 and 0 from stage j on are f_{j-1}(x)'s rows exactly.
+    rows = a.reshape(a.shape[0], a.shape[1])  # [K, B]
+    for j in range(len(outs) - 1, -1, -1):
+        exact = (rows[:j] == 1).all(0) & (rows[j:] == 0).all(0)  # [B]
+        if bool(exact.any()):
+            mixed = torch.where(exact.view(-1, *([1] * (mixed.dim() - 1))), outs[j], mixed)
+    return mixed
 
 
 class TuCoLayer(nn.Module):
@@ -429,13 +475,29 @@ class TuCoLayer(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def normalize_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
+def normalize_alphas(alpha: Any, n_stages: int, n_layers: int) -> EngineAlphas:
     """Alpha for each of ``n_stages`` fine-tuning stages (k = 1..K) and each layer, validated.
 
     ``alpha``: one number (every stage, every layer); for one stage, a sequence of ``n_layers``
-    numbers; for several stages, a sequence of ``n_stages`` entries, each a number or ``n_layers``
-    numbers. Every value must be finite and >= 0.
+    numbers; for several stages, a sequence of ``n_stages`` entries (``StageAlphas``), each a number or
+    ``n_layers`` numbers. Every value must be finite and >= 0. A ``RowAlphas`` (one such alpha per row of
+    the batch) gives a float32 tensor [K, L, B], unless every row's alpha is the same: then that alpha's
+    ``Alphas`` (so alpha = 1 on every row is the plain fine-tuned model, fast path included).
     """
+    if isinstance(alpha, RowAlphas):
+        if not alpha:
+            raise ConfigError("RowAlphas is empty; give one alpha per row of the batch")
+        if any(isinstance(a, RowAlphas) for a in alpha):
+            raise ConfigError("a RowAlphas entry is itself a RowAlphas; give each row one alpha (a number, per layer or per stage)")
+        rows = [_uniform_alphas(a, n_stages, n_layers) for a in alpha]
+        if all(r == rows[0] for r in rows):
+            return rows[0]
+        return torch.tensor(rows, dtype=torch.float32).permute(1, 2, 0).contiguous()  # [B, K, L] -> [K, L, B]
+    return _uniform_alphas(alpha, n_stages, n_layers)
+
+
+def _uniform_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
+    """``normalize_alphas`` for one alpha shared by every row."""
 
     def layer_values(a: Any, what: str) -> tuple[float, ...]:
         if isinstance(a, (int, float)):
@@ -454,7 +516,7 @@ def normalize_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
     if isinstance(alpha, (int, float)):
         return tuple(layer_values(alpha, "alpha") for _ in range(n_stages))
     entries = list(alpha)
-    per_stage = type(alpha).__name__ == "StageAlphas"  # tuco.steering.StageAlphas: "1/0.5" on the command line
+    per_stage = isinstance(alpha, StageAlphas)  # "1/0.5" on the command line
     nested = any(not isinstance(e, (int, float)) for e in entries)
     if n_stages == 1 and not nested and not per_stage:
         return (layer_values(entries, "alpha"),)
@@ -492,6 +554,17 @@ class Engine:
         alphas = normalize_alphas(alpha, len(stages) - 1, n)
         self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths))
         self._originals: list[nn.Module] | None = None
+        self._n_layers = n
+
+    def set_pass(self, *, alpha: Any = 1.0, recorder: Recorder | None = None) -> None:
+        """Alpha and recorder for the next forward passes inside this context (between passes); the stages'
+        caches are kept, so a decode loop can change its rows' alphas from one step to the next."""
+        self.state.configure(normalize_alphas(alpha, len(self.stages) - 1, self._n_layers), recorder)
+
+    def stage_caches(self, cache: Any) -> list[Any]:
+        """The earlier stages' caches that follow the running model's ``cache`` (empty before it was used
+        inside this context): a caller that edits ``cache`` (drops or adds rows) edits them alike."""
+        return list(self.state.caches.get(cache, []))
 
     @property
     def fast_rows(self) -> int:

@@ -22,7 +22,7 @@ from tuco.decomposition import Recorder
 from tuco.errors import ConfigError
 from tuco.layers import unwrap_peft
 from tuco.prompts import Messages, Prompt
-from tuco.steering import alpha_label, alpha_text
+from tuco.steering import RowAlphas, alpha_label, alpha_text, check_rows, row_alpha, rows_of
 
 
 @dataclass
@@ -141,7 +141,7 @@ def generate_ids(
         results.append(
             Generation(
                 prompt_id="",
-                alpha=alpha_label(alpha),
+                alpha=alpha_label(row_alpha(alpha, row)),
                 text=model.tokenizer.decode(ids[:n], skip_special_tokens=True),
                 token_ids=ids[:n],
                 tokens=model.tokenizer.convert_ids_to_tokens(ids[:n]),
@@ -180,9 +180,13 @@ def generate_encoded(
     sampled responses equal those ``tuco.jobs.generate_to`` writes (resumed, data-parallel or not)."""
     from tuco.batching import in_input_order, plan_batches
 
+    check_rows(alpha, len(encoded))
     plan = plan_batches([len(e.ids) for e in encoded], batch_size)
     pieces = (
-        (batch, generate_batch(model, [encoded[i] for i in batch], n, alpha=alpha, seed=seed, per_token=per_token, **kwargs))
+        (
+            batch,
+            generate_batch(model, [encoded[i] for i in batch], n, alpha=rows_of(alpha, batch), seed=seed, per_token=per_token, **kwargs),
+        )
         for n, batch in enumerate(plan)
     )
     return in_input_order(len(encoded), pieces)
@@ -200,9 +204,11 @@ def generate_batch(
     **kwargs: Any,
 ) -> list[Generation]:
     """Batch ``number`` of a run plan, seeded from (seed, alpha, measurement ``tag``, number) when sampling
-    with a seed: the one place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.Job``)."""
+    with a seed: the one place a batch's samples are decided (``generate_encoded``, ``tuco.jobs.Job``).
+    ``alpha`` may be a ``RowAlphas`` (one per item)."""
     if seed is not None:
-        torch.manual_seed(batch_seed(seed, alpha_text(alpha), number) if not tag else batch_seed(seed, alpha_text(alpha), tag, number))
+        key = "|".join(alpha_text(a) for a in alpha) if isinstance(alpha, RowAlphas) else alpha_text(alpha)
+        torch.manual_seed(batch_seed(seed, key, number) if not tag else batch_seed(seed, key, tag, number))
     outs = generate_ids(model, [e.ids for e in items], alpha=alpha, per_token=per_token, **kwargs)
     tok = model.tokenizer
     for e, g in zip(items, outs):
@@ -231,7 +237,8 @@ def generate(
     """Generate a response to each prompt with FTC scaled by ``alpha``, with TuCo at every generated token.
 
     Args:
-        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly; a chain: per stage).
+        alpha: FTC scale, scalar or one per layer (1 = the fine-tuned model, exactly; a chain: per stage);
+            ``tuco.steering.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
         temperature: 0 for greedy decoding; > 0 samples (seeded by ``seed``).
         top_p: nucleus sampling threshold in (0, 1] (with temperature > 0).
         use_cache: use the KV cache (the earlier stages keep their own); False recomputes every step.

@@ -17,6 +17,7 @@ from tuco import metrics
 from tuco.batching import Encoded, by_length, encode_all, in_batches, in_input_order, pad, run_backbone
 from tuco.decomposition import ForwardRecord, Recorder
 from tuco.prompts import Messages, Prompt
+from tuco.steering import check_rows, rows_of
 
 
 @dataclass
@@ -133,10 +134,12 @@ def iter_scores(
     """Score token id lists in length-bucketed batches; yields (indices into ``batch``, their scores).
 
     Longest first, so a batch too large for memory shows up at once; halved and retried on out-of-memory.
+    ``alpha`` may be a ``RowAlphas`` with one alpha per token id list.
     """
+    check_rows(alpha, len(batch))
     yield from in_batches(
         len(batch),
-        lambda idx: score_ids(model, [batch[i] for i in idx], alpha=alpha, per_token=per_token, full_path=full_path),
+        lambda idx: score_ids(model, [batch[i] for i in idx], alpha=rows_of(alpha, idx), per_token=per_token, full_path=full_path),
         batch_size=batch_size,
         order=by_length([len(ids) for ids in batch]),
         on_backoff=on_backoff,
@@ -168,6 +171,7 @@ def score(
         chat: apply the tuned tokenizer's chat template (None: when it has one).
         system: system prompt placed before the user message when the template is used.
         alpha: FTC scale (scalar or one per layer; a chain: one per stage); 1 measures the model itself.
+            ``tuco.steering.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
         batch_size: prompts per forward pass (length-bucketed, left padded); halved on out-of-memory.
         per_token: also return TuCo at every prompt position (runs whole blocks).
         full_path: never take the fast path (whole pre-trained blocks everywhere; same numbers).

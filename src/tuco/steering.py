@@ -23,6 +23,12 @@ class StageAlphas(tuple):
     """Alpha per fine-tuning stage of a chain (``1/0.5``): each entry a number or one per layer."""
 
 
+class RowAlphas(tuple):
+    """One alpha per row of a batch (``tuco.score``/``tuco.generate``: one per prompt), each entry any alpha
+    (a number, one per layer, one per stage): ``RowAlphas([0, 1, 1.25])``. Rows of one forward pass are mixed
+    with their own alpha; a row's numbers equal those of the same row run alone at its alpha."""
+
+
 AlphaValue = float | tuple[float, ...] | StageAlphas
 
 ALPHA_HELP = "a number (1 = the fine-tuned model, 0 = the pre-trained blocks), or one per layer as 1:1:0.5"
@@ -58,6 +64,23 @@ def parse_alpha(text: str | float) -> AlphaValue:
     return _stage(text, text)
 
 
+def row_alpha(alpha: Any, row: int) -> Any:
+    """The alpha of one row (prompt): entry ``row`` of a ``RowAlphas``, otherwise ``alpha`` itself."""
+    return alpha[row] if isinstance(alpha, RowAlphas) else alpha
+
+
+def rows_of(alpha: Any, rows: Sequence[int]) -> Any:
+    """The alpha of a batch made of ``rows`` (indices into the prompts): a ``RowAlphas`` is subset, any
+    other alpha is shared by every row."""
+    return RowAlphas(alpha[i] for i in rows) if isinstance(alpha, RowAlphas) else alpha
+
+
+def check_rows(alpha: Any, n: int) -> None:
+    """Raise ConfigError when a ``RowAlphas`` does not give exactly one alpha per prompt (``n``)."""
+    if isinstance(alpha, RowAlphas) and len(alpha) != n:
+        raise ConfigError(f"RowAlphas gives {len(alpha)} alphas for {n} prompts; give one alpha per prompt")
+
+
 def alpha_label(alpha: Any) -> float | str:
     """Alpha as stored in result rows and manifests: a float, or its text (``1:1:0.5``, ``1/0.5``), which
     says unambiguously whether the values are per layer or per stage."""
@@ -80,6 +103,8 @@ def alpha_text(alpha: Any) -> str:
         return alpha
     if isinstance(alpha, (int, float)):
         return _exact_text(alpha)
+    if isinstance(alpha, RowAlphas):
+        raise ConfigError("a RowAlphas (one alpha per prompt) has no single text form; label each row with its own alpha")
     parts = list(alpha)
     if not isinstance(alpha, StageAlphas) and parts and all(isinstance(a, (int, float)) for a in parts):
         return ":".join(_exact_text(a) for a in parts)

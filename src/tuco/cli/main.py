@@ -16,7 +16,7 @@ from tuco.errors import TucoError
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the whole CLI."""
-    from tuco.cli import demo, experiment, generate, report, score
+    from tuco.cli import calibrate, demo, experiment, generate, report, score, serve
 
     parser = argparse.ArgumentParser(
         prog="tuco",
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tuco {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    for verb in (demo, score, generate, experiment, report):
+    for verb in (demo, score, generate, experiment, report, serve, calibrate):
         verb.add_parser(sub)
     return parser
 

@@ -1,0 +1,100 @@
+"""`tuco serve`: an OpenAI-compatible HTTP endpoint with alpha per request and TuCo in every response."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tuco.cli.common import add_model_options, check_positive, err_console
+
+HELP = "serve the pair over an OpenAI-compatible HTTP API, with alpha per request and TuCo in every response"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help=HELP,
+        description=HELP + ". Requests that arrive together share one forward pass per step, whatever their alphas.",
+    )
+    add_model_options(p)
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    g.add_argument("--port", type=int, default=8000, help="default 8000")
+    g.add_argument("--api-key", default=None, metavar="KEY", help="require 'Authorization: Bearer KEY' (default: no key)")
+    g.add_argument("--model-name", default="tuco", metavar="NAME", help="the model id /v1/models lists (default tuco)")
+    g.add_argument("--alpha", default="1", metavar="ALPHA", help="alpha of requests that give none (default 1; same syntax as every verb)")
+    g.add_argument("--max-batch", type=int, default=16, metavar="N", help="sequences in one forward pass (default 16)")
+    g.add_argument("--max-queue", type=int, default=64, metavar="N", help="requests waiting for room; more get 429 (default 64)")
+    g.add_argument("--max-tokens", type=int, default=512, metavar="N", help="largest max_tokens a request may ask for (default 512)")
+    g.add_argument("--max-request-bytes", type=int, default=1 << 20, metavar="N", help="largest request body (default 1 MiB)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of the forward passes (default: torch's); 1 is fastest for small models or a busy machine",
+    )
+    g.add_argument(
+        "--flag-below",
+        type=float,
+        default=None,
+        metavar="T",
+        help="mark choices whose prompt TuCo is below T with tuco_flag: true (nothing is blocked); see tuco calibrate",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+
+    from tuco.cli.common import load
+    from tuco.errors import ConfigError
+    from tuco.steering import parse_alpha
+
+    for flag in ("max_batch", "max_queue", "max_tokens", "max_request_bytes"):
+        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+    parse_alpha(args.alpha)
+    try:
+        from tuco.serve.app import Settings
+        from tuco.serve.app import run as serve
+    except ImportError as err:
+        raise ConfigError(f"tuco serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'tuco[serve]'") from err
+    if args.threads is not None:
+        check_positive(args.threads, "--threads")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model = load(args)
+    from tuco.steering import check_alpha
+
+    check_alpha(args.alpha, model)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("tuco.serve")  # the access log (tuco.serve.access) included
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        logger.addHandler(handler)
+    settings = Settings(
+        model_name=args.model_name,
+        api_key=args.api_key,
+        alpha=args.alpha,
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        max_tokens=args.max_tokens,
+        max_request_bytes=args.max_request_bytes,
+        flag_below=args.flag_below,
+    )
+    url = f"http://{args.host}:{args.port}/v1"
+
+    def ready() -> None:
+        key = " (API key required)" if args.api_key else ""
+        err_console.print(
+            f"tuco serve: {url}{key}, model {args.model_name}, default alpha {args.alpha}; Ctrl-C or SIGTERM drains and stops"
+        )
+
+    serve(model, settings, host=args.host, port=args.port, on_ready=ready)
+    err_console.print("tuco serve: stopped (requests in flight finished)")
+    return 0

@@ -1,0 +1,129 @@
+"""Continuous batching (tuco.decoding): rows that join and leave a running batch at different steps, each at
+its own alpha, equal the same prompt generated alone (tokens, per-token TuCo) on every family, sliding-window
+caches included; samples come from each row's own generator; logprobs equal the model's own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import PROMPTS
+from tuco.batching import pad
+from tuco.decoding import Decoder, Row
+from tuco.errors import ConfigError
+from tuco.generation import generate_ids
+from tuco.pair import ModelPair
+from tuco.tiny import FAMILIES, tiny_models
+
+# full attention and sliding window in the fast tier; every other family in the slow tier (make test)
+FAST = ("llama", "gemma3_text")
+BATTERY = [pytest.param(f, marks=() if f in FAST else pytest.mark.slow) for f in FAMILIES]
+
+# long enough to cross the tiny configs' sliding window (16) with the generated tokens
+TEXTS = PROMPTS + ["A much longer prompt, so that the batch is left-padded with rows of very different lengths here."]
+ALPHAS = [1.0, 0.5, 1.25, 0.0]
+LENGTHS = [10, 4, 7, 3]
+
+
+def _ids(pair):
+    return [pair.tokenizer(t)["input_ids"] for t in TEXTS]
+
+
+def _run_staggered(pair, rows):
+    """Rows 0-1 start together, row 2 joins after two steps, row 3 after three more; run until all finish."""
+    with Decoder(pair) as d:
+        d.add(rows[:2])
+        d.step(), d.step()
+        d.add([rows[2]])
+        d.step(), d.step(), d.step()
+        d.add([rows[3]])
+        widths = []
+        while d.rows:
+            d.step()
+            widths.append(d.width)
+    return widths
+
+
+@pytest.mark.parametrize("family_name", BATTERY)
+def test_rows_joining_and_leaving_equal_each_row_alone(family_name, tokenizer):
+    base, tuned, tok = tiny_models(family_name, tokenizer=tokenizer)
+    pair = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    ids = _ids(pair)
+    rows = [Row(ids=i, alpha=a, max_new_tokens=n) for i, a, n in zip(ids, ALPHAS, LENGTHS)]
+    _run_staggered(pair, rows)
+    for row, i, a, n in zip(rows, ids, ALPHAS, LENGTHS):
+        (alone,) = generate_ids(pair, [i], alpha=a, max_new_tokens=n)  # independent: HF generate, one row
+        assert row.tokens == alone.token_ids
+        assert row.token_tuco == pytest.approx(alone.token_tuco, rel=1e-4, abs=1e-6)
+        assert row.finish_reason == ("stop" if alone.finished else "length")
+
+
+def test_finished_rows_leave_every_cache(llama_pair):
+    rows = [Row(ids=i, alpha=a, max_new_tokens=n) for i, a, n in zip(_ids(llama_pair), ALPHAS, LENGTHS)]
+    with Decoder(llama_pair) as d:
+        d.add(rows)
+        caches = d._caches(d._cache)
+        assert len(caches) == 2  # the running model's and the pre-trained blocks'
+        while d.rows:
+            d.step()
+            d._prune()
+            if not d.rows:
+                break
+            for c in caches:
+                assert c.layers[0].keys.shape[0] == len(d.rows)  # dropped from both caches
+                assert c.layers[0].keys.shape[2] == d.width
+            # the left padding no running row needs is cut
+            assert d.width == max(len(r.ids) + len(r.tokens) - 1 for r in d.rows)
+            cancelled = [r for r in d.rows if len(r.tokens) == 4]
+            for r in cancelled:
+                d.finish(r, "cancelled")
+    assert [r.finish_reason for r in rows] == ["cancelled", "length", "cancelled", "length"]
+
+
+def test_samples_come_from_each_rows_own_generator(llama_pair):
+    ids = _ids(llama_pair)
+    together = [Row(ids=i, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=s) for i, s in zip(ids, (1, 2, 3, 4))]
+    _run_staggered(llama_pair, together)
+    for row, i, s in zip(together, ids, (1, 2, 3, 4)):
+        alone = Row(ids=i, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=s)
+        torch.manual_seed(123)  # the global RNG plays no part
+        with Decoder(llama_pair) as d:
+            d.add([alone])
+            while d.rows:
+                d.step()
+        assert alone.tokens == row.tokens
+    assert len({tuple(r.tokens) for r in together}) > 1
+
+
+def test_logprobs_are_the_models_own(llama_pair):
+    ids = _ids(llama_pair)
+    rows = [Row(ids=i, max_new_tokens=3, logprobs=2, prompt_logprobs=True) for i in ids]
+    with Decoder(llama_pair) as d:
+        d.add(rows)
+        while d.rows:
+            d.step()
+    for row in rows:
+        full = row.ids + row.tokens
+        b = pad([full], llama_pair.tokenizer.pad_token_id, "cpu")
+        with torch.no_grad():
+            logp = torch.log_softmax(llama_pair.tuned(**b.model_inputs()).logits[0].float(), -1)
+        want = [float(logp[j, full[j + 1]]) for j in range(len(full) - 1)]
+        assert row.prompt_token_logprobs[0] is None
+        assert row.prompt_token_logprobs[1:] + row.token_logprobs == pytest.approx(want, abs=1e-4)
+        assert all(len(t) == 2 and max(t.values()) >= lp - 1e-6 for t, lp in zip(row.top_logprobs, row.token_logprobs))
+        assert row.token_logprobs[0] == pytest.approx(max(row.top_logprobs[0].values()))  # greedy picks the top token
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"max_new_tokens": 0}, "max_tokens must be >= 1"),
+        ({"temperature": -1}, "temperature must be >= 0"),
+        ({"top_p": 0}, "top_p must be in"),
+        ({"logprobs": 50}, "logprobs must be between"),
+        ({"alpha": -0.5}, "alpha must be a finite number >= 0"),
+    ],
+)
+def test_bad_rows_are_refused(llama_pair, kw, msg):
+    with Decoder(llama_pair) as d, pytest.raises(ConfigError, match=msg):
+        d.add([Row(ids=[5, 6, 7], **kw)])
