@@ -4,10 +4,12 @@ data-parallel, with a manifest that says what made them. Torch-free (``tuco repo
 - ``store``: paths, rows (JSON lines no Unicode can split; Parquet), the merge;
 - ``manifest``: configuration, fingerprint, versions;
 - ``lock``: one writer per run;
-- ``run``: the lifecycle behind one ``with open_run(...)`` block, and ``preflight`` before a model loads.
+- ``run``: the lifecycle behind one ``with open_run(...)`` block, and ``preflight`` before a model loads;
+- ``results``: a run read back (``load_run``: rows, manifest, metrics, ``to_pandas()``).
 """
 
 from tuco.runs.manifest import SCHEMA_VERSION, fingerprint, prompts_digest, read_manifest, versions
+from tuco.runs.results import RunResults, load_run
 from tuco.runs.run import Mode, RunHandle, check_output, launch, mode_of, open_run, preflight, refuse_existing, require_unique, row_id
 from tuco.runs.store import (
     ROWS,
@@ -33,6 +35,7 @@ __all__ = [
     "SUFFIXES",
     "Mode",
     "RowWriter",
+    "RunResults",
     "RunHandle",
     "atomic_write_text",
     "check_output",
@@ -41,6 +44,7 @@ __all__ = [
     "fingerprint",
     "is_results_file",
     "launch",
+    "load_run",
     "lock_path",
     "make_readable",
     "manifest_path",
