@@ -1,30 +1,26 @@
 """The HTML report: findings first, natural order, readable distributions and profiles, a collapsed rows
-table, paired and extreme token views, comparisons of runs; escaping, CSP, no torch; a real headless
-browser (first screen holds the findings)."""
+table, paired and extreme token views, comparisons of runs; escaping by the templates, CSP, no torch; a
+real headless browser (first screen holds the findings). The model behind it: tests/test_report_model.py."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
 
 from conftest import cli
-from tuco.report.html import (
-    MAX_TABLE_ROWS,
-    build_comparison,
-    build_html,
-    display_token,
-    esc,
-    natural_key,
-    tokens_html,
-)
-from tuco.report.load import load_run
-from tuco.report.svg import colour, text_colour
+from tuco.palette import text_colour, tuco_colour
+from tuco.report.load import open_source
+from tuco.report.render import TEMPLATES, build_comparison, build_html
+from tuco.report.tables import MAX_TABLE_ROWS
 from tuco.runs import open_run, read_rows
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -70,59 +66,79 @@ def make_experiment(tmp_path, rows, metrics):
     return tmp_path
 
 
+def esc(text):
+    return html_escape(text, quote=True).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")  # markupsafe's entities
+
+
 def test_every_text_is_escaped(tmp_path):
     rows = [
-        score_row(0, XSS, group=XSS, tokens=["<b>", "Ġ&amp;", XSS], token_tuco=[0.1, 0.5, 0.9], note=PWN),
+        score_row(0, XSS, group=XSS, tokens=["<b>", "Ġ&amp;", "Ġ<script>", XSS], token_tuco=[0.1, 0.5, 0.9, 0.2], note=PWN),
         score_row(1, PWN, group="benign"),
     ]
-    metrics = {"experiment": XSS, "question": PWN, "paper": XSS, "findings": [{**FINDING, "claim": XSS, "measured": PWN}]}
-    html = build_html(load_run(make_experiment(tmp_path, rows, metrics)), title=XSS)
-    assert "<script>alert" not in html and "<img" not in html  # no raw tag from the data (no plots here)
-    assert "document.title='pwned'" not in html.replace("document.title=&#x27;pwned&#x27;", "")
-    assert esc(XSS) in html  # shown as text
+    hostile = {**FINDING, "claim": XSS, "measured": PWN, "primary": True, XSS: PWN}
+    metrics = {"experiment": XSS, "question": PWN, "paper": XSS, "findings": [hostile, {**FINDING, "primary": False}]}
+    out = make_experiment(tmp_path, rows, metrics)
+    (out / f"{XSS[:20].replace('/', '_')}.png").write_bytes(b"\x89PNG fake")  # a hostile plot name
+    html = build_html(open_source(out), title=XSS)
+    assert "<script>alert" not in html and "<img src=x" not in html  # no raw tag from the data
+    assert "document.title='pwned'" not in html
+    assert esc(XSS) in html and esc(PWN) in html  # shown as text
     assert html.count("<script>") == 1  # only our own script
-    assert "&lt;b&gt;" in html and " &amp;amp;" in html  # tokens escaped after marker replacement
+    assert ">&lt;b&gt;</span>" in html and ">&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;</span>" in html
+    assert " &amp;amp;" in html and "&amp;amp;amp;" not in html  # the token's literal "&amp;" escaped once, after decoding
     csp = re.search(r'Content-Security-Policy" content="([^"]+)"', html).group(1)
     assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1]
+
+
+def test_the_script_is_the_one_the_policy_allows(tmp_path):
+    html = build_html(open_source(make_run(tmp_path, [score_row(0)])))
+    script = html[html.index("<script>") + len("<script>") : html.index("</script>")]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in html and "addEventListener" in script
+
+
+def test_templates_escape_by_construction():
+    """Autoescape is on and no template marks data as safe: escaping does not depend on discipline."""
+    for t in TEMPLATES.glob("*.j2"):
+        text = t.read_text()
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, t.name
+    for p in TEMPLATES.parent.glob("*.py"):
+        py = p.read_text()
+        assert "<td" not in py and "<span" not in py and "<tr" not in py, p.name  # no markup in Python
+        if p.name != "render.py":
+            assert "Markup" not in py and "markupsafe" not in py, p.name  # only render.py marks its static CSS/script/policy
 
 
 def test_findings_come_before_the_detail(tmp_path):
     rows = [score_row(i, group=f"k={k}") for i, k in enumerate([16, 2, 0, 1, 4, 8] * 2)]
     metrics = {"experiment": "many-shot", "question": "Does TuCo fall?", "paper": "falls", "findings": [FINDING]}
-    html = build_html(load_run(make_experiment(tmp_path, rows, metrics)))
+    html = build_html(open_source(make_experiment(tmp_path, rows, metrics)))
     order = [
         html.index(m) for m in ('class="findings"', "reproduced", "Summary by condition", "Distribution", "Rows (12)", "Configuration of")
     ]
     assert order == sorted(order)
     summary = html[html.index("Summary by condition") : html.index("Distribution")]
-    ks = re.findall(r"group=k=(\d+)", summary)
-    assert ks == ["0", "1", "2", "4", "8", "16"]  # natural order, not text order
+    assert re.findall(r"<tr><td>k=(\d+)</td>", summary) == ["0", "1", "2", "4", "8", "16"]  # natural order, not text order
+    assert "all: pools 6 group groups at alpha 1" in summary  # one alpha: the overall row says what it pools
 
 
-def test_natural_sort():
-    assert sorted(["k=16", "k=2", "k=0", "alpha=1.25", "alpha=0.5", "alpha=1"], key=natural_key) == [
-        "alpha=0.5",
-        "alpha=1",
-        "alpha=1.25",
-        "k=0",
-        "k=2",
-        "k=16",
+def test_primary_findings_first_and_exploratory_marked(tmp_path):
+    found = [
+        {"claim": "side claim", "primary": False, "estimate": 0.12, "low": 0.01, "high": 0.2, "verdict": "not significant", "n": 40},
+        {"claim": "main claim", "primary": True, "measured": "AUC 0.9 [0.8, 1.0]", "p_holm": 0.004, "verdict": "reproduced", "n": 40},
     ]
-    # a hyphen after a word is not a minus sign: suffix-10 after suffix-9; alpha=-1 before alpha=0
-    assert sorted(["suffix-10", "suffix-2", "suffix-0", "alpha=0", "alpha=-1", "k0-10", "k0-9"], key=natural_key) == [
-        "alpha=-1",
-        "alpha=0",
-        "k0-9",
-        "k0-10",
-        "suffix-0",
-        "suffix-2",
-        "suffix-10",
-    ]
+    html = build_html(open_source(make_experiment(tmp_path, [score_row(0)], {"experiment": "e", "findings": found})))
+    table = html[html.index('<table class="findings">') : html.index("</table>")]
+    assert table.index("main claim") < table.index("side claim") and "p (Holm)" in table and "0.0040" in table
+    assert table.count('class="tag exploratory"') == 1 and table.count('class="tag primary"') == 1
+    assert "0.120 [0.010, 0.200]" in table  # measured from the numbers when there is no text
+    old = build_html(open_source(make_experiment(tmp_path / "old", [score_row(0)], {"experiment": "e", "findings": [FINDING]})))
+    assert 'class="tag' not in old and "p (Holm)" not in old  # old runs: no marks, no column
 
 
 def test_rows_table_starts_collapsed_with_empty_columns_hidden(tmp_path):
     rows = [score_row(i, group="a", response="") for i in range(40)]
-    html = build_html(load_run(make_run(tmp_path, rows)))
+    html = build_html(open_source(make_run(tmp_path, rows)))
     start = html.index('<table class="rows')
     table = html[start : html.index("</table>", start)]
     head = table[: table.index("</thead>")]
@@ -131,54 +147,73 @@ def test_rows_table_starts_collapsed_with_empty_columns_hidden(tmp_path):
     assert re.search(r'<td data-v="0\.1" class="num">0\.1000</td>', table)  # fixed width
 
 
-def test_tokens_extremes_and_pairs(tmp_path):
+def test_tokens_ranked_per_condition_and_paired(tmp_path):
     rows = []
     for k in (0, 16):
         for i in range(6):
             rows.append(score_row(len(rows), f"q{i}", group=f"k={k}", item=i, tokens=["a", "b"], token_tuco=[0.1 * i, 0.2]))
-    html = build_html(load_run(make_run(tmp_path, rows)))
-    assert "Most fine-tuning-driven" in html and "Least fine-tuning-driven" in html
+    html = build_html(open_source(make_run(tmp_path, rows)))
+    tokens = html[html.index("Tokens coloured by TuCo") : html.index("Paired:")]
+    k0, k16 = tokens.split('<h4 class="stratum">k=16</h4>')
+    assert "Most fine-tuning-driven" in k0 and "Least fine-tuning-driven" in k16
+    assert "group k=16" not in k0 and "group k=0" not in k16  # each ranking holds its own condition's rows only
     assert html.count('class="pair"') == 3 and "first vs last group" in html
-    assert html.count('class="tokview"') <= 4 + 4 + 2 * 3
+    assert html.count('class="tokview"') <= 8 + 2 * 3
+
+
+def test_tokens_carry_value_on_hover(tmp_path):
+    html = build_html(open_source(make_run(tmp_path, [score_row(0, tokens=["Ġhi", "Ċ"], token_tuco=[0.25, None])])))
+    assert 'title="TuCo 0.2500"> hi</span>' in html and 'title="no value">\n</span>' in html
 
 
 def test_colour_scale():
     values = [i / 20 for i in range(21)]
-    cols = [colour(v) for v in values]
+    cols = [tuco_colour(v) for v in values]
     lum = [sum(int(c[k : k + 2], 16) for k in (1, 3, 5)) for c in cols]
     assert all(a >= b for a, b in zip(lum, lum[1:]))  # darker as TuCo grows
-    assert colour(0.0) == "#ffffcc" and colour(1.0) == "#800026"
-    assert colour(-3) == colour(0.0) and colour(7) == colour(1.0)
-    assert colour(None) == colour(float("nan")) == "#dddddd"
+    assert tuco_colour(0.0) == "#ffffcc" and tuco_colour(1.0) == "#800026"
+    assert tuco_colour(-3) == tuco_colour(0.0) and tuco_colour(7) == tuco_colour(1.0)
+    assert tuco_colour(None) == tuco_colour(float("nan")) == "#dddddd"
     assert text_colour(0.9) == "#ffffff" and text_colour(0.1) == "#000000"
 
 
-def test_tokens_carry_value_on_hover():
-    html = tokens_html(["Ġhi", "Ċ"], [0.25, None])
-    assert 'title="TuCo 0.2500"' in html and 'title="no value"' in html
-    assert display_token("Ġhello▁worldĊ") == " hello world\n"
-
-
 def test_empty_run(tmp_path):
-    html = build_html(load_run(make_run(tmp_path, [])))
+    html = build_html(open_source(make_run(tmp_path, [])))
     assert "This run has no rows." in html and html.endswith("</html>")
 
 
 def test_huge_run_is_bounded(tmp_path):
     rows = [score_row(i, "p" * 50, tokens=["a", "b"], token_tuco=[0.1, 0.2]) for i in range(MAX_TABLE_ROWS + 3000)]
-    html = build_html(load_run(make_run(tmp_path, rows)))
+    html = build_html(open_source(make_run(tmp_path, rows)))
     assert f"first {MAX_TABLE_ROWS} of {MAX_TABLE_ROWS + 3000} rows" in html
     assert html.count('class="tokview"') <= 8
     assert len(html) < 2_000_000
 
 
+def test_strips_state_their_fitted_range(tmp_path):
+    rows = [score_row(i, group=g, tuco=t) for i, (g, t) in enumerate([("a", 0.47), ("a", 0.48), ("b", 0.52), ("b", 0.53)])]
+    html = build_html(open_source(make_run(tmp_path, rows)))
+    assert re.search(r"x: TuCo from 0\.4\d+ to 0\.5\d+ \(the axis is fitted to the data", html)
+    svg = html[html.index('aria-label="values per group"') : html.index("</svg>", html.index('aria-label="values per group"'))]
+    assert ">0.48<" in svg and ">0.50<" in svg and ">1.00<" not in svg
+
+
 def test_layer_profiles_only_when_the_rows_have_them(tmp_path):
-    html = build_html(load_run(make_run(tmp_path, [score_row(i, group="a") for i in range(3)])))
+    html = build_html(open_source(make_run(tmp_path, [score_row(i, group="a") for i in range(3)])))
     assert "Per-layer profiles" in html
+    panels = html[html.index('aria-label="per-layer profiles"') :]
+    assert re.search(r'text-anchor="middle">2</text>', panels) and re.search(r'text-anchor="end">0</text>', panels)  # layer and norm ticks
     rows = [{"id": str(i), "prompt": "p", "tuco": 0.3, "chosen": "Yes"} for i in range(3)]
     (tmp_path / "x").mkdir()
-    html = build_html(load_run(make_run(tmp_path / "x", rows)))
+    html = build_html(open_source(make_run(tmp_path / "x", rows)))
     assert "Per-layer profiles" not in html and "No per-layer data" not in html
+
+
+def test_runs_at_several_alphas_are_not_pooled(tmp_path):
+    rows = [dict(score_row(i + 10 * a), alpha=a, tuco=0.0 if a == 0 else 0.5 + i / 100) for a in (0.0, 1.0) for i in range(3)]
+    html = build_html(open_source(make_run(tmp_path, rows)))
+    summary = html[html.index("Summary by condition") : html.index("Distribution")]
+    assert "<th>alpha</th>" in summary and "all:" not in summary and "rows at different alphas (0, 1) are not pooled" in summary
 
 
 def test_suite_of_runs(tmp_path):
@@ -186,10 +221,16 @@ def test_suite_of_runs(tmp_path):
         d = tmp_path / name
         d.mkdir()
         make_experiment(d, [score_row(0)], {"experiment": name, "question": f"{name}?", "paper": "p", "findings": [FINDING]})
-    run = load_run(tmp_path)
-    assert [c.name for c in run.children] == ["web-vs-chat", "many-shot"]
-    html = build_html(run)
+    source = open_source(tmp_path)
+    assert [c.name for c in source.children] == ["web-vs-chat", "many-shot"]
+    html = build_html(source)
     assert html.index("web-vs-chat?") < html.index("many-shot?") < html.index("Details: web-vs-chat")
+
+
+def test_a_prompt_file_in_a_run_directory_is_not_a_result(tmp_path):
+    make_run(tmp_path, [score_row(0)], name="scores.jsonl")
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hi"}\n')
+    assert [f.name for f in open_source(tmp_path).files] == ["scores.jsonl"]
 
 
 def test_pairs_need_the_item_not_the_id(tmp_path):
@@ -199,35 +240,35 @@ def test_pairs_need_the_item_not_the_id(tmp_path):
             row = score_row(len(rows), f"q{i}", group=f"k={k}", tokens=["a"], token_tuco=[0.1])
             row["id"] = f"k{k}-{i}"  # ids carry the condition, as the experiments write them
             rows.append(row)
-    assert 'class="pair"' not in build_html(load_run(make_run(tmp_path, rows, name="a.jsonl")))  # no item: nothing paired
+    assert 'class="pair"' not in build_html(open_source(make_run(tmp_path, rows, name="a.jsonl")))  # no item: nothing paired
     for r in rows:
         r["item"] = int(r["id"].split("-")[1])
-    html = build_html(load_run(make_run(tmp_path, rows, name="b.jsonl")))
+    html = build_html(open_source(make_run(tmp_path, rows, name="b.jsonl")))
     assert html.count('class="pair"') == 3
 
 
-def test_list_values_are_escaped_once():
-    from tuco.report.html import _fmt
-
-    assert _fmt(["R&D.jsonl", "it's"]) == "R&amp;D.jsonl, it&#x27;s"
+def test_list_values_are_escaped_once(tmp_path):
+    html = build_html(open_source(make_run(tmp_path, [score_row(0)], config={"verb": "score", "files": ["R&D.jsonl", "it's"]})))
+    assert "R&amp;D.jsonl, it&#39;s" in html and "&amp;amp;" not in html
 
 
 def test_comparison_aligns_runs_at_different_alphas(tmp_path):
     a = make_run(tmp_path, [score_row(i, alpha=1.0) for i in range(4)], name="a1.jsonl")
     b = make_run(tmp_path, [dict(score_row(i, alpha=0.5), tuco=0.05) for i in range(4)], name="a05.jsonl")
-    html = build_comparison([load_run(a), load_run(b)])
+    html = build_comparison([open_source(a), open_source(b)])
     assert "<b>4</b> ids in every run" in html
     several = tmp_path / "g.jsonl"  # a generate run at two alphas: one row per (alpha, id)
     several.write_text("".join(json.dumps(score_row(i, alpha=al)) + "\n" for al in (0.0, 1.0) for i in range(3)))
-    assert "<b>6</b> ids in every run" in build_comparison([load_run(several), load_run(several)])  # id @ alpha
+    assert "<b>6</b> ids in every run" in build_comparison([open_source(several), open_source(several)])  # id @ alpha
 
 
 def test_comparison_aligns_by_id_with_differences(tmp_path):
     a = make_run(tmp_path, [score_row(i) for i in range(5)], name="a.jsonl")
     rows_b = [dict(score_row(i), tuco=score_row(i)["tuco"] + 0.1) for i in range(1, 7)]
     b = make_run(tmp_path, rows_b, name="b.jsonl")
-    html = build_comparison([load_run(a), load_run(b)])
+    html = build_comparison([open_source(a), open_source(b)])
     assert "<b>4</b> ids in every run" in html and "+0.1000" in html and "paired n=4" in html
+    assert html.count('<table class="rows sortable"') == 1 and "2: b.jsonl − 1" in html  # the one rows-table template
     res = cli("report", str(a), str(b), check_rc=0)
     assert Path(res.stdout.strip()).name == "a.compare.html"
 
@@ -360,6 +401,6 @@ def test_chain_rows_show_stage_bars_and_dominant_stage_tokens(tmp_path):
         for i in range(3)
     ]
     out = make_run(tmp_path, rows, config={"verb": "score", "checkpoints": ["/m/base", "/m/sft", "/m/dpo"]})
-    html = build_html(load_run(out))
+    html = build_html(open_source(out))
     assert "Stage shares" in html and "0: base" in html and "2: dpo" in html and "Mean share per layer" in html
     assert "Tokens coloured by the stage that wrote most there" in html

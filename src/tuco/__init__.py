@@ -7,6 +7,7 @@ Public API (imported lazily, so ``import tuco`` does not import torch):
     tuco.generate(pair, ["Hi"], alpha=1.1)               # -> [Generation(text=..., token_tuco=[...])]
     with tuco.steer(pair, alpha=0.9): pair.tuned.generate(...)
     tuco.score_to(pair, prompts, "runs/x", resume=True)  # rows on disk, resumable, data-parallel
+    tuco.load_run("runs/x").to_pandas()                 # a run's rows back in Python (torch-free)
     chain = tuco.load_chain(["base", "sft", "dpo"])      # one share per training stage
 """
 
@@ -29,6 +30,8 @@ _EXPORTS = {
     "ModelChain": "tuco.chain",
     "score_to": "tuco.jobs",
     "generate_to": "tuco.jobs",
+    "load_run": "tuco.runs",
+    "RunResults": "tuco.runs",
     "Prompt": "tuco.prompts",
     "read_prompts": "tuco.prompts",
     "TucoError": "tuco.errors",

@@ -18,7 +18,7 @@ from typing import Any
 
 from tuco.errors import ConfigError, InputError
 from tuco.runs import read_manifest, read_rows, rows_path
-from tuco.stats import _percentile
+from tuco.stats import quantile
 
 JAILBREAK_LABEL = "jailbroken"  # computed for jailbreak-success runs (see ``labels``)
 
@@ -92,12 +92,12 @@ def calibrate(
         label=label,
         fpr=fpr,
         threshold=t,
-        low=_percentile(ts, lo_q),
-        high=_percentile(ts, hi_q),
+        low=quantile(ts, lo_q),
+        high=quantile(ts, hi_q),
         measured_fpr=_below(negatives, t),
         tpr=_below(positives, t),
-        tpr_low=_percentile(tprs, lo_q) if tprs else float("nan"),
-        tpr_high=_percentile(tprs, hi_q) if tprs else float("nan"),
+        tpr_low=quantile(tprs, lo_q) if tprs else float("nan"),
+        tpr_high=quantile(tprs, hi_q) if tprs else float("nan"),
         n_negative=len(negatives),
         n_positive=len(positives),
         n_boot=n_boot,

@@ -89,13 +89,17 @@ def cross_validated_alpha(
 # --------------------------------------------------------------------------------------------
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile of sorted values (q in [0, 1])."""
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (q in [0, 1]) of values sorted ascending, linearly interpolated: the one
+    quantile of tuco (intervals, quartiles in the report, calibration thresholds)."""
     if not sorted_values:
         raise ValueError("no values")
     pos = q * (len(sorted_values) - 1)
     lo, hi = int(pos), min(int(pos) + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+_percentile = quantile  # the name the intervals below use
 
 
 def bootstrap_auc(

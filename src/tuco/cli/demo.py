@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     for metrics in results.values():
         print_findings(metrics, console)
-    from tuco.report.html import build_html
-    from tuco.report.load import load_run
+    from tuco.report.load import open_source
+    from tuco.report.render import build_html
     from tuco.runs import atomic_write_text
 
-    atomic_write_text(Path(out) / "report.html", build_html(load_run(out), f"tuco demo ({args.pair} pair)"))
+    atomic_write_text(Path(out) / "report.html", build_html(open_source(out), f"tuco demo ({args.pair} pair)"))
     console.print(f"demo directory: {out} (one run per analysis, report.html) in {time.time() - t0:.0f} s")
     return 0
 

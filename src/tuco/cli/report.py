@@ -43,12 +43,12 @@ def default_output(source: Path, compare: bool = False) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from tuco.errors import RunError
-    from tuco.report.html import build_comparison, build_html
-    from tuco.report.load import load_run
+    from tuco.report.load import open_source
+    from tuco.report.render import build_comparison, build_html
     from tuco.runs import atomic_write_text
 
-    runs = [load_run(s) for s in args.sources]
-    out = Path(args.out).expanduser() if args.out else default_output(runs[0].source, compare=len(runs) > 1)
+    runs = [open_source(s) for s in args.sources]
+    out = Path(args.out).expanduser() if args.out else default_output(runs[0].path, compare=len(runs) > 1)
     if out.suffix.lower() not in (".html", ".htm"):
         raise RunError(f"report output {str(out)!r} must end in .html")
     try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+from tuco.palette import FTC, PTC, group_colour
 
 
 def figure(width: float = 6.0, height: float = 3.4, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
@@ -49,7 +49,7 @@ def strips(groups: dict[str, Sequence[float]], title: str, path: Path, xlabel: s
             whiskerprops={"color": "#999"},
             capprops={"color": "#999"},
         )
-        ax.scatter(vals, [y + rng.uniform(-0.18, 0.18) for _ in vals], s=8, alpha=0.55, color=COLOURS[i % len(COLOURS)], zorder=3)
+        ax.scatter(vals, [y + rng.uniform(-0.18, 0.18) for _ in vals], s=8, alpha=0.55, color=group_colour(i), zorder=3)
     ax.set_yticks(range(len(names)), [f"{n} (n={len(groups[n])})" for n in reversed(names)], fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
@@ -72,8 +72,8 @@ def series_with_ci(
     second axis on the right (rates)."""
     fig, ax = figure(6.2, 3.4)
     for i, (name, (m, lo, hi)) in enumerate(series.items()):
-        ax.plot(x, m, "o-", color=COLOURS[i % len(COLOURS)], label=name)
-        ax.fill_between(x, lo, hi, color=COLOURS[i % len(COLOURS)], alpha=0.15)
+        ax.plot(x, m, "o-", color=group_colour(i), label=name)
+        ax.fill_between(x, lo, hi, color=group_colour(i), alpha=0.15)
     if log_x:
         ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel(xlabel)
@@ -82,7 +82,7 @@ def series_with_ci(
     if right:
         ax2 = ax.twinx()
         for j, (name, (m, lo, hi)) in enumerate(right.items()):
-            c = COLOURS[(len(series) + j) % len(COLOURS)]
+            c = group_colour(len(series) + j)
             ax2.plot(x, m, "s--", color=c, label=name)
             ax2.fill_between(x, lo, hi, color=c, alpha=0.12)
         ax2.set_ylim(-0.05, 1.05)
@@ -105,8 +105,8 @@ def layer_profiles(profiles: dict[str, tuple[Sequence[float], Sequence[float]]],
     for k, name in enumerate(names):
         ax = axes[k // cols][k % cols]
         ptc, ftc = profiles[name]
-        ax.plot(range(len(ptc)), ptc, color="#1f77b4", label="PTC")
-        ax.plot(range(len(ftc)), ftc, color="#d62728", label="FTC")
+        ax.plot(range(len(ptc)), ptc, color=PTC, label="PTC")
+        ax.plot(range(len(ftc)), ftc, color=FTC, label="FTC")
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=7)
     for k in range(len(names), rows * cols):

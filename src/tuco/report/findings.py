@@ -1,0 +1,104 @@
+"""An experiment's answer as the report shows it first: its question, its findings (primary claims first,
+exploratory ones marked), the paper's values and its plots. Pure data from ``metrics.json``.
+
+A finding is a dict; every field is optional (runs of older versions lack the newer ones): ``claim``,
+``measured`` (text) or ``estimate``/``low``/``high`` (numbers), ``n``, ``verdict``, ``paper``,
+``primary`` (true: a claim tested as planned; false: exploratory), ``p_holm`` (a multiplicity-adjusted
+p-value). Other scalar fields are shown as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from tuco.report.text import fmt, number
+
+KNOWN = ("claim", "measured", "estimate", "low", "high", "n", "verdict", "paper", "primary", "p_holm", "ci")
+TONES = {"reproduced": "ok", "supported": "ok", "opposite": "bad", "contradicted": "bad"}  # any other verdict: neutral
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim tested on a run, as shown."""
+
+    claim: str
+    measured: str
+    n: str
+    verdict: str
+    tone: str
+    paper: str
+    primary: bool | None
+    p_holm: float | None
+    extra: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A PNG plot inlined as a data: URI."""
+
+    name: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An experiment's question, findings and plots."""
+
+    name: str
+    question: str
+    paper: str
+    findings: list[Finding]
+    plots: list[Plot]
+
+    @property
+    def marks_primary(self) -> bool:
+        """True when the findings say which claims are primary (then the others are marked exploratory)."""
+        return any(f.primary is not None for f in self.findings)
+
+    @property
+    def has_p(self) -> bool:
+        """True when some finding carries an adjusted p-value."""
+        return any(f.p_holm is not None for f in self.findings)
+
+
+def measured_text(f: dict[str, Any]) -> str:
+    """What was measured: the finding's own text, else ``estimate [low, high]`` from its numbers."""
+    if f.get("measured") not in (None, ""):
+        return str(f["measured"])
+    est, lo, hi = number(f.get("estimate")), number(f.get("low")), number(f.get("high"))
+    if est is None:
+        return ""
+    return f"{est:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
+def finding(f: dict[str, Any]) -> Finding:
+    """A finding dict (any version) as shown."""
+    verdict = str(f.get("verdict") or "")
+    primary = f.get("primary")
+    extra = [(str(k), fmt(v)) for k, v in f.items() if k not in KNOWN and not isinstance(v, dict) and v not in (None, "")]
+    return Finding(
+        claim=str(f.get("claim") or ""),
+        measured=measured_text(f),
+        n=fmt(f.get("n")),
+        verdict=verdict,
+        tone=TONES.get(verdict, "meh"),
+        paper=str(f.get("paper") or ""),
+        primary=primary if isinstance(primary, bool) else None,
+        p_holm=number(f.get("p_holm")),
+        extra=extra,
+    )
+
+
+def answer(metrics: dict[str, Any], name: str, plots: list[tuple[str, bytes]]) -> Answer | None:
+    """An experiment's answer from its metrics and plots (None for a run without metrics): primary
+    findings first, in their order, then the others."""
+    if not metrics:
+        return None
+    raw = [f for f in metrics.get("findings") or [] if isinstance(f, dict)]
+    shown = sorted((finding(f) for f in raw), key=lambda f: f.primary is not True)
+    images = [Plot(n, "data:image/png;base64," + base64.b64encode(data).decode("ascii")) for n, data in plots]
+    return Answer(
+        str(metrics.get("experiment") or name), str(metrics.get("question") or ""), str(metrics.get("paper") or ""), shown, images
+    )
