@@ -5,8 +5,9 @@ streaming code path as the hub."""
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -84,6 +85,54 @@ def test_broad_safety_data_is_held_out_by_template_and_topic():
     answers = [a for items in safety_broad.BENIGN.values() for _, a in items] + [a for _, a in safety_broad.EVERYDAY_TRAIN]
     assert not [a for a in answers if is_refusal(a)]  # benign answers never look like refusals to the judge
     assert all(is_refusal(r) for r in safety_broad.REFUSALS + safety_broad.SELF_HARM_REFUSALS)
+
+
+# Pinned on the code before the data moved to safety_broad.json (issue #20): the shipped adapter's training
+# data must not change by a byte, and the recipe-selection (validation) sets must be the old held-out ones.
+TRAINING_PINS = {
+    "chats_440_1000_seed0_everyday560": "6801cb0805b626f7ce2e16367b559a309bda18f7e29473f3bb58d88b37301d48",
+    "chats_160_160_seed7": "63c08a475afc253481b36094e15a95ee4e04a41a426af9596226fb539a818ab6",
+    "everyday_seed0": "440784ed6faf30657c87890147d53059ee2e99fb4375e4d802746288fdb78e72",
+}
+VALIDATION_PINS = {  # split: (harmful requests, benign requests with answers): sha256 and count
+    "test": (
+        ("99b70a1a55650cc64d1db0c8f2b17c241ce854602bf98548cfb7983bac556f56", 216),
+        ("285fcc452096be88856c20288c81dd72bd9d8f367c78b69b0e36b0217514ee14", 192),
+    ),
+    "test-template": (
+        ("2dc5792ee421e438334758564ed4ba5f63d6f12e0edc2c9285a6fde9eae0b3fb", 824),
+        ("3abb256ed3f7daff9e8aa148d8d2488f4016ffd3d4455b23f5e9127198669cb8", 592),
+    ),
+    "test-topic": (
+        ("d78a329ea3372b50198de69c8b2f16050614770974a53a9ea2ec916af28e5934", 648),
+        ("27b748c0edfd84006dcaae546af0280f23bef8f2aae7f21a3a4748db4a7bce32", 552),
+    ),
+}
+VALIDATION_EVAL_PIN = "3780f56a57fca65fa2b0f73fe23e31ae1d8b2bad23613ad52a087d9ea66632e9"  # eval_prompts() of the old test split
+
+
+def _sha(x) -> str:
+    return hashlib.sha256(json.dumps(x, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def test_broad_safety_training_data_is_pinned_byte_for_byte():
+    assert _sha(safety_broad.training_chats(440, 1000, seed=0, n_everyday=560)) == TRAINING_PINS["chats_440_1000_seed0_everyday560"]
+    assert _sha(safety_broad.training_chats(160, 160, seed=7)) == TRAINING_PINS["chats_160_160_seed7"]
+    assert _sha(safety_broad.everyday_requests(seed=0)) == TRAINING_PINS["everyday_seed0"]
+
+
+@pytest.mark.parametrize("split", sorted(VALIDATION_PINS))
+def test_broad_safety_selection_splits_are_pinned_item_for_item(split):
+    (h_sha, h_n), (b_sha, b_n) = VALIDATION_PINS[split]
+    harmful, benign = safety_broad.harmful_requests(split), safety_broad.benign_requests(split)
+    assert (len(harmful), len(benign)) == (h_n, b_n)
+    assert _sha([asdict(r) for r in harmful]) == h_sha
+    assert _sha([[asdict(r), a] for r, a in benign]) == b_sha
+
+
+def test_broad_safety_selection_prompts_are_pinned():
+    harmful, benign = safety_broad.eval_prompts()
+    assert _sha([[asdict(r) for r in harmful], benign]) == VALIDATION_EVAL_PIN
 
 
 def test_encodings():
