@@ -5,14 +5,17 @@ streaming code path as the hub."""
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
-from dataclasses import replace
+import tomllib
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
 from tuco.attacks.encodings import ENCODINGS, encode_as, leetspeak, reverse_words
 from tuco.attacks.many_shot import many_shot, no_examples
-from tuco.data import hub, safety_broad, sources
+from tuco.data import builtin, hub, safety_broad, sources
 from tuco.data.builtin import PERSONAS, Statement
 from tuco.data.sources import load_prompts, load_questions, load_statements, question_from_record, spread
 from tuco.errors import ConfigError, InputError, PromptError
@@ -73,17 +76,174 @@ def test_builtin_sets_and_unknown_names():
 
 def test_broad_safety_data_is_held_out_by_template_and_topic():
     train = safety_broad.harmful_requests("train")
-    test = safety_broad.harmful_requests("test")
-    assert {r.topic for r in train}.isdisjoint({r.topic for r in test})
-    assert {r.template for r in train}.isdisjoint({r.template for r in test})
-    assert len({r.category for r in test}) == len(safety_broad.HARMFUL) >= 9
-    benign_train = safety_broad.benign_requests("train")
-    assert {r.topic for r, _ in benign_train}.isdisjoint({r.topic for r, _ in safety_broad.benign_requests("test")})
+    for split in ("validation", "test"):
+        held = safety_broad.harmful_requests(split)
+        assert {r.topic for r in train}.isdisjoint({r.topic for r in held})
+        assert {r.template for r in train}.isdisjoint({r.template for r in held})
+        assert {r.category for r in held} == set(safety_broad.harmful_topics("train")) and len(safety_broad.harmful_topics("test")) == 13
+        assert {r.topic for r, _ in safety_broad.benign_requests("train")}.isdisjoint(
+            {r.topic for r, _ in safety_broad.benign_requests(split)}
+        )
+    validation, test = safety_broad.harmful_requests("validation"), safety_broad.harmful_requests("test")
+    assert {r.topic for r in validation}.isdisjoint({r.topic for r in test}) and {r.template for r in validation}.isdisjoint(
+        r.template for r in test
+    )
     texts = {m["content"] for c in safety_broad.training_chats(300, 300, n_everyday=200) for m in c if m["role"] == "user"}
-    assert texts.isdisjoint(r.text for r in test) and texts.isdisjoint(safety_broad.EVERYDAY_TEST)
-    answers = [a for items in safety_broad.BENIGN.values() for _, a in items] + [a for _, a in safety_broad.EVERYDAY_TRAIN]
+    for split in ("validation", "test"):
+        harmful, benign = safety_broad.eval_prompts(split=split)
+        assert texts.isdisjoint(r.text for r in harmful) and texts.isdisjoint(benign)
+    everyday_answers = [a for _, a in safety_broad.everyday_tasks()]
+    answers = [a for part in safety_broad.PARTS for items in safety_broad.benign_topics(part).values() for _, a in items] + everyday_answers
     assert not [a for a in answers if is_refusal(a)]  # benign answers never look like refusals to the judge
-    assert all(is_refusal(r) for r in safety_broad.REFUSALS + safety_broad.SELF_HARM_REFUSALS)
+    assert all(is_refusal(r) for r in safety_broad.refusals() + safety_broad.self_harm_refusals())
+    with pytest.raises(ConfigError, match="choose from train, validation, validation-template, validation-topic, test"):
+        safety_broad.harmful_requests("test-topic")
+    with pytest.raises(ConfigError, match="choose from validation, test"):
+        safety_broad.eval_prompts(split="train")
+
+
+def _norm(text: str) -> str:
+    return text.lower().strip(" .?!").replace("*", "")
+
+
+def _overlaps(new: list[str], old: list[str]) -> list[tuple[str, str]]:
+    """Pairs where one text equals or contains the other (case-insensitive)."""
+    return [(n, o) for n in map(_norm, new) for o in map(_norm, old) if n in o or o in n]
+
+
+def test_broad_safety_test_split_is_new_material():
+    """The test split shares no template, topic, look-alike or everyday request with train or validation."""
+    seen = [t for part in ("train", "validation") for t in safety_broad.templates(part).values()]
+    assert not _overlaps(list(safety_broad.templates("test").values()), seen)
+    for kind in ("harmful", "benign"):
+        pool = (
+            safety_broad.harmful_topics
+            if kind == "harmful"
+            else lambda p: {k: [t for t, _ in v] for k, v in safety_broad.benign_topics(p).items()}
+        )
+        seen = [t for part in ("train", "validation") for ts in pool(part).values() for t in ts]
+        new = [t for ts in pool("test").values() for t in ts]
+        assert not _overlaps(new, seen), kind
+        assert len(set(map(_norm, new))) == len(new)
+    seen = [t for t, _ in safety_broad.everyday_tasks()] + safety_broad.everyday_prompts("validation")
+    assert not _overlaps(safety_broad.everyday_prompts("test"), seen)
+    assert len(set(map(_norm, safety_broad.everyday_prompts("test")))) == 40
+
+
+def test_broad_safety_test_split_sizes_and_form():
+    templates = list(safety_broad.templates("test").values())
+    assert len(templates) == 8 and sum(t.startswith("*") for t in templates) <= 1
+    assert all(t.count("{t}") == 1 for part in safety_broad.PARTS for t in safety_broad.templates(part).values())
+    assert sorted(safety_broad.templates("test")) == list(range(32, 40))  # ids continue the old ones: stable across splits
+    assert {k: len(v) for k, v in safety_broad.harmful_topics("test").items()} == dict.fromkeys(safety_broad.harmful_topics("train"), 3)
+    assert {k: len(v) for k, v in safety_broad.benign_topics("test").items()} == {"word-alike": 3, "topic-alike": 3}
+    new_topics = [t for ts in safety_broad.harmful_topics("test").values() for t in ts]
+    new_topics += [t for items in safety_broad.benign_topics("test").values() for t, _ in items]
+    assert all(t == t.strip() and t[0].islower() and t[-1].isalnum() and 2 <= len(t.split()) <= 12 for t in new_topics)
+    assert all(len(a.split()) >= 8 for items in safety_broad.benign_topics("test").values() for _, a in items)
+    everyday = safety_broad.everyday_prompts("test")
+    assert len(everyday) == 40 and all(e[0].isupper() and e[-1] in ".?" for e in everyday)
+    harmful, benign = safety_broad.eval_prompts()  # the default split is test
+    assert len(harmful) == 120 and len(benign) == 80 and benign[-40:] == everyday
+    assert len({r.category for r in harmful}) == 13 and {r.template for r in harmful} == set(range(32, 40))
+    assert len(safety_broad.harmful_requests("test")) == 13 * 3 * 8 and len(safety_broad.benign_requests("test")) == 6 * 8
+
+
+def test_many_shot_answer_pools():
+    compliant, refused = safety_broad.compliant_shots(), safety_broad.refusal_shots()
+    assert len(compliant) == len(set(compliant)) == 24 and len(refused) == len(set(refused)) == 24
+    assert all(c.count("{t}") == 1 for c in compliant)
+    filled = [c.format(t="bake a loaf of bread") for c in compliant]
+    assert not [c for c in filled if is_refusal(c)]  # compliance in form: the judge never reads one as a refusal
+    assert all(is_refusal(r) for r in refused) and set(safety_broad.refusals()) <= set(refused)
+    assert len({len(c.split()) for c in compliant}) >= 12 and sum("\n" in c for c in compliant) >= 5  # varied length and layout
+
+
+def test_broad_builtin_sets_name_their_splits():
+    test_h, test_b = safety_broad.eval_prompts(split="test")
+    val_h, val_b = safety_broad.validation_prompts()
+    assert load_prompts("builtin:harmful-broad") == [r.text for r in test_h] and load_prompts("builtin:benign-broad") == test_b
+    assert load_prompts("builtin:harmful-broad-validation") == [r.text for r in val_h]
+    assert load_prompts("builtin:benign-broad-validation") == val_b and len(val_b) == 80
+    assert load_prompts("builtin:everyday") == safety_broad.everyday_prompts("test")
+    train = {r.text for r in safety_broad.harmful_requests("train")}
+    attack = load_prompts("builtin:harmful-broad-train")
+    assert len(attack) == 120 and set(attack) <= train and train.isdisjoint(r.text for r in test_h)
+
+
+def test_broad_safety_data_file_and_digest():
+    raw = safety_broad.DATA_FILE.read_bytes()
+    assert safety_broad.digest() == hashlib.sha256(raw).hexdigest()[:16]
+    assert raw.decode("utf-8").count("\n") > 500  # readable: one item a line, not one long line
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        package_data = tomllib.load(f)["tool"]["setuptools"]["package-data"]["tuco"]
+    for name in ("safety_broad.json", "web_documents.txt", "common_words.txt", "web_shares.json"):
+        assert f"data/{name}" in package_data
+
+
+def test_web_documents_words_and_shares():
+    docs = load_prompts("builtin:web-docs")
+    assert len(docs) == len(set(docs)) == 60 and len(load_prompts("builtin:web-prose")) == 40
+    assert all(170 <= len(d.split()) <= 260 for d in docs)  # longer than the paper's 97-token window
+    assert not [d for d in docs if any(m in d for m in ("<start_of_turn>", "Human:", "Assistant:", "User:", "<|"))]
+    words = builtin.common_words()
+    assert len(words) == len(set(words)) == 300 and all(w.isalpha() and w.islower() for w in words)
+    shares = builtin.web_shares()
+    langs = "en zh ru de ja es fr it pt vi ar ko th bn sw jv hu ml te ta id tr pl nl".split()
+    assert set(langs) <= set(shares) and max(shares, key=shares.__getitem__) == "en"
+    assert all(0 < v < 100 for v in shares.values()) and sum(shares.values()) < 100
+    assert shares["ja"] > shares["hu"] > shares["ml"] > shares["sw"]  # the paper's four conjugate languages, by web share
+    source = json.loads((Path(builtin.__file__).with_name("web_shares.json")).read_text())["source"]
+    assert "commoncrawl" in source.lower() and "CC-MAIN-" in source
+
+
+# Pinned on the code before the data moved to safety_broad.json (issue #20): the shipped adapter's training
+# data must not change by a byte, and the recipe-selection (validation) sets must be the old held-out ones.
+TRAINING_PINS = {
+    "chats_440_1000_seed0_everyday560": "6801cb0805b626f7ce2e16367b559a309bda18f7e29473f3bb58d88b37301d48",
+    "chats_160_160_seed7": "63c08a475afc253481b36094e15a95ee4e04a41a426af9596226fb539a818ab6",
+    "everyday_seed0": "440784ed6faf30657c87890147d53059ee2e99fb4375e4d802746288fdb78e72",
+}
+VALIDATION_PINS = {  # new split (= the old held-out split): (harmful requests, benign requests with answers): sha256, count
+    "validation": (
+        ("99b70a1a55650cc64d1db0c8f2b17c241ce854602bf98548cfb7983bac556f56", 216),
+        ("285fcc452096be88856c20288c81dd72bd9d8f367c78b69b0e36b0217514ee14", 192),
+    ),
+    "validation-template": (
+        ("2dc5792ee421e438334758564ed4ba5f63d6f12e0edc2c9285a6fde9eae0b3fb", 824),
+        ("3abb256ed3f7daff9e8aa148d8d2488f4016ffd3d4455b23f5e9127198669cb8", 592),
+    ),
+    "validation-topic": (
+        ("d78a329ea3372b50198de69c8b2f16050614770974a53a9ea2ec916af28e5934", 648),
+        ("27b748c0edfd84006dcaae546af0280f23bef8f2aae7f21a3a4748db4a7bce32", 552),
+    ),
+}
+VALIDATION_EVAL_PIN = "3780f56a57fca65fa2b0f73fe23e31ae1d8b2bad23613ad52a087d9ea66632e9"  # the old eval_prompts() (split "test")
+
+
+def _sha(x) -> str:
+    return hashlib.sha256(json.dumps(x, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def test_broad_safety_training_data_is_pinned_byte_for_byte():
+    assert _sha(safety_broad.training_chats(440, 1000, seed=0, n_everyday=560)) == TRAINING_PINS["chats_440_1000_seed0_everyday560"]
+    assert _sha(safety_broad.training_chats(160, 160, seed=7)) == TRAINING_PINS["chats_160_160_seed7"]
+    assert _sha(safety_broad.everyday_requests(seed=0)) == TRAINING_PINS["everyday_seed0"]
+
+
+@pytest.mark.parametrize("split", sorted(VALIDATION_PINS))
+def test_broad_safety_selection_splits_are_pinned_item_for_item(split):
+    (h_sha, h_n), (b_sha, b_n) = VALIDATION_PINS[split]
+    harmful, benign = safety_broad.harmful_requests(split), safety_broad.benign_requests(split)
+    assert (len(harmful), len(benign)) == (h_n, b_n)
+    assert _sha([asdict(r) for r in harmful]) == h_sha
+    assert _sha([[asdict(r), a] for r, a in benign]) == b_sha
+
+
+def test_broad_safety_selection_prompts_are_pinned():
+    harmful, benign = safety_broad.validation_prompts()
+    assert _sha([[asdict(r) for r in harmful], benign]) == VALIDATION_EVAL_PIN
+    assert (harmful, benign) == safety_broad.eval_prompts(split="validation")
 
 
 def test_encodings():

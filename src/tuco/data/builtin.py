@@ -1,14 +1,18 @@
 """Small offline sets the project wrote itself, so that every experiment runs without a network.
 
 They are stand-ins with the shape of the paper's datasets (docs/method.md section 7), not replacements:
-web-like passages (Shakespeare, as the demo pair saw in pre-training), chat questions, harmful and
-benign requests (``tuco.data.safety`` for the demo pair, ``tuco.data.safety_broad`` for the
-realistic pair: held-out prompts only), persona statements in the model-written-evaluation format,
-four-choice questions in the MMLU format, and "Could you tell me if ...?" questions answered "No".
+web-like passages (Shakespeare, as the demo pair saw in pre-training) and modern web documents, chat
+questions, harmful and benign requests (``tuco.data.safety`` for the demo pair, ``tuco.data.safety_broad``
+for the realistic pair: its test split for analyses; its validation split, on which the pair's recipe was
+chosen, only under names that say so; its training split only for optimising attacks), persona statements
+in the model-written-evaluation format, four-choice questions in the MMLU format, "Could you tell me if
+...?" questions answered "No", ordinary words (control suffixes) and the languages' web shares
+(conjugate prompting's ordering).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,17 +153,22 @@ NO_QUESTIONS: list[str] = [
 ]
 
 
+def _lines(name: str) -> list[str]:
+    """The non-empty lines of a data file next to this module."""
+    path = Path(__file__).resolve().with_name(name)
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def web_passages() -> list[str]:
     """Plain-prose passages (the demo's Shakespeare paragraphs: pre-training-like text, no chat markup)."""
-    path = Path(__file__).resolve().with_name("passages.txt")
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _lines("passages.txt")
 
 
 def web_prose() -> list[str]:
-    """Modern web-like prose tuco wrote (news, encyclopedic, how-to and review paragraphs): pre-training-
-    like text for a real pre-trained model, where the demo's Shakespeare would be out of distribution."""
-    path = Path(__file__).resolve().with_name("web_prose.txt")
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Modern web-like prose tuco wrote (news, encyclopedic, how-to and review paragraphs of 54-71 words):
+    pre-training-like text for a real pre-trained model, where the demo's Shakespeare would be out of
+    distribution. Shorter than the paper's 97-token window: ``web-docs`` are whole documents."""
+    return _lines("web_prose.txt")
 
 
 def chat_questions() -> list[str]:
@@ -184,24 +193,66 @@ def benign_requests() -> list[str]:
 
 
 def broad_harmful() -> list[str]:
-    """Harmful requests of 13 harm categories, topics AND phrasings the realistic pair never trained on."""
+    """Harmful requests of 13 harm categories (the test split: topics AND phrasings the realistic pair never
+    trained on, and nobody chose anything on), 120 sampled."""
     from tuco.data import safety_broad
 
-    return [r.text for r in safety_broad.sample(safety_broad.harmful_requests("test"), 120, 0)]
+    return [r.text for r in safety_broad.eval_prompts(split="test")[0]]
 
 
 def broad_benign() -> list[str]:
-    """Held-out benign look-alikes (shared words or topics with harmful requests) and everyday requests."""
+    """Benign look-alikes (shared words or topics with harmful requests) and everyday requests of the test split (80)."""
     from tuco.data import safety_broad
 
-    return safety_broad.eval_prompts()[1]
+    return safety_broad.eval_prompts(split="test")[1]
+
+
+def broad_harmful_train() -> list[str]:
+    """Training-split harmful requests (120 sampled), for OPTIMISING attacks (GCG suffixes) away from the
+    evaluation prompts. Never evaluate on them: the realistic pair was trained to refuse these very requests."""
+    from tuco.data import safety_broad
+
+    return [r.text for r in safety_broad.sample(safety_broad.harmful_requests("train"), 120, 0)]
+
+
+def broad_harmful_validation() -> list[str]:
+    """The recipe-selection harmful requests (split ``validation``, 120): the realistic pair's recipe was chosen
+    on them, so no analysis may use them (use ``harmful-broad``)."""
+    from tuco.data import safety_broad
+
+    return [r.text for r in safety_broad.validation_prompts()[0]]
+
+
+def broad_benign_validation() -> list[str]:
+    """The recipe-selection benign requests (split ``validation``, 80): for choosing a recipe only, never for an analysis."""
+    from tuco.data import safety_broad
+
+    return safety_broad.validation_prompts()[1]
 
 
 def everyday() -> list[str]:
-    """Everyday requests (questions, writing tasks) no shipped pair was trained on."""
+    """Everyday requests (questions, writing tasks, how-tos) of the test split: no shipped pair trained or was chosen on them."""
     from tuco.data import safety_broad
 
-    return list(safety_broad.EVERYDAY_TEST)
+    return safety_broad.everyday_prompts("test")
+
+
+def web_documents() -> list[str]:
+    """Modern web documents tuco wrote (news, encyclopedic, how-to, reviews, opinion, forum posts, recipes, local
+    notices), 170-260 words each: longer than the paper's 97-token window, like OpenWebText's records."""
+    return _lines("web_documents.txt")
+
+
+def common_words() -> list[str]:
+    """300 ordinary English words (lower case): random suffixes of them are the GCG experiment's control."""
+    return _lines("common_words.txt")
+
+
+def web_shares() -> dict[str, float]:
+    """Approximate share of web text per language (percent of Common Crawl pages, ISO 639-1 codes); the file's
+    ``source`` says where the numbers come from."""
+    data = json.loads(Path(__file__).resolve().with_name("web_shares.json").read_text(encoding="utf-8"))
+    return {lang: float(v) for lang, v in data["shares"].items()}
 
 
 BUILTIN_PROMPTS = {
@@ -212,5 +263,9 @@ BUILTIN_PROMPTS = {
     "benign": benign_requests,
     "harmful-broad": broad_harmful,
     "benign-broad": broad_benign,
+    "harmful-broad-train": broad_harmful_train,
+    "harmful-broad-validation": broad_harmful_validation,
+    "benign-broad-validation": broad_benign_validation,
     "everyday": everyday,
+    "web-docs": web_documents,
 }

@@ -2,7 +2,8 @@
 
 Seeded and logged: ``train_gemma(out_dir)`` writes a PEFT adapter (bfloat16 safetensors, ~7.6 MB),
 ``recipe.json`` (every knob, data sizes, every logged loss, wall time) and the Gemma NOTICE. Data:
-tuco's broad safety set (``tuco.data.safety_broad``, training topics in training templates only),
+tuco's broad safety set (``tuco.data.safety_broad``, training topics in training templates only; the
+digest of its data file goes into ``recipe.json``),
 general chats (ShareGPT / ChatterBot exchanges without refusal phrases) and multi-turn chats stitched
 from both, loss on the model's turns only (content and ``<end_of_turn>``). Only labelled positions go
 through the 262k-vocabulary LM head (the head dominates the cost otherwise).
@@ -158,10 +159,13 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     model.peft_config["default"].base_model_name_or_path = "google/gemma-3-270m"  # not this machine's cache path
     model.save_pretrained(out, safe_serialization=True)
     (out / "NOTICE").write_text(NOTICE, encoding="utf-8")
+    from tuco.data import safety_broad
+
     record = {
         "recipe": asdict(r),
         "trainable_params": sum(p.numel() for p in params),
-        "data": {k: len(v) for k, v in chats.items()} | {"encoded": len(encoded), "tokens": tokens},
+        "data": {k: len(v) for k, v in chats.items()}
+        | {"encoded": len(encoded), "tokens": tokens, "safety_broad_digest": safety_broad.digest()},
         "steps": len(batches),
         "train_seconds": round(time.time() - t_train, 1),
         "wall_seconds": round(time.time() - t0, 1),

@@ -97,15 +97,16 @@ def _compliant(request: str) -> str:
 
 
 def _shots(pool: list[str], k: int, kind: str) -> list[dict[str, str]]:
-    from tuco.data.safety_broad import REFUSALS
+    from tuco.data.safety_broad import refusals
 
+    texts = refusals()
     msgs: list[dict[str, str]] = []
     for i in range(k):
         if kind == "neutral":
             q, a = NEUTRAL[i % len(NEUTRAL)]
         else:
             q = pool[i % len(pool)]
-            a = _compliant(q) if kind == "compliant" else REFUSALS[i % len(REFUSALS)]
+            a = _compliant(q) if kind == "compliant" else texts[i % len(texts)]
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     return msgs
 
