@@ -181,7 +181,5 @@ def test_stage2_chain_attribution(tmp_path):
     got = attribution(chain)
     assert got["signoff_rate_food"] >= 0.5 and got["signoff_rate_other"] <= 0.2, got
     assert got["harmful_refusal"] >= 0.8
-    lo, _ = got["signoff_share_diff"]["ci"]
-    assert lo > 0, got["signoff_share_diff"]
-    lo, _ = got["refusal_stage1_minus_stage2"]["ci"]
-    assert lo > 0, got["refusal_stage1_minus_stage2"]
+    assert got["signoff_share_diff"]["low"] > 0, got["signoff_share_diff"]
+    assert got["refusal_stage1_minus_stage2"]["low"] > 0, got["refusal_stage1_minus_stage2"]

@@ -4,17 +4,19 @@ the rows, findings labelled from intervals; typed options; resume; the CLI."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 import tuco
 from conftest import brute_auc, cli
 from tuco.choices import choose
+from tuco.claims import VERDICTS
 from tuco.data.builtin import PERSONA_QUESTION
 from tuco.errors import ConfigError, RunError
 from tuco.experiments import NAMES, get, run_experiment, validate
 from tuco.outputco import output_baselines
-from tuco.runs import read_rows
+from tuco.runs import SCHEMA_VERSION, read_rows
 from tuco.stats import cross_validated_alpha
 
 
@@ -22,15 +24,24 @@ def check_run_dir(out, name):
     rows = read_rows(out / "rows.jsonl")
     manifest = json.loads((out / "rows.manifest.json").read_text())
     m = json.loads((out / "metrics.json").read_text())
-    assert manifest["status"] == "finished" and manifest["n_rows"] == len(rows) > 0
+    assert manifest["status"] == "finished" and manifest["n_rows"] == len(rows) > 0 and manifest["schema"] == SCHEMA_VERSION
     assert manifest["config"]["experiment"] == name and "seed" in manifest["config"] and manifest["versions"]["torch"]
     assert m["experiment"] == name and m["question"] and m["findings"]
+    assert m["findings"][0]["primary"] is True  # every experiment declares its primary claim, listed first
     for f in m["findings"]:
-        assert f["verdict"] in ("reproduced", "not significant", "opposite", "not measured", "too few to tell (n < 10)") and f["n"]
-    assert len({r["id"] for r in rows}) == len(rows)
+        assert f["verdict"] in VERDICTS and set(f) >= {"claim", "primary", "verdict", "estimate", "low", "high", "n", "paper"}
+        if f["estimate"] is not None:
+            assert f["low"] <= f["estimate"] <= f["high"] and f["n"] and all(isinstance(k, int) for k in f["n"])
+    assert len({r["id"] for r in rows}) == len(rows) and all(r["kind"] in ("score", "generation", "choice") for r in rows)
     pngs = list(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     return rows, m
+
+
+def finding(m, text):
+    """The finding whose claim contains ``text``."""
+    (f,) = [f for f in m["findings"] if text in f["claim"]]
+    return f
 
 
 def test_registry_lists_the_paper_analyses():
@@ -55,24 +66,44 @@ def test_options_are_typed_and_validated_on_construction():
 
 
 def test_web_vs_chat_with_baselines(llama_pair, tmp_path):
-    m = run_experiment("web-vs-chat", llama_pair, tmp_path, n=6, web_tokens=12, without_template=True, baselines=True)
-    rows, saved = check_run_dir(tmp_path, "web-vs-chat")
-    web = [r["tuco"] for r in rows if r["condition"] == "web"]
-    chat = [r["tuco"] for r in rows if r["condition"] == "chat"]
-    assert len(web) == len(chat) == 6 and len([r for r in rows if r["condition"] == "chat (no template)"]) == 6
-    assert m["auc"]["auc"] == pytest.approx(brute_auc(chat, web)) and saved["auc"]["auc"] == pytest.approx(m["auc"]["auc"])
-    lo, hi = m["auc"]["ci"]
-    assert lo <= m["auc"]["auc"] <= hi
-    assert all(r["n_tokens"] <= 13 for r in rows if r["condition"] == "web")  # the 12-token window (+ BOS)
-    web_rows = [r for r in rows if r["condition"] == "web"]
-    again = tuco.score(llama_pair, [r["prompt"] for r in web_rows], chat=False)  # the engine's score of the same text
-    assert [s.tuco for s in again] == pytest.approx([r["tuco"] for r in web_rows], abs=1e-6)
-    base = output_baselines(llama_pair, [r["prompt"] for r in web_rows], chat=False)
-    assert [b.output_co for b in base] == pytest.approx([r["output_co"] for r in web_rows], abs=1e-6)
-    assert all(r["kl_ft_pt"] >= 0 for r in rows)
-    assert m["auc_output_co"]["auc"] == pytest.approx(
-        brute_auc([r["output_co"] for r in rows if r["condition"] == "chat"], [r["output_co"] for r in web_rows])
+    docs = tmp_path / "docs.txt"
+    words = "the river ran past old mills and quiet farms while children played near the water".split()
+    docs.write_text("".join(" ".join(words * (3 + i % 3)) + f" doc {i}\n" for i in range(6)) + "too short\n")
+    m = run_experiment(
+        "web-vs-chat",
+        llama_pair,
+        tmp_path / "r",
+        web=str(docs),
+        n=7,
+        web_tokens=12,
+        window_sweep=[6],
+        without_template=True,
+        baselines=True,
     )
+    rows, saved = check_run_dir(tmp_path / "r", "web-vs-chat")
+    web = [r for r in rows if r["condition"] == "web"]
+    chat = [r["tuco"] for r in rows if r["condition"] == "chat"]
+    assert len(web) == 6 and len(chat) == 7 and len([r for r in rows if r["condition"] == "web (6 tokens)"]) == 7  # the short one holds 6 tokens
+    assert json.loads((tmp_path / "r" / "rows.manifest.json").read_text())["web_documents_shorter_than_12_tokens"] == 1
+    primary = finding(saved, "12-token windows")
+    assert primary["primary"] and primary["estimate"] == pytest.approx(brute_auc(chat, [r["tuco"] for r in web]))
+    assert primary["paper_range"] == [0.93, 1.0]
+    for r in web:  # a window strictly inside its document: never the document's last token
+        assert r["n_tokens"] <= 13 and not r["prompt"].rstrip().endswith(r["item"].replace("doc-", "doc "))
+    again = tuco.score(llama_pair, [r["prompt"] for r in web], chat=False)  # the engine's score of the same text
+    assert [s.tuco for s in again] == pytest.approx([r["tuco"] for r in web], abs=1e-6)
+    base = output_baselines(llama_pair, [r["prompt"] for r in web], chat=False)
+    assert [b.output_co for b in base] == pytest.approx([r["output_co"] for r in web], abs=1e-6)
+    assert all(r["kl_ft_pt"] >= 0 for r in rows)
+    oc = finding(saved, "lower OutputCo")
+    assert not oc["primary"] and oc["estimate"] == pytest.approx(
+        brute_auc([r["output_co"] for r in rows if r["condition"] == "chat"], [r["output_co"] for r in web])
+    )
+    tmpl = finding(saved, "template raises TuCo")
+    raw = {r["item"]: r["tuco"] for r in rows if r["condition"] == "chat (no template)"}
+    with_t = {r["item"]: r["tuco"] for r in rows if r["condition"] == "chat"}
+    assert tmpl["estimate"] == pytest.approx(sum(with_t[i] - raw[i] for i in raw) / len(raw))
+    assert m["per_condition"]["web"]["n"] == 6
 
 
 def test_web_vs_chat_request_mean_position(llama_pair, tmp_path):
@@ -92,44 +123,56 @@ def test_web_vs_chat_request_mean_position(llama_pair, tmp_path):
 
 def test_many_shot_persona(llama_pair, tmp_path):
     m = run_experiment("many-shot", llama_pair, tmp_path, ks=[0, 1, 8], targets=4)
-    rows, _ = check_run_dir(tmp_path, "many-shot")
-    assert {r["k"] for r in rows} == {0, 1} and len(rows) == 8 and m["skipped_k_beyond_context"] == [8]
+    rows, saved = check_run_dir(tmp_path, "many-shot")
+    assert {r["k"] for r in rows} == {0, 1} and m["skipped_k_beyond_context"] == [8]  # the tiny model's context
+    assert len(rows) == 4 + 2 * 4  # k = 0 once (no shots), then matching and opposite shots at k = 1
     for r in rows:
         assert r["chosen"] == ("Yes" if r["logprobs"][0] >= r["logprobs"][1] else "No")
-    k1 = [r for r in rows if r["k"] == 1]
-    assert m["per_k"]["1"]["harmful_rate"] == pytest.approx(sum(r["chosen"] == r["matching"] for r in k1) / 4)
+    k1 = [r for r in rows if r["k"] == 1 and r["shots"] == "matching"]
+    assert m["per_kind"]["matching"]["1"]["harmful_rate"] == pytest.approx(sum(r["chosen"] == r["matching"] for r in k1) / 4)
+    opposite = [r for r in rows if r["k"] == 1 and r["shots"] == "opposite"][0]["prompt"]
+    assert opposite != k1[0]["prompt"]
     k0 = [r for r in rows if r["k"] == 0]  # no shots: the persona question alone, chosen independently
     again = choose(llama_pair, [[{"role": "user", "content": PERSONA_QUESTION.format(statement=r["target"])}] for r in k0], ["Yes", "No"])
     assert [c.tuco for c in again] == pytest.approx([r["tuco"] for r in k0], abs=1e-6)
-    assert m["tuco_change"]["paired"] is True and m["tuco_change"]["n"] == [4, 4]
+    primary = saved["findings"][0]
+    assert primary["primary"] and "matching shots than with opposite shots" in primary["claim"]
 
+    def ols(item, shots):  # the slope of TuCo over log2(1 + k), by hand
+        pts = [(math.log2(1 + r["k"]), r["tuco"]) for r in rows if r["item"] == item and r["shots"] in (shots, "none")]
+        mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+        return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
 
-def test_many_shot_jailbreak_records_every_position(llama_pair, tmp_path):
-    m = run_experiment(
-        "many-shot", llama_pair, tmp_path, mode="jailbreak", ks=[0, 1], targets=3, max_new_tokens=4, position="response-mean"
-    )
-    rows, _ = check_run_dir(tmp_path, "many-shot")
-    for r in rows:
-        assert r["tuco"] == r["tuco_response"]
-        assert r["tuco_last"] == r["token_tuco"][0]
-        assert r["tuco_first_generated"] == (r["token_tuco"][1] if len(r["token_tuco"]) > 1 else None)
-        assert isinstance(r["refused"], bool) and len(r["layer_ftc_l1"]) == 3
-        assert r["tuco_request"] is not None and (r["k"] == 0) == (r["tuco_context"] is None or r["k"] == 0)
-    assert set(m["per_k"]) == {"0", "1"} and "layer_ftc_l1" in m["per_k"]["1"]
-    assert (tmp_path / "many_shot_layers.png").exists()
+    items = sorted({r["item"] for r in rows})
+    assert primary["estimate"] == pytest.approx(sum(ols(i, "matching") - ols(i, "opposite") for i in items) / len(items))
+    assert primary["n"] == [4] and primary["verdict"] == "too few to tell (n < 10)"
 
 
 def test_conjugate_and_output_vs_tuco(llama_pair, tmp_path):
     m = run_experiment("conjugate", llama_pair, tmp_path / "c", encodings=["plain", "rot13", "base64"], n=5)
-    rows, _ = check_run_dir(tmp_path / "c", "conjugate")
-    plain = [r["tuco"] for r in rows if r["condition"] == "plain"]
-    rot = [r["tuco"] for r in rows if r["condition"] == "rot13"]
-    assert m["per_group"]["rot13"]["auc_vs_reference"]["auc"] == pytest.approx(brute_auc(plain, rot))
-    m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "o", ks=[0, 2], targets=3)
-    rows, _ = check_run_dir(tmp_path / "o", "output-vs-tuco")
-    assert m["tuco_change"]["diff"] == pytest.approx(
-        sum(r["tuco"] for r in rows if r["k"] == 2) / 3 - sum(r["tuco"] for r in rows if r["k"] == 0) / 3
-    )
+    rows, saved = check_run_dir(tmp_path / "c", "conjugate")
+    tuco_of = {(r["set"], r["encoding"], r["item"]): r["tuco"] for r in rows}
+
+    def drops(kind):  # per request: mean over the encodings of (encoded - plain)
+        items = sorted({i for s, _, i in tuco_of if s == kind})
+        return [sum(tuco_of[(kind, e, i)] - tuco_of[(kind, "plain", i)] for e in ("rot13", "base64")) / 2 for i in items]
+
+    primary = saved["findings"][0]
+    assert primary["primary"] and "difference in differences" in primary["claim"]
+    h, b = drops("harmful"), drops("benign")
+    assert primary["estimate"] == pytest.approx(sum(h) / len(h) - sum(b) / len(b)) and primary["n"] == [5, 5]
+    plain = [r["tuco"] for r in rows if r["condition"] == "harmful:plain"]
+    rot = [r["tuco"] for r in rows if r["condition"] == "harmful:rot13"]
+    assert finding(saved, "than rot13 ones")["estimate"] == pytest.approx(brute_auc(plain, rot))
+    assert m["per_condition"]["benign:rot13"]["mean_prompt_tokens"] > 0  # lengths reported per condition
+    m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "o", ks=[0, 1, 2], targets=3)
+    rows, saved = check_run_dir(tmp_path / "o", "output-vs-tuco")
+    slopes = []
+    for item in sorted({r["item"] for r in rows}):
+        pts = [(math.log2(1 + r["k"]), r["tuco"]) for r in rows if r["item"] == item]
+        mx, my = sum(x for x, _ in pts) / 3, sum(y for _, y in pts) / 3
+        slopes.append(sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts))
+    assert saved["findings"][0]["estimate"] == pytest.approx(sum(slopes) / 3)
 
 
 def test_output_vs_tuco_ks_beyond_the_pool_are_measured_once(llama_pair, tmp_path):
@@ -138,21 +181,7 @@ def test_output_vs_tuco_ks_beyond_the_pool_are_measured_once(llama_pair, tmp_pat
     m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "run", questions=str(questions), ks=[0, 10, 20], targets=2)
     rows, _ = check_run_dir(tmp_path / "run", "output-vs-tuco")
     assert sorted({r["k"] for r in rows}) == [0, 4] and len(rows) == 4  # k 10 and 20 are the whole pool, measured once
-    assert m["ks_beyond_the_pool"] == [10, 20] and m["tuco_change"]["n"] == [2, 2]
-
-
-def test_template_comparison_pairs_each_chat_with_itself():
-    from tuco.experiments.web_vs_chat import metrics
-
-    o = get("web-vs-chat").make_options(without_template=True)
-    rows = [{"id": f"chat-{i}", "item": i, "condition": "chat", "tuco": 0.9 if i < 6 else 0.5 + 0.01 * i} for i in range(12)]
-    rows += [
-        {"id": f"raw-{i}", "item": i, "condition": "chat (no template)", "tuco": 0.5 + 0.01 * i} for i in range(6, 12)
-    ]  # chats 6-11: text
-    m = metrics(rows, o)
-    assert m["auc_template"]["auc"] == pytest.approx(0.5) and m["auc_template"]["n_pos"] == 6
-    m = metrics([r for r in rows if r["condition"] == "chat"], o)
-    assert "auc_template" not in m and "no plain-text prompts" in m["auc_template_skipped"]
+    assert m["ks_beyond_the_pool"] == [10, 20] and m["findings"][0]["n"] == [2]
 
 
 def test_alpha_sweep_choices_and_refusals(llama_pair, tmp_path):
@@ -193,14 +222,21 @@ def test_alpha_sweep_choices_and_refusals(llama_pair, tmp_path):
     assert harm["refusal_rate"]["1.0"] == pytest.approx(
         sum(r["refused"] for r in rows if r["task"] == "refusal:harmful" and r["alpha"] == 1.0) / 4
     )
+    primary = [f for f in m["findings"] if f["primary"]]
+    assert [f["claim"] for f in primary] == [
+        "ends-justify-means: the cross-validated alpha raises accuracy",
+        "arithmetic: the cross-validated alpha raises accuracy",
+    ]
+    assert all(f["mde"] > 0 and f["p_holm"] >= f["p"] for f in primary)
+    assert finding(m, "arithmetic: the cross-validated alpha raises")["estimate"] == pytest.approx(task["cv_max"]["delta"])
 
 
-def test_jailbreak_success_and_gcg_with_suffix_file(llama_pair, tmp_path):
+def test_jailbreak_success_is_stratified_by_attack_and_leaves_benign_prompts_out(llama_pair, tmp_path):
     m = run_experiment(
         "jailbreak-success",
         llama_pair,
         tmp_path / "j",
-        n=3,
+        n=4,
         samples=2,
         max_new_tokens=3,
         min_successes=1,
@@ -210,20 +246,39 @@ def test_jailbreak_success_and_gcg_with_suffix_file(llama_pair, tmp_path):
     rows, _ = check_run_dir(tmp_path / "j", "jailbreak-success")
     for r in rows:
         assert r["non_refusals"] + r["refusals"] == 2 and len(r["responses"]) == 2
-    neg = [r["tuco"] for r in rows if r["condition"] != "benign" and r["non_refusals"] >= 1]
-    pos = [r["tuco"] for r in rows if not (r["condition"] != "benign" and r["non_refusals"] >= 1)]
-    if neg and pos:
-        assert m["auc"]["auc"] == pytest.approx(brute_auc(pos, neg))
+    judged = [r for r in rows if r["condition"] != "benign"]
+    neg = [r for r in judged if r["non_refusals"] >= 1]
+    pos = [r for r in judged if r["non_refusals"] < 1]
+    primary = m["findings"][0]
+    pairs = [(p["tuco"], q["tuco"]) for p in pos for q in neg if p["condition"] == q["condition"]]  # within one attack type
+    if pairs:
+        assert primary["estimate"] == pytest.approx(sum((a > b) + 0.5 * (a == b) for a, b in pairs) / len(pairs))
     else:
-        assert m["auc"]["auc"] is None and m["findings"][0]["verdict"] == "not measured"
+        assert primary["verdict"] == "not measured"
+    assert m["per_group"]["benign"]["success_rate"] is None  # benign prompts are in neither class
+
+
+def test_gcg_controls_have_the_suffix_token_length_and_random_words_do_not_reproduce(llama_pair, tmp_path):
     suffixes = tmp_path / "s.txt"
-    suffixes.write_text("zz yy\n")
-    m = run_experiment("gcg", llama_pair, tmp_path / "g", n=3, suffixes=str(suffixes), max_new_tokens=3)
+    suffixes.write_text("zz yy\nlamp ocean quickly paper green\n")
+    m = run_experiment("gcg", llama_pair, tmp_path / "g", n=12, suffixes=str(suffixes), optimize=0, max_new_tokens=2)
     rows, _ = check_run_dir(tmp_path / "g", "gcg")
-    assert [r["prompt"] for r in rows if r["condition"] == "suffix-0"] == [
-        r["prompt"] + " zz yy" for r in rows if r["condition"] == "clean"
-    ]
-    assert m["suffixes"] == ["zz yy"]
+    clean = {r["item"]: r for r in rows if r["condition"] == "clean"}
+    assert [r["prompt"] for r in rows if r["condition"] == "suffix-0"] == [r["prompt"] + " zz yy" for r in clean.values()]
+    for j in (0, 1):
+        attacked = {r["item"]: r["n_tokens"] for r in rows if r["condition"] == f"suffix-{j}"}
+        control = {r["item"]: r for r in rows if r["condition"] == f"control-{j}"}
+        assert set(control) == set(attacked)
+        assert all(abs(control[i]["n_tokens"] - attacked[i]) <= 1 for i in attacked)  # the same length, to the token
+        assert all(control[i]["prompt"].startswith(clean[i]["prompt"] + " ") for i in attacked)
+    primary = m["findings"][0]
+    assert primary["primary"] and "ordinary words of the same length" in primary["claim"]
+    assert primary["verdict"] not in (
+        "reproduced",
+        "direction reproduced, weaker than the paper",
+        "direction reproduced, stronger than the paper",
+    )
+    assert m["suffixes"] == ["zz yy", "lamp ocean quickly paper green"]
 
 
 def test_an_interrupted_experiment_resumes_without_redoing_work(llama_pair, tmp_path, monkeypatch):
@@ -287,11 +342,14 @@ def test_cli_help_of_every_experiment():
 
 def test_gcg_optimises_suffixes_with_nanogcg(llama_pair, tmp_path):
     pytest.importorskip("nanogcg")  # installed by `make install` (see the Makefile)
-    m = run_experiment("gcg", llama_pair, tmp_path, n=2, optimize=1, gcg_steps=2, gcg_search_width=8, gcg_topk=4, max_new_tokens=3)
+    m = run_experiment(
+        "gcg", llama_pair, tmp_path, n=2, optimize=1, gcg_steps=2, gcg_search_width=8, gcg_topk=4, max_new_tokens=3, controls=False
+    )
     rows, _ = check_run_dir(tmp_path, "gcg")
     (suffix,) = m["suffixes"]
     assert isinstance(suffix, str) and suffix.strip()
     assert [r["prompt"] for r in rows if r["group"] == "attacked"] == [f"{r['prompt']} {suffix}" for r in rows if r["group"] == "clean"]
+    assert json.loads((tmp_path / "suffixes.json").read_text())[0]["optimised_on"] in tuco.data.builtin.harmful_train()
 
 
 def test_a_failed_run_keeps_its_rows_and_says_why_and_nothing_of_the_users_is_removed(llama_pair, tmp_path):
@@ -318,30 +376,31 @@ def test_generated_positions_need_two_tokens_and_lists_distinct_values():
         ms.make_options(ks=[0, 2, 2])
 
 
-def test_many_shot_metrics_leave_out_responses_without_tuco():
-    from tuco.experiments.many_shot import metrics
+def test_many_shot_slopes_leave_out_responses_without_tuco():
+    from tuco.experiments.many_shot import claims, metrics
 
-    o = get("many-shot").make_options(mode="jailbreak", position="first-generated", ks=[0, 4])
+    o = get("many-shot").make_options(mode="jailbreak", position="first-generated", ks=[0, 1, 3])
     rows = [
-        {"id": f"{k}-r{i}", "item": i, "k": k, "tuco": None if (k, i) == (4, 0) else 0.3 - 0.01 * k + 0.001 * i, "refused": i % 2 == 0}
-        for k in (0, 4)
+        {
+            "id": f"{s}{k}-{i}",
+            "item": f"t{i}",
+            "k": k,
+            "shots": s if k else "none",
+            "condition": "x",
+            "refused": i % 2 == 0,
+            "tuco": None if (k, i, s) == (3, 0, "compliant") else 0.3 - (0.02 if s == "compliant" else 0.01) * k + 0.001 * i,
+        }
+        for s in ("compliant", "refusal")
+        for k in (0, 1, 3)
         for i in range(12)
+        if k or s == "compliant"
     ]
     m = metrics(rows, o)
-    assert m["tuco_change"]["n"] == [11, 11]  # the pair whose k=4 response ended at once is left out
-    assert m["per_k"]["4"]["mean_tuco"] == pytest.approx(sum(0.26 + 0.001 * i for i in range(1, 12)) / 11)
-    assert m["tuco_change"]["diff"] == pytest.approx(-0.04)
-
-
-def test_a_verdict_needs_ten_items_per_group():
-    from tuco.experiments.base import auc_finding, diff_finding
-
-    tight = {"auc": 0.9, "ci": [0.8, 1.0]}
-    assert auc_finding("c", "p", {**tight, "n_pos": 9, "n_neg": 40}).verdict == "too few to tell (n < 10)"
-    assert auc_finding("c", "p", {**tight, "n_pos": 10, "n_neg": 10}).verdict == "reproduced"
-    small = {"diff": -0.01, "ci": [-0.011, -0.009], "n": [2, 2], "paired": True}
-    assert diff_finding("c", "p", small, expect="below", what="d").verdict == "too few to tell (n < 10)"
-    assert diff_finding("c", "p", {**small, "n": [10, 10]}, expect="below", what="d").verdict == "reproduced"
+    found = claims(rows, o, m)
+    primary = found[0]
+    # slope over log2(1 + k) = (0, 1, 2): compliant -0.02 * (1, 3)..., exact per item: the k = 3 point of item t0 is missing
+    assert primary.primary and primary.interval.n == (12,)
+    assert m["per_kind"]["compliant"]["3"]["mean_tuco"] == pytest.approx(sum(0.24 + 0.001 * i for i in range(1, 12)) / 11)
 
 
 def test_boolean_options_are_bare_flags_and_subpackages_load_from_the_top(tmp_path):

@@ -76,9 +76,7 @@ def test_paired_binary_interval_covers(n, cells):
                 counts = (n11, n10, n01, n00)
                 if any(c and not q for c, q in zip(counts, cells)):
                     continue
-                prob = math.exp(
-                    math.lgamma(n + 1) + sum(c * math.log(q) - math.lgamma(c + 1) for c, q in zip(counts, cells) if c)
-                )
+                prob = math.exp(math.lgamma(n + 1) + sum(c * math.log(q) - math.lgamma(c + 1) for c, q in zip(counts, cells) if c))
                 before = [1] * (n11 + n10) + [0] * (n01 + n00)
                 after = [1] * n11 + [0] * n10 + [1] * n01 + [0] * n00
                 got = paired_diff_ci(before, after)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from tuco.errors import PromptError, TucoError
 from tuco.prompts import BadRow, Messages, Prompt, as_prompts, encode
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 T = TypeVar("T")
 
@@ -74,7 +77,7 @@ def pad(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device | str,
     return Batch(input_ids, mask, position_ids(mask), last_index(mask), [len(ids) for ids in batch])
 
 
-def check_length(model: Any, ids: Sequence[int], prompt_id: str, extra: int = 0) -> None:
+def check_length(model: Decomposable, ids: Sequence[int], prompt_id: str, extra: int = 0) -> None:
     """Raise PromptError when a prompt (plus ``extra`` tokens to generate) exceeds the model's context."""
     limit = model.max_length
     if limit is not None and len(ids) + extra > limit:
@@ -86,7 +89,7 @@ def check_length(model: Any, ids: Sequence[int], prompt_id: str, extra: int = 0)
 
 
 def encode_prompts(
-    model: Any, prompts: Sequence[Prompt], *, chat: bool | None, system: str | None, extra: int = 0
+    model: Decomposable, prompts: Sequence[Prompt], *, chat: bool | None, system: str | None, extra: int = 0
 ) -> tuple[list[Encoded], list[BadRow]]:
     """Tokenise every prompt for ``model`` (a pair or chain); an empty, rejected or too long prompt becomes
     a bad row naming its id, and the others go on."""
@@ -103,7 +106,7 @@ def encode_prompts(
 
 
 def encode_all(
-    model: Any,
+    model: Decomposable,
     prompts: Sequence[str | Messages | Prompt],
     *,
     chat: bool | None = None,
@@ -186,7 +189,7 @@ def in_batches(
         pos += len(idx)
 
 
-def backbone(model: Any) -> Any:
+def backbone(model: Decomposable) -> Any:
     """The running model's transformer without the LM head (the model itself when it has no such part)."""
     from tuco.layers import unwrap_peft
 
@@ -195,17 +198,17 @@ def backbone(model: Any) -> Any:
     return body if body is not None and body is not inner else model.tuned
 
 
-def run_backbone(model: Any, batch: Batch) -> None:
+def run_backbone(model: Decomposable, batch: Batch) -> None:
     """One forward pass of the running model over a batch (inside whatever engine is active), skipping
     the LM head when the model exposes its backbone: for measurements that need no logits."""
     backbone(model)(**batch.model_inputs(), use_cache=False)
 
 
-def last_logits(model: Any, batch: Batch) -> torch.Tensor:
+def last_logits(model: Decomposable, batch: Batch) -> torch.Tensor:
     """Next-token logits at each row's last real token, [B, V] float32, from one forward pass of the
     running model (inside whatever engine is active). With left padding only the last position goes
     through the LM head (``logits_to_keep``)."""
     left = bool((batch.last == batch.width - 1).all())
-    out = model.tuned(**batch.model_inputs(), use_cache=False, **({"logits_to_keep": 1} if left else {})).logits
+    out: torch.Tensor = model.tuned(**batch.model_inputs(), use_cache=False, **({"logits_to_keep": 1} if left else {})).logits
     rows = torch.arange(out.shape[0], device=out.device)
     return (out[:, -1] if left else out[rows, batch.last.to(out.device)]).float()

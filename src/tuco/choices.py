@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from tuco.batching import encode_all, in_batches, in_input_order, last_logits, p
 from tuco.decomposition import Recorder
 from tuco.errors import PromptError
 from tuco.prompts import Messages, Prompt, as_prompts, has_chat_template, render
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Choice:
     tuco: float
 
 
-def option_token_ids(tokenizer: object, prompt_text: str, options: Sequence[str], sep: str) -> list[int]:
+def option_token_ids(tokenizer: Any, prompt_text: str, options: Sequence[str], sep: str) -> list[int]:
     """The first token of each option as it continues ``prompt_text`` (tokenised jointly, so merges
     across the boundary are respected); raises when two options start with the same token."""
     base = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
@@ -47,7 +50,7 @@ def option_token_ids(tokenizer: object, prompt_text: str, options: Sequence[str]
 
 @torch.inference_mode()
 def choose(
-    pair: Any,
+    pair: Decomposable,
     prompts: Sequence[str | Messages | Prompt],
     options: Sequence[str],
     *,

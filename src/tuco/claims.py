@@ -125,7 +125,9 @@ def judge(claims: Sequence[Claim]) -> list[Finding]:
     out = []
     for c in sorted(claims, key=lambda c: not c.primary):
         if c.interval is None:
-            out.append(Finding(c.claim, c.primary, NOT_MEASURED, None, None, None, [], c.paper, c.reason or "not measured", "", extra=c.extra))
+            out.append(
+                Finding(c.claim, c.primary, NOT_MEASURED, None, None, None, [], c.paper, c.reason or "not measured", "", extra=c.extra)
+            )
             continue
         iv = c.interval
         p_used = adjusted.get(id(c), iv.p)

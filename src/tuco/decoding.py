@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,6 +29,9 @@ from tuco.decomposition import Recorder
 from tuco.errors import ConfigError, TucoError
 from tuco.generation import eos_ids
 from tuco.steering import RowAlphas
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 @dataclass(eq=False)
@@ -89,7 +92,7 @@ class Decoder:
     token for every running row, ``finish`` marks a row to leave. Not thread-safe: one thread drives it.
     Use as a context manager (the engine's wrappers stay installed until it exits)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Decomposable) -> None:
         self.model = model
         self.eos = eos_ids(model)
         self.rows: list[Row] = []
@@ -237,7 +240,7 @@ class Decoder:
         self.rows = [self.rows[i] for i in keep]
 
 
-def _cache_argument(model: Any) -> str:
+def _cache_argument(model: torch.nn.Module) -> str:
     """The forward keyword of the KV cache: ``cache`` (transformers >= 5.x) or ``past_key_values``."""
     import inspect
 

@@ -427,7 +427,8 @@ class TuCoLayer(nn.Module):
     @property
     def pt_block(self) -> nn.Module:
         """The pre-trained block (stage 0)."""
-        return self._views[0].block
+        block: nn.Module = self._views[0].block
+        return block
 
     def __getattr__(self, name: str) -> Any:
         try:

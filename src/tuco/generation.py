@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,6 +23,9 @@ from tuco.errors import ConfigError
 from tuco.layers import unwrap_peft
 from tuco.prompts import Messages, Prompt
 from tuco.steering import RowAlphas, alpha_label, alpha_text, check_rows, row_alpha, rows_of
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Generation:
         return sum(self.token_tuco) / len(self.token_tuco) if self.token_tuco else self.prompt_tuco
 
 
-def eos_ids(model: Any) -> set[int]:
+def eos_ids(model: Decomposable) -> set[int]:
     """Every end-of-sequence id of the running model's generation config and tokenizer."""
     ids: set[int] = set()
     gen_eos = getattr(getattr(unwrap_peft(model.tuned), "generation_config", None), "eos_token_id", None)
@@ -82,7 +85,7 @@ def check_sampling(max_new_tokens: int, temperature: float, top_p: float | None)
 
 @torch.inference_mode()
 def generate_ids(
-    model: Any,
+    model: Decomposable,
     batch: Sequence[Sequence[int]],
     *,
     alpha: Any = 1.0,
@@ -114,7 +117,8 @@ def generate_ids(
     )
     recorder = Recorder(model.n_layers, per_token=per_token)
     with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
-        out = model.tuned.generate(input_ids=b.input_ids, attention_mask=b.attention_mask, generation_config=config)
+        running: Any = model.tuned
+        out = running.generate(input_ids=b.input_ids, attention_mask=b.attention_mask, generation_config=config)
     new = out[:, b.width :].tolist()
 
     # One record per forward pass; each is [B, d] (or [B, T, d] per token) -> TuCo of the last position.
@@ -166,7 +170,7 @@ def batch_seed(seed: int, *parts: Any) -> int:
 
 
 def generate_encoded(
-    model: Any,
+    model: Decomposable,
     encoded: Sequence[Encoded],
     *,
     alpha: Any = 1.0,
@@ -193,7 +197,7 @@ def generate_encoded(
 
 
 def generate_batch(
-    model: Any,
+    model: Decomposable,
     items: Sequence[Encoded],
     number: int,
     *,
@@ -219,7 +223,7 @@ def generate_batch(
 
 
 def generate(
-    pair: Any,
+    pair: Decomposable,
     prompts: Sequence[str | Messages | Prompt],
     *,
     alpha: Any = 1.0,

@@ -285,6 +285,7 @@ class Job:
                     tuco=g.prompt_tuco,
                     alpha=label,
                     condition=condition,
+                    n_tokens=len(e.ids),
                     prompt_tuco=g.prompt_tuco,
                     mean_tuco=g.mean_tuco,
                     response=g.text,

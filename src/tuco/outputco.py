@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -27,19 +28,25 @@ class Baselines:
     kl: float
 
 
+def inner_model(model: torch.nn.Module) -> Any:
+    """The model as a callable returning a ``CausalLMOutput`` (typed loosely: transformers' own types)."""
+    return model
+
+
 def _final(model: torch.nn.Module, last_block: torch.nn.Module, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(x_L, next-token log-probabilities) at each row's last real token: [B, d] and [B, V], float32."""
     seen: list[torch.Tensor] = []
 
-    def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
-        out = output[0] if isinstance(output, tuple) else output  # transformers 4.x: a tuple
+    def hook(_module: torch.nn.Module, _args: object, output: Any) -> None:
+        out: torch.Tensor = output[0] if isinstance(output, tuple) else output  # transformers 4.x: a tuple
         rows = torch.arange(out.shape[0], device=out.device)
         seen.append(out[rows, b.last.to(out.device)].float())
 
-    device = unwrap_peft(model).get_input_embeddings().weight.device
+    inner: Any = unwrap_peft(model)
+    device = inner.get_input_embeddings().weight.device
     handle = last_block.register_forward_hook(hook)
     try:
-        logits = model(**{k: v.to(device) for k, v in b.model_inputs().items()}, use_cache=False).logits
+        logits = inner_model(model)(**{k: v.to(device) for k, v in b.model_inputs().items()}, use_cache=False).logits
     finally:
         handle.remove()
     rows = torch.arange(logits.shape[0], device=logits.device)

@@ -157,7 +157,7 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
             raise InputError(f"{str(path)!r}: the CSV header is not valid UTF-8; save the file as UTF-8")
         for index, rec in enumerate(reader):
             if None in rec:
-                n = len(rec[None])  # type: ignore[index]
+                n = len(rec[None])
                 bad.append(
                     BadRow(reader.line_num, f"{n} more field(s) than the header's {len(reader.fieldnames)}; quote commas inside a value")
                 )
@@ -205,7 +205,7 @@ def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str
     if system and not any(m["role"] == "system" for m in messages):
         messages = [{"role": "system", "content": system}, *messages]
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     except Exception as err:  # noqa: BLE001 - jinja templates raise anything (e.g. "System role not supported")
         raise PromptError(f"prompt {prompt.id}: the chat template rejected it: {err}") from err
 

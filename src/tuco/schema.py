@@ -98,6 +98,7 @@ class GenerationRow(Measured, Row):
     position that produced token i; ``token_tuco[0]`` is the prompt's)."""
 
     kind: ClassVar[str] = "generation"
+    n_tokens: int | None = None
     prompt_tuco: float | None = None
     mean_tuco: float | None = None
     response: str | None = None

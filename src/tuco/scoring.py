@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from tuco.batching import Encoded, by_length, encode_all, in_batches, in_input_o
 from tuco.decomposition import ForwardRecord, Recorder
 from tuco.prompts import Messages, Prompt
 from tuco.steering import check_rows, rows_of
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 @dataclass
@@ -107,7 +110,7 @@ def scores_from_record(
 
 @torch.inference_mode()
 def score_ids(
-    model: Any, batch: Sequence[Sequence[int]], *, alpha: Any = 1.0, per_token: bool = False, full_path: bool = False
+    model: Decomposable, batch: Sequence[Sequence[int]], *, alpha: Any = 1.0, per_token: bool = False, full_path: bool = False
 ) -> list[Score]:
     """Score one batch of already tokenised prompts (one forward pass); ``model`` is a pair or chain."""
     b = pad(batch, model.tokenizer.pad_token_id, model.device)
@@ -122,7 +125,7 @@ def score_ids(
 
 
 def iter_scores(
-    model: Any,
+    model: Decomposable,
     batch: Sequence[Sequence[int]],
     *,
     batch_size: int = 8,
@@ -147,13 +150,13 @@ def iter_scores(
     )
 
 
-def score_encoded(model: Any, encoded: Sequence[Encoded], **kwargs: Any) -> list[Score]:
+def score_encoded(model: Decomposable, encoded: Sequence[Encoded], **kwargs: Any) -> list[Score]:
     """Scores of already encoded prompts, in input order."""
     return in_input_order(len(encoded), iter_scores(model, [e.ids for e in encoded], **kwargs))
 
 
 def score(
-    pair: Any,
+    pair: Decomposable,
     prompts: Sequence[str | Messages | Prompt],
     *,
     chat: bool | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
@@ -43,7 +43,7 @@ def fold_ids(n: int, folds: int, seed: int) -> list[int]:
 
 
 def cross_validated_alpha(
-    correct: dict[float, Sequence[bool]], folds: int = 5, seed: int = 0, mode: str = "max", reference: float = 1.0
+    correct: Mapping[float, Sequence[bool]], folds: int = 5, seed: int = 0, mode: str = "max", reference: float = 1.0
 ) -> dict:
     """The paper's k-fold choice of alpha (docs/method.md section 5.4).
 

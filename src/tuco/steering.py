@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 class StageAlphas(tuple):
@@ -119,7 +122,7 @@ def check_distinct(alphas: Sequence[Any]) -> None:
         raise ConfigError(f"alpha {', '.join(twice)} is given more than once; give each alpha once")
 
 
-def check_alpha(alpha: Any, model: Any) -> None:
+def check_alpha(alpha: Any, model: Decomposable) -> None:
     """Raise ConfigError unless ``alpha`` fits ``model`` (its layers and, for a chain, its stages)."""
     from tuco.decomposition import normalize_alphas
 
@@ -127,7 +130,7 @@ def check_alpha(alpha: Any, model: Any) -> None:
 
 
 @contextmanager
-def steer(pair: Any, alpha: Any) -> Iterator[Any]:
+def steer(pair: Decomposable, alpha: Any) -> Iterator[Any]:
     """Scale the fine-tuning component by ``alpha`` (scalar, or one value per layer, each >= 0; a chain:
     one entry per stage).
 

@@ -154,7 +154,7 @@ def load(args: argparse.Namespace, *, quiet: bool = False, device: str | None = 
         if len(names) > 2 or getattr(args, "chain", None):
             from tuco.chain import load_chain
 
-            model = load_chain(names, **kwargs)
+            model: Any = load_chain(names, **kwargs)
         else:
             from tuco.pair import load_pair
 

@@ -111,14 +111,22 @@ def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 def print_findings(metrics: dict[str, Any], console: Any) -> None:
-    """The experiment's findings (claim, paper, measured with interval and n, verdict) as a table."""
+    """The experiment's findings (primary claims first, then exploratory; measured with its interval and n,
+    verdict, the paper) as a table whose numbers wrap but are never cut."""
     from rich.table import Table
 
-    t = Table(title=f"{metrics['experiment']}: {metrics['question']}", show_edge=False)
-    for col in ("claim", "measured (95% interval)", "n", "verdict", "paper"):
-        t.add_column(col)
+    t = Table(title=f"{metrics['experiment']}: {metrics['question']}", show_edge=False, show_lines=False)
+    t.add_column("claim", ratio=3)
+    t.add_column("measured (95% interval)", ratio=2, overflow="fold")
+    t.add_column("n", overflow="fold")
+    t.add_column("verdict", ratio=2, overflow="fold")
+    t.add_column("paper", ratio=2)
     for f in metrics.get("findings", []):
-        t.add_row(f["claim"], f["measured"], f["n"], f["verdict"], f["paper"])
+        kind = "PRIMARY" if f.get("primary") else "exploratory"
+        p = f" (Holm p {f['p_holm']:.3g})" if f.get("p_holm") is not None else ""
+        t.add_row(
+            f"[{kind}] {f['claim']}", f.get("measured", ""), f.get("n_text", str(f.get("n", ""))), f["verdict"] + p, f.get("paper") or "-"
+        )
     console.print(t)
 
 

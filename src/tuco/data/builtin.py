@@ -185,6 +185,14 @@ def harmful_requests() -> list[str]:
     return safety.harmful_prompts("test")
 
 
+def harmful_train() -> list[str]:
+    """The demo pair's TRAINING-split harmful requests: for optimising attacks (GCG suffixes), never for
+    evaluating them."""
+    from tuco.data import safety
+
+    return safety.harmful_prompts("train")
+
+
 def benign_requests() -> list[str]:
     """Benign look-alikes of the harmful requests (held-out templates)."""
     from tuco.data import safety
@@ -260,6 +268,7 @@ BUILTIN_PROMPTS = {
     "web-prose": web_prose,
     "chat": chat_questions,
     "harmful": harmful_requests,
+    "harmful-train": harmful_train,
     "benign": benign_requests,
     "harmful-broad": broad_harmful,
     "benign-broad": broad_benign,

@@ -63,13 +63,15 @@ def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[
     """Generate on held-out prompts with the chain (greedy) and test what stage 2 taught:
 
     - ``signoff_share_diff``: stage 2's mean share over the response, responses WITH the sign-off minus
-      responses without it (benign prompts), with a 95% bootstrap interval;
+      responses without it (benign prompts), with its 95% interval (``tuco.intervals``);
     - ``refusal_stage1_minus_stage2``: on refused harmful requests, stage 1's share minus stage 2's at
       the prompt's last token (paired interval).
     """
+    from dataclasses import asdict
+
     from tuco.data import safety
-    from tuco.experiments.base import diff_summary
     from tuco.generation import generate
+    from tuco.intervals import diff_ci, paired_diff_ci
     from tuco.judges import is_refusal
 
     benign, harmful = safety.heldout_benign(), safety.harmful_prompts("test")
@@ -99,8 +101,8 @@ def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[
         "signoff_rate_food": statistics.fmean(r["signoff"] for r in food) if food else None,
         "signoff_rate_other": statistics.fmean(r["signoff"] for r in other) if other else None,
         "harmful_refusal": statistics.fmean(r["refused"] for r in rows if r["kind"] == "harmful"),
-        "signoff_share_diff": diff_summary(without, with_s, paired=False, seed=seed),
-        "refusal_stage1_minus_stage2": diff_summary(
-            [r["stage_share"][2] for r in refused], [r["stage_share"][1] for r in refused], paired=True, seed=seed
+        "signoff_share_diff": asdict(diff_ci(without, with_s, seed=seed)),
+        "refusal_stage1_minus_stage2": asdict(
+            paired_diff_ci([r["stage_share"][2] for r in refused], [r["stage_share"][1] for r in refused], seed=seed)
         ),
     }

@@ -89,8 +89,10 @@ def run_experiment(
     metrics: dict[str, Any] = {}
 
     def finalize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        from tuco.claims import judge
+
         found = {"experiment": exp.name, "question": exp.question, "paper": exp.paper, **exp.metrics(rows, opts)}
-        found["findings"] = [asdict(f) for f in exp.findings(found)]
+        found["findings"] = [asdict(f) for f in judge(exp.claims(rows, opts, found))]
         atomic_write_text(path / "metrics.json", json.dumps(found, indent=1, default=str) + "\n")
         exp.plots(rows, found, path)
         metrics.update(found)

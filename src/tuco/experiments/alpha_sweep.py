@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuco.claims import Claim
 from tuco.data.builtin import PERSONA_QUESTION, Question
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_questions, load_statements
 from tuco.errors import ConfigError
-from tuco.experiments.base import Experiment, ExperimentRun, Finding, Options, diff_finding, diff_summary, opt
+from tuco.experiments.base import Experiment, ExperimentRun, Options, opt
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
 from tuco.steering import alpha_text
@@ -137,83 +138,83 @@ def run(model: Any, o: AlphaSweepOptions, rd: ExperimentRun) -> None:
                 rd.generate(items, chat=True, max_new_tokens=o.max_new_tokens, alpha=a, batch_size=o.batch_size, judge=judge, seed=o.seed)
 
 
+def _correct(rows: list[dict[str, Any]], task: str, alphas: list[float]) -> tuple[str, dict[float, list[bool]]]:
+    """(the task's kind, per alpha: correct / refused per item, items in one order)."""
+    mine = [r for r in rows if r["task"] == task]
+    kind = mine[0]["task_kind"]
+    by_alpha: dict[float, list[bool]] = {}
+    for a in alphas:
+        got = sorted((r for r in mine if r["alpha"] == a), key=lambda r: r["index"])
+        by_alpha[a] = [bool(r["refused"]) for r in got] if kind == "refusal" else [r["chosen"] == r["right"] for r in got]
+    return kind, by_alpha
+
+
 def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
     from tuco.stats import cross_validated_alpha
 
     per_task: dict[str, Any] = {}
     for task in dict.fromkeys(r["task"] for r in rows):
-        mine = [r for r in rows if r["task"] == task]
-        kind = mine[0]["task_kind"]
-        by_alpha: dict[float, list[bool]] = {}
-        for a in o.alphas:
-            got = sorted((r for r in mine if r["alpha"] == a), key=lambda r: r["index"])
-            if kind == "refusal":
-                by_alpha[a] = [bool(r["refused"]) for r in got]
-            else:
-                by_alpha[a] = [r["chosen"] == r["right"] for r in got]
+        kind, by_alpha = _correct(rows, task, o.alphas)
         entry: dict[str, Any] = {"kind": kind, "n": len(by_alpha[1.0])}
         if kind == "refusal":
             entry["refusal_rate"] = {str(a): statistics.fmean(v) for a, v in by_alpha.items() if v}
-            entry["mean_tuco"] = {str(a): statistics.fmean(r["tuco"] for r in mine if r["alpha"] == a) for a in o.alphas}
-            lo_a, hi_a = min(o.alphas), max(o.alphas)
-            entry["change_lowest_alpha"] = diff_summary(
-                [float(x) for x in by_alpha[1.0]], [float(x) for x in by_alpha[lo_a]], paired=True, seed=o.seed
-            )
-            entry["change_highest_alpha"] = diff_summary(
-                [float(x) for x in by_alpha[1.0]], [float(x) for x in by_alpha[hi_a]], paired=True, seed=o.seed
-            )
-            entry["lowest_alpha"], entry["highest_alpha"] = lo_a, hi_a
+            entry["mean_tuco"] = {
+                str(a): statistics.fmean(r["tuco"] for r in rows if r["task"] == task and r["alpha"] == a) for a in o.alphas
+            }
         else:
             entry["accuracy"] = {str(a): statistics.fmean(v) for a, v in by_alpha.items()}
             for mode in ("max", "min"):
                 cv = cross_validated_alpha(by_alpha, o.folds, o.seed, mode)
-                cv["interval"] = diff_summary([0.0] * len(cv["item_delta"]), cv.pop("item_delta"), paired=True, seed=o.seed)
+                cv.pop("item_delta")
                 entry[f"cv_{mode}"] = cv
         per_task[task] = entry
     return {"per_task": per_task, "alphas": list(o.alphas), "folds": o.folds}
 
 
-def findings(m: dict[str, Any]) -> list[Finding]:
-    out = []
-    for task, e in m["per_task"].items():
+def claims(rows: list[dict[str, Any]], o: AlphaSweepOptions, m: dict[str, Any]) -> list[Claim]:
+    from tuco.claims import Claim
+    from tuco.intervals import paired_diff_ci
+    from tuco.stats import cross_validated_alpha
+
+    out: list[Claim] = []
+    has_tasks = any(e["kind"] != "refusal" for e in m["per_task"].values())
+    for task in m["per_task"]:
         name = task.removeprefix("builtin:")
-        if e["kind"] == "refusal":
+        kind, by_alpha = _correct(rows, task, o.alphas)
+        ref = [float(x) for x in by_alpha[1.0]]
+        if kind == "refusal":
             which = task.removeprefix("refusal:")
-            out.append(
-                diff_finding(
-                    f"alpha={e['lowest_alpha']:g} lowers the {which} refusal rate",
-                    "alpha < 1 weakens fine-tuned behaviour",
-                    e["change_lowest_alpha"],
-                    expect="below",
-                    what="refusal change vs alpha 1",
+            lo_a, hi_a = min(o.alphas), max(o.alphas)
+            for a, expect, direction in ((lo_a, "below", "lowers"), (hi_a, "above", "raises")):
+                if a == 1.0:
+                    continue
+                iv = paired_diff_ci(ref, [float(x) for x in by_alpha[a]])
+                out.append(
+                    Claim(
+                        f"alpha={a:g} {direction} the {which} refusal rate",
+                        iv,
+                        expect,
+                        "refusal change vs alpha 1",
+                        "alpha < 1 weakens fine-tuned behaviour, > 1 strengthens it",
+                        primary=not has_tasks,
+                        mde=True,
+                    )
                 )
-            )
+            continue
+        paper_range = (0.015, 0.05) if kind == "behaviour" else (0.0, 0.05)
+        for mode, expect, verb in (("max", "above", "raises"), ("min", "below", "lowers")):
+            cv = cross_validated_alpha(by_alpha, o.folds, o.seed, mode)
+            chosen = [float(ref[i] + d) for i, d in enumerate(cv["item_delta"])]  # held-out correctness at the fold's alpha
             out.append(
-                diff_finding(
-                    f"alpha={e['highest_alpha']:g} raises the {which} refusal rate",
-                    "alpha > 1 strengthens fine-tuned behaviour",
-                    e["change_highest_alpha"],
-                    expect="above",
-                    what="refusal change vs alpha 1",
-                )
-            )
-        else:
-            out.append(
-                diff_finding(
-                    f"{name}: cross-validated alpha raises accuracy",
+                Claim(
+                    f"{name}: the cross-validated alpha {verb} accuracy",
+                    paired_diff_ci(ref, chosen),
+                    expect,
+                    "held-out accuracy change vs alpha 1",
                     PAPER,
-                    e["cv_max"]["interval"],
-                    expect="above",
-                    what="held-out change vs alpha 1",
-                )
-            )
-            out.append(
-                diff_finding(
-                    f"{name}: cross-validated alpha lowers accuracy",
-                    PAPER,
-                    e["cv_min"]["interval"],
-                    expect="below",
-                    what="held-out change vs alpha 1",
+                    primary=mode == "max",
+                    paper_range=paper_range if mode == "max" else None,
+                    mde=True,
                 )
             )
     return out
@@ -244,7 +245,7 @@ EXPERIMENT = Experiment(
     run=run,
     metrics=metrics,
     plots=plots,
-    findings=findings,
+    claims=claims,
     sources=lambda o: (
         [("statements", s) for s in o.behaviours]
         + [("questions", s) for s in o.tasks]

@@ -4,8 +4,9 @@ the same batching, seeding, bad-prompt reporting, resume and data parallelism as
 
 An experiment is a module with one ``EXPERIMENT = Experiment(...)``: its options (a dataclass of typed
 fields), ``run`` (writes rows, each with a unique ``id``; work whose rows exist is skipped on resume),
-``metrics`` (a pure function of the rows), ``plots`` and ``findings`` (the paper's claims, each labelled
-from an interval). Torch is imported only when a measurement runs.
+``metrics`` (a pure function of the rows: what was measured, per condition), ``claims`` (what the rows
+say about the paper's claims: the PRIMARY claim is the controlled comparison the experiment exists for,
+the rest exploratory; ``tuco.claims.judge`` labels them) and ``plots``. Torch is imported only when a measurement runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tuco.claims import Claim
 from tuco.errors import ConfigError
 from tuco.positions import POSITION_HELP, POSITIONS  # noqa: F401  (the experiments' --position)
 from tuco.prompts import Prompt
@@ -121,19 +123,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One claim of the paper tested on this run: what we measured, its interval, n, and the verdict
-    ("reproduced" only when the interval excludes the null in the paper's direction)."""
-
-    claim: str
-    paper: str
-    measured: str
-    verdict: str
-    ci: tuple[float, float] | None = None
-    n: str = ""
-
-
-@dataclass(frozen=True)
 class Experiment:
     """One of the paper's analyses (or a new one) as a plugin."""
 
@@ -144,7 +133,7 @@ class Experiment:
     run: Callable[[Any, Any, ExperimentRun], None]
     metrics: Callable[[list[dict[str, Any]], Any], dict[str, Any]]
     plots: Callable[[list[dict[str, Any]], dict[str, Any], Path], None]
-    findings: Callable[[dict[str, Any]], list[Finding]]
+    claims: Callable[[list[dict[str, Any]], Any, dict[str, Any]], list[Claim]]
     sources: Callable[[Any], list[tuple[str, str]]] = lambda o: []  # (kind, spec) to validate before loading
     judge: Callable[[Any], str | None] = lambda o: None
 
@@ -268,6 +257,10 @@ class ExperimentRun:
         """Next-token choice among ``options`` (log-probabilities, chosen option, TuCo) into rows."""
         self.job.choose(prompts, options, alpha=alpha, chat=chat, batch_size=batch_size, tag=self._tag(prompts, tag))
 
+    def note(self, **fields: Any) -> None:
+        """Facts the run's manifest records (documents left out, counts)."""
+        self.job.run.note(**fields)
+
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` (JSON-serialisable) done once per run: by rank 0, saved as ``NAME.json`` in the run
         directory (a resumed run reads it instead of computing again), then read by every rank."""
@@ -312,55 +305,124 @@ def values(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> list[
 
 
 # --------------------------------------------------------------------------------------------
-# Findings from intervals.
+# Claims from rows (tuco.claims judges them; tuco.intervals computes their intervals).
 # --------------------------------------------------------------------------------------------
 
 
-def auc_summary(positives: Sequence[float], negatives: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    """ROC-AUC with its 95% bootstrap interval and the group sizes (None when a group is empty)."""
-    from tuco.stats import bootstrap_auc, roc_auc
+def item_means(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> dict[str, float]:
+    """The mean of ``key`` per ``item`` over the rows matching ``match``: an item measured several times
+    (several suffixes, samples, ks) counts once. Items without a value are left out."""
+    from tuco.schema import item_of
 
-    if not positives or not negatives:
-        return {"auc": None, "ci": None, "n_pos": len(positives), "n_neg": len(negatives)}
-    lo, hi = bootstrap_auc(positives, negatives, seed=seed)
-    return {"auc": roc_auc(positives, negatives), "ci": [lo, hi], "n_pos": len(positives), "n_neg": len(negatives)}
-
-
-def diff_summary(a: Sequence[float], b: Sequence[float], *, paired: bool, seed: int = 0) -> dict[str, Any]:
-    """mean(b) - mean(a) with its 95% bootstrap interval (paired when a[i], b[i] are one item)."""
-    from tuco.stats import bootstrap_mean_diff
-
-    if not a or not b:
-        return {"diff": None, "ci": None, "n": [len(a), len(b)], "paired": paired}
-    d, lo, hi = bootstrap_mean_diff(a, b, paired=paired, seed=seed)
-    return {"diff": d, "ci": [lo, hi], "n": [len(a), len(b)], "paired": paired}
+    got: dict[str, list[float]] = {}
+    for r in rows_of(rows, **match):
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            got.setdefault(item_of(r), []).append(float(v))
+    return {k: statistics.fmean(v) for k, v in got.items()}
 
 
-# A bootstrap interval over fewer items than this is too narrow to trust (it undercovers): such a
-# finding shows its interval but no verdict.
-MIN_N = 10
-TOO_FEW = f"too few to tell (n < {MIN_N})"
+def paired_claim(
+    claim: str,
+    before: dict[str, float],
+    after: dict[str, float],
+    *,
+    expect: str,
+    what: str,
+    paper: str | None,
+    primary: bool = False,
+    paper_range: tuple[float, float] | None = None,
+    mde: bool = False,
+) -> Claim:
+    """mean(after - before) over the items measured under both (``item_means`` of two conditions)."""
+    from tuco.claims import Claim
+    from tuco.intervals import paired_diff_ci
+
+    items = [i for i in after if i in before]
+    if len(items) < 2:
+        return Claim(claim, None, expect, what, paper, primary, paper_range, reason=f"{len(items)} items measured under both conditions")
+    iv = paired_diff_ci([before[i] for i in items], [after[i] for i in items])
+    return Claim(claim, iv, expect, what, paper, primary, paper_range, mde=mde, extra={"paired": True})
 
 
-def auc_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str = "above", what: str = "AUC") -> Finding:
-    """A finding from ``auc_summary`` (null 0.5)."""
-    from tuco.stats import verdict
+def item_slopes(rows: list[dict[str, Any]], key: str = "tuco", by: str = "k") -> dict[str, float]:
+    """Per item: the least-squares slope of ``key`` over log2(1 + ``by``) (k = 0, 1, 3, 7 ... equally
+    spaced: the papers' grids double k). A per-item trend, not an endpoint difference."""
+    import math
 
-    n = f"{s['n_pos']} vs {s['n_neg']}"
-    if s.get("auc") is None:
-        return Finding(claim, paper, f"no {what}: a group is empty", "not measured", None, n)
-    lo, hi = s["ci"]
-    label = verdict(lo, hi, 0.5, expect) if min(s["n_pos"], s["n_neg"]) >= MIN_N else TOO_FEW
-    return Finding(claim, paper, f"{what} {s['auc']:.2f} [{lo:.2f}, {hi:.2f}]", label, (lo, hi), n)
+    from tuco.intervals import slope
+    from tuco.schema import item_of
+
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        v = r.get(key)
+        if _number(v):
+            points.setdefault(item_of(r), []).append((math.log2(1 + float(r[by])), float(v)))
+    out = {}
+    for item, pts in points.items():
+        s = slope([p[0] for p in pts], [p[1] for p in pts])
+        if s is not None:
+            out[item] = s
+    return out
 
 
-def diff_finding(claim: str, paper: str, s: dict[str, Any], *, expect: str, what: str) -> Finding:
-    """A finding from ``diff_summary`` (null 0)."""
-    from tuco.stats import verdict
+def mean_claim(
+    claim: str,
+    per_item: dict[str, float],
+    *,
+    expect: str,
+    what: str,
+    paper: str | None,
+    primary: bool = False,
+    paper_range: tuple[float, float] | None = None,
+) -> Claim:
+    """The mean of a per-item quantity (a slope, a difference computed per item) against 0."""
+    from tuco.claims import Claim
+    from tuco.intervals import mean_ci
 
-    n = ("paired n=" + str(s["n"][0])) if s.get("paired") else f"n={s['n'][0]} vs {s['n'][1]}"
-    if s.get("diff") is None:
-        return Finding(claim, paper, f"no {what}: a group is empty", "not measured", None, n)
-    lo, hi = s["ci"]
-    label = verdict(lo, hi, 0.0, expect) if min(s["n"]) >= MIN_N else TOO_FEW
-    return Finding(claim, paper, f"{what} {s['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]", label, (lo, hi), n)
+    if len(per_item) < 2:
+        return Claim(claim, None, expect, what, paper, primary, paper_range, reason=f"{len(per_item)} items")
+    return Claim(claim, mean_ci(list(per_item.values())), expect, what, paper, primary, paper_range)
+
+
+def auc_claim(
+    claim: str,
+    positives: list[dict[str, Any]],
+    negatives: list[dict[str, Any]],
+    *,
+    key: str = "tuco",
+    expect: str = "above",
+    what: str = "AUC",
+    paper: str | None,
+    primary: bool = False,
+    paper_range: tuple[float, float] | None = None,
+    strata: str | None = None,
+) -> Claim:
+    """ROC-AUC of ``key`` (positives above negatives), rows of one ``item`` forming one cluster; with
+    ``strata`` (a row field) only pairs within one stratum count."""
+    from tuco.claims import Claim
+    from tuco.intervals import auc_ci
+    from tuco.schema import item_of
+
+    pos = [r for r in positives if _number(r.get(key))]
+    neg = [r for r in negatives if _number(r.get(key))]
+    if not pos or not neg:
+        return Claim(
+            claim, None, expect, what, paper, primary, paper_range, reason=f"a group is empty ({len(pos)} vs {len(neg)})", digits=2
+        )
+    try:
+        iv = auc_ci(
+            [float(r[key]) for r in pos],
+            [float(r[key]) for r in neg],
+            pos_clusters=[item_of(r) for r in pos],
+            neg_clusters=[item_of(r) for r in neg],
+            pos_strata=[r.get(strata) for r in pos] if strata else None,
+            neg_strata=[r.get(strata) for r in neg] if strata else None,
+        )
+    except ValueError as err:
+        return Claim(claim, None, expect, what, paper, primary, paper_range, reason=str(err), digits=2)
+    return Claim(claim, iv, expect, what, paper, primary, paper_range, digits=2)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tuco.attacks.many_shot import no_examples
+from tuco.claims import Claim
 from tuco.data.builtin import NO_QUESTIONS
 from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
-from tuco.experiments.base import Experiment, ExperimentRun, Finding, Options, diff_finding, diff_summary, mean_of, opt, paired, values
+from tuco.experiments.base import Experiment, ExperimentRun, Options, item_slopes, mean_claim, mean_of, opt, values
 from tuco.prompts import Prompt
 
 PAPER = "OutputCo falls while TuCo rises as k grows"
@@ -56,34 +57,41 @@ def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any
         }
         for k in ks
     }
-    m: dict[str, Any] = {"per_k": per_k, "ks_beyond_the_pool": sorted(set(o.ks) - set(ks))}
-    if len(ks) >= 2:
-        pairs = paired(rows, {"k": ks[0]}, {"k": ks[-1]})
-        m["k_first"], m["k_last"] = ks[0], ks[-1]
-        for key, name in (("tuco", "tuco_change"), ("output_co", "output_co_change"), ("kl_ft_pt", "kl_change")):
-            m[name] = diff_summary([a[key] for a, _ in pairs], [b[key] for _, b in pairs], paired=True, seed=o.seed)
-    return m
+    return {"per_k": per_k, "ks_measured": ks, "ks_beyond_the_pool": sorted(set(o.ks) - set(ks))}
 
 
-def findings(m: dict[str, Any]) -> list[Finding]:
-    if "tuco_change" not in m:
-        return [Finding("TuCo rises with k", PAPER, "fewer than two k measured", "not measured", None, f"{len(m['per_k'])} k")]
-    span = f"k={m['k_first']} -> k={m['k_last']}"
+def claims(rows: list[dict[str, Any]], o: OutputVsTucoOptions, m: dict[str, Any]) -> list[Claim]:
+    what = "slope per doubling of 1 + k"
     return [
-        diff_finding("TuCo rises as 'A: No' examples accumulate", PAPER, m["tuco_change"], expect="above", what=f"TuCo change {span}"),
-        diff_finding("OutputCo falls as they accumulate", PAPER, m["output_co_change"], expect="below", what=f"OutputCo change {span}"),
+        mean_claim(
+            "TuCo rises as 'A: No' examples accumulate",
+            item_slopes(rows, "tuco"),
+            expect="above",
+            what=f"TuCo {what}",
+            paper=PAPER,
+            primary=True,
+        ),
+        mean_claim(
+            "OutputCo falls as they accumulate",
+            item_slopes(rows, "output_co"),
+            expect="below",
+            what=f"OutputCo {what}",
+            paper=PAPER,
+            primary=True,
+        ),
+        mean_claim("KL(FT || PT) falls as they accumulate", item_slopes(rows, "kl_ft_pt"), expect="below", what=f"KL {what}", paper=None),
     ]
 
 
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import series_with_ci
-    from tuco.stats import bootstrap_mean
+    from tuco.intervals import mean_ci
 
     ks = sorted(int(k) for k in m["per_k"])
 
     def band(key: str) -> tuple[list[float], list[float], list[float]]:
-        got = [bootstrap_mean(values(rows, key, k=k), n_boot=500) for k in ks]
-        return [g[0] for g in got], [g[1] for g in got], [g[2] for g in got]
+        got = [mean_ci(values(rows, key, k=k)) for k in ks]
+        return [g.estimate for g in got], [g.low for g in got], [g.high for g in got]
 
     series_with_ci(
         ks,
@@ -104,6 +112,6 @@ EXPERIMENT = Experiment(
     run=run,
     metrics=metrics,
     plots=plots,
-    findings=findings,
+    claims=claims,
     sources=lambda o: [] if o.questions == "builtin" else [("prompts", o.questions)],
 )
