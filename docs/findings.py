@@ -93,7 +93,9 @@ def experiment_table(snapshot: dict[str, Any], experiment: str) -> str:
         kind = "primary" if f.get("primary") else "exploratory"
         holm = f" (Holm p {f['p_holm']:.3g})" if f.get("p_holm") is not None else ""
         mde = f"; detectable effect {f['mde']:.3f}" if f.get("mde") else ""
-        rows.append(f"| {kind} | {f['claim']} | {f.get('measured', '')}{mde} | {f.get('n_text') or f.get('n') or ''} | {f['verdict']}{holm} |")
+        rows.append(
+            f"| {kind} | {f['claim']} | {f.get('measured', '')}{mde} | {f.get('n_text') or f.get('n') or ''} | {f['verdict']}{holm} |"
+        )
     return "\n".join(rows)
 
 

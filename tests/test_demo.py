@@ -11,6 +11,8 @@ import tuco
 from conftest import cli
 from tuco.data import safety
 from tuco.demo import PAIR_DIR, demo_pair_dirs
+from tuco.claims import VERDICTS
+from tuco.demo.run import PRESETS
 from tuco.demo.evaluate import base_refusal, behaviour
 from tuco.demo.train import Recipe, encode_chat, train_demo, train_tokenizer
 from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
@@ -145,10 +147,12 @@ def test_demo_quick_end_to_end(tmp_path):
     res = cli("demo", "--quick", "--out", str(out))
     assert res.returncode == 0, res.stderr
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert names == ["alpha-sweep", "many-shot", "web-vs-chat"]
+    assert names == sorted(name for name, _ in PRESETS["demo"])  # the seven analyses
+    assert len(names) == 7
     for name in names:
         m = json.loads((out / name / "metrics.json").read_text())
-        assert m["findings"] and all(f["n"] for f in m["findings"])
+        assert m["findings"] and all(f["verdict"] in VERDICTS and "n" in f for f in m["findings"])
+        assert any(f["primary"] for f in m["findings"])  # every analysis declares its primary claim
     sweep = read_rows(out / "alpha-sweep" / "rows.jsonl")
     at0 = [r for r in sweep if r["alpha"] == 0.0 and r["task"] == "refusal:harmful"]
     assert at0 and not any(r["refused"] for r in at0)  # alpha 0 = the pre-trained model, which never refuses

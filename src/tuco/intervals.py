@@ -156,7 +156,7 @@ def paired_diff_ci(
     if len(a) != len(b):
         raise ValueError("paired groups must have the same length")
     if clusters is None and _is_binary(a) and _is_binary(b):
-        return paired_proportion_diff_ci(a, b, level=level)
+        return paired_proportion_diff_ci(a.tolist(), b.tolist(), level=level)
     return mean_ci(b - a, clusters=clusters, level=level, seed=seed)
 
 

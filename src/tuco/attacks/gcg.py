@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuco.errors import ConfigError
 from tuco.prompts import read_utf8
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 
 def read_suffixes(path: str) -> list[str]:
@@ -22,7 +25,7 @@ def attack(request: str, suffix: str) -> str:
 
 
 def optimise_suffixes(
-    pair: Any,
+    pair: Decomposable,
     requests: list[str],
     n: int,
     *,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.cli.common import add_model_options, add_output_options, add_prompt_options, end_job, progress_bar, report_bad, start_job
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 
@@ -39,13 +42,14 @@ def _table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(show_edge=False, show_lines=True)
-    for col, kw in (
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
         ("id", {}),
         ("alpha", {"justify": "right"}),
         ("prompt TuCo", {"justify": "right"}),
         ("mean TuCo", {"justify": "right"}),
         ("response", {"overflow": "fold"}),
-    ):
+    )
+    for col, kw in columns:
         table.add_column(col, **kw)
     for r in rows[:50]:
         table.add_row(str(r["id"]), str(r["alpha"]), f"{r['prompt_tuco']:.4f}", f"{r['mean_tuco']:.4f}", r["response"])
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, lambda rows: Console().print(_table(rows)))
 
 
-def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
+def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 

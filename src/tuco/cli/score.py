@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.cli.common import (
     add_model_options,
@@ -16,6 +16,9 @@ from tuco.cli.common import (
     report_bad,
     start_job,
 )
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, show)
 
 
-def _print_only(model: Any, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alpha: Any) -> int:
+def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alpha: Any) -> int:
     """No --out: score and print ``id<TAB>tuco`` lines (nothing written)."""
     from dataclasses import asdict
 

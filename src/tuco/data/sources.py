@@ -88,7 +88,7 @@ def load_prompts(spec: str, *, limit: int | None = None) -> list[str | Messages]
         good, bad = read_prompts(spec)
         if bad:
             raise PromptError(f"{spec}: {bad[0]} (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else f"{spec}: {bad[0]}")
-        items = [p.messages if p.messages is not None else p.text for p in good]
+        items = [p.messages if p.messages is not None else (p.text or "") for p in good]
     if not items:
         raise PromptError(f"{spec!r} holds no prompts")
     return spread(items, limit)
@@ -227,7 +227,7 @@ def check_source(kind: str, spec: str) -> str:
         return f"suffixes {spec}: {len(read_suffixes(spec))} strings"
     if source_kind == "hf":
         return check_hub_source(kind, spec)
-    loaders = {
+    loaders: dict[str, Any] = {
         "prompts": load_prompts,
         "statements": load_statements,
         "questions": lambda s: load_questions(s)[1],

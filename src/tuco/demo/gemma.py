@@ -88,7 +88,7 @@ def convert(target: Path) -> Path:
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = Gemma3ForCausalLM(config)
+    model = Gemma3ForCausalLM(config)  # type: ignore[arg-type]  # the GGUF config is Gemma3's text config
     missing, unexpected = model.load_state_dict(quantized.state_dict(), strict=False)
     if [m for m in missing if "lm_head" not in m] or unexpected:
         raise TucoError(f"unexpected GGUF layout: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -114,7 +114,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     base = ensure_base()
     tok = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(r.seed)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)  # measured fastest here; adapter in float32
+    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)  # measured fastest here; adapter in float32
     model = get_peft_model(
         model, LoraConfig(r=r.rank, lora_alpha=r.lora_alpha, lora_dropout=0.0, target_modules=list(TARGETS), task_type="CAUSAL_LM")
     )
@@ -125,7 +125,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     encoded = [e for kind in chats.values() for c in kind if (e := encode_chat(tok, c, r.max_len)) is not None]
     batches = _batches(encoded, r.batch, r.epochs, r.seed)
     opt = torch.optim.AdamW(params, lr=r.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    inner = model.base_model.model  # Gemma3ForCausalLM with LoRA layers inside
+    inner: Any = model.base_model.model  # Gemma3ForCausalLM with LoRA layers inside
     log: list[dict[str, Any]] = []
     tokens = 0
     model.train()

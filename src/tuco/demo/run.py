@@ -10,20 +10,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# (experiment, options): the shipped 5.8M demo pair (about a minute) ...
+# (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores. The shipped
+# 5.8M demo pair (a few minutes) ...
 DEMO = [
-    ("web-vs-chat", dict(web="builtin:web", chat="builtin:chat", n=40, web_tokens=0, without_template=True, batch_size=32)),
     (
-        "many-shot",
+        "web-vs-chat",
         dict(
-            mode="jailbreak",
-            requests="builtin:harmful",
-            shots="compliant",
-            ks=[0, 1, 2, 4, 8, 16],
-            targets=16,
+            web="builtin:web-docs", chat="builtin:chat", n=40, web_tokens=97, window_sweep=[48, 192], without_template=True, batch_size=32
+        ),
+    ),
+    ("conjugate", dict(harmful="builtin:harmful", benign="builtin:benign", n=40, batch_size=32)),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful",
+            train_requests="builtin:harmful-train",
+            n=40,
+            optimize=5,
+            gcg_steps=30,
+            gcg_search_width=128,
+            gcg_topk=64,
             max_new_tokens=24,
             batch_size=16,
         ),
+    ),
+    (
+        "many-shot",
+        dict(mode="jailbreak", requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
+    ),
+    (
+        "jailbreak-success",
+        dict(harmful="builtin:harmful", benign="builtin:benign", n=40, samples=8, max_new_tokens=24, batch_size=8),
     ),
     (
         "alpha-sweep",
@@ -38,23 +55,46 @@ DEMO = [
             batch_size=32,
         ),
     ),
+    ("output-vs-tuco", dict()),
 ]
-# ... and the realistic pair (Gemma-3-270M + tuco's safety LoRA; a few minutes)
+# ... and the realistic pair (Gemma-3-270M + tuco's safety LoRA; about an hour). Its prompts are the TEST
+# split (builtin:harmful-broad, benign-broad, everyday): the recipe was chosen on the validation split,
+# and GCG suffixes are optimised on training requests.
 GEMMA = [
-    # windows shorter than the paragraphs: like the paper's substrings of long web documents, they rarely end
-    # where a text ends (the end of a whole paragraph carries a large fine-tuning share: docs/findings-gemma.md)
-    ("web-vs-chat", dict(web="builtin:web-prose", chat="builtin:everyday", n=40, web_tokens=48, without_template=True, batch_size=16)),
     (
-        "many-shot",
+        "web-vs-chat",
         dict(
-            mode="jailbreak",
-            requests="builtin:harmful-broad",
-            shots="compliant",
-            ks=[0, 2, 8, 16],
-            targets=16,
+            web="builtin:web-docs",
+            chat="builtin:everyday",
+            n=40,
+            web_tokens=97,
+            window_sweep=[48, 192],
+            without_template=True,
+            batch_size=16,
+        ),
+    ),
+    ("conjugate", dict(harmful="builtin:harmful-broad", benign="builtin:benign-broad", n=40, batch_size=16)),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful-broad",
+            train_requests="builtin:harmful-broad-train",
+            n=32,
+            optimize=5,
+            gcg_steps=15,
+            gcg_search_width=64,
+            gcg_topk=64,
             max_new_tokens=24,
             batch_size=8,
         ),
+    ),
+    (
+        "many-shot",
+        dict(mode="jailbreak", requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
+    ),
+    (
+        "jailbreak-success",
+        dict(harmful="builtin:harmful-broad", benign="builtin:benign-broad", n=32, samples=6, max_new_tokens=24, batch_size=4),
     ),
     (
         "alpha-sweep",
@@ -69,6 +109,7 @@ GEMMA = [
             batch_size=16,
         ),
     ),
+    ("output-vs-tuco", dict()),
 ]
 PRESETS = {"demo": DEMO, "gemma": GEMMA}
 
@@ -78,7 +119,18 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
     out = []
     for name, o in preset:
         small = dict(o)
-        for key, value in (("n", 4), ("targets", 3), ("max_new_tokens", 6)):
+        quick_values = (
+            ("n", 4),
+            ("targets", 3),
+            ("max_new_tokens", 6),
+            ("optimize", 1),
+            ("gcg_steps", 2),
+            ("gcg_search_width", 16),
+            ("gcg_topk", 16),
+            ("samples", 2),
+            ("window_sweep", []),
+        )
+        for key, value in quick_values:
             if key in small:
                 small[key] = value
         if "ks" in small:

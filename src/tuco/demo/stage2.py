@@ -76,7 +76,7 @@ def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[
 
     benign, harmful = safety.heldout_benign(), safety.harmful_prompts("test")
     gens = generate(chain, benign + harmful, max_new_tokens=max_new_tokens, batch_size=32)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, (p, g) in enumerate(zip(benign + harmful, gens)):
         later = [s[2] for s in (g.token_stage_share or [])[1:]]
         rows.append(

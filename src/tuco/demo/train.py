@@ -78,7 +78,7 @@ def model_config(r: Recipe, tokenizer: Any) -> Any:
     """The Llama config of the demo models."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(
+    return LlamaConfig(  # type: ignore[call-arg]  # transformers 5 reads rope_theta from kwargs
         vocab_size=len(tokenizer),
         hidden_size=r.hidden,
         intermediate_size=r.intermediate,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.errors import ConfigError
 from tuco.experiments.base import Experiment
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 MODULES: dict[str, str] = {
     "web-vs-chat": "tuco.experiments.web_vs_chat",
@@ -54,7 +57,7 @@ def validate(name: str, **options: Any) -> list[str]:
 
 def run_experiment(
     name: str,
-    model: Any,
+    model: Decomposable,
     out_dir: str | Path,
     *,
     resume: bool = False,

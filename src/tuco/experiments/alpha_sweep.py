@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.claims import Claim
 from tuco.data.builtin import PERSONA_QUESTION, Question
@@ -24,6 +24,9 @@ from tuco.experiments.base import Experiment, ExperimentRun, Options, opt
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
 from tuco.steering import alpha_text
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "maximising: up to ~+5% on MMLU tasks, +1.5 to +5% behaviour agreement; minimising: large drops"
 LETTERS = "ABCDEFGH"
@@ -94,7 +97,7 @@ def _items(o: AlphaSweepOptions) -> list[tuple[str, str, list[str], list[str], l
     return out
 
 
-def run(model: Any, o: AlphaSweepOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: AlphaSweepOptions, rd: ExperimentRun) -> None:
     for task, kind, prompts, options, right in _items(o):
         for a in o.alphas:
             items = [

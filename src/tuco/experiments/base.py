@@ -18,13 +18,17 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.claims import Claim
 from tuco.errors import ConfigError
 from tuco.positions import POSITION_HELP, POSITIONS  # noqa: F401  (the experiments' --position)
 from tuco.prompts import Prompt
 from tuco.runs import atomic_write_text
+
+if TYPE_CHECKING:
+    from tuco.jobs import Job
+    from tuco.model import Decomposable
 
 # --------------------------------------------------------------------------------------------
 # Typed options.
@@ -171,7 +175,7 @@ class ExperimentRun:
     seeded from (seed, alpha, its condition, batch number).
     """
 
-    def __init__(self, path: Path, options: Any, model: Any, job: Any) -> None:
+    def __init__(self, path: Path, options: Any, model: Decomposable, job: Job) -> None:
         self.path = path
         self.options = options
         self.model = model
@@ -356,7 +360,7 @@ def item_slopes(rows: list[dict[str, Any]], key: str = "tuco", by: str = "k") ->
     points: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         v = r.get(key)
-        if _number(v):
+        if isinstance(v, (int, float)) and _number(v):
             points.setdefault(item_of(r), []).append((math.log2(1 + float(r[by])), float(v)))
     out = {}
     for item, pts in points.items():

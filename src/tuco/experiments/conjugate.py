@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.encodings import ENCODINGS, encode_as
 from tuco.claims import Claim
@@ -37,6 +37,9 @@ from tuco.experiments.base import (
     values,
 )
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "English highest; TuCo ordered by the language's share of web text"
 
@@ -64,7 +67,7 @@ class ConjugateOptions(Options):
             raise ConfigError("--encodings needs plain (the reference every encoding is compared with)")
 
 
-def run(model: Any, o: ConjugateOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: ConjugateOptions, rd: ExperimentRun) -> None:
     sets = [("harmful", o.harmful)] + ([("benign", o.benign)] if o.benign else [])
     for kind, spec in sets if o.encodings else []:
         base = [p for p in load_prompts(spec, limit=o.n) if isinstance(p, str)]
@@ -101,7 +104,8 @@ def _drops(rows: list[dict[str, Any]], kind: str, encodings: list[str]) -> dict[
 
 
 def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
-    per = {}
+    per: dict[str, dict[str, Any]] = {}
+    means: dict[str, float] = {}
     for c in dict.fromkeys(r["condition"] for r in rows):
         mine = rows_of(rows, condition=c)
         v = values(mine)
@@ -111,7 +115,8 @@ def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
             "sem": statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0,
             "mean_prompt_tokens": mean_of(values(mine, "n_tokens")),
         }
-    order = sorted(per, key=lambda c: -(per[c]["mean_tuco"] if per[c]["mean_tuco"] is not None else float("-inf")))
+        means[c] = statistics.fmean(v) if v else float("-inf")
+    order = sorted(per, key=lambda c: -means[c])
     m: dict[str, Any] = {"per_condition": per, "order_by_tuco": order, "position": o.position}
     langs = [lang for lang in o.languages if f"lang:{lang}" in per]
     if langs:

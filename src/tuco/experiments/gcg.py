@@ -16,7 +16,7 @@ import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.gcg import attack, optimise_suffixes, read_suffixes
 from tuco.claims import Claim
@@ -38,6 +38,9 @@ from tuco.experiments.base import (
 )
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "attacked prompts have lower TuCo; AUC (clean = positive) up to 1.0 (Llama-2-7B)"
 
@@ -91,12 +94,12 @@ def control_suffix(tokenizer: Any, request: str, suffix: str, words: list[str], 
     return " ".join(chosen)
 
 
-def run(model: Any, o: GcgOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: GcgOptions, rd: ExperimentRun) -> None:
     from tuco.data.builtin import common_words
     from tuco.judges import get_judge
 
     requests = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
-    suffixes = [{"suffix": s, "optimised_on": None} for s in (read_suffixes(o.suffixes) if o.suffixes else [])]
+    suffixes: list[dict[str, Any]] = [{"suffix": s, "optimised_on": None} for s in (read_suffixes(o.suffixes) if o.suffixes else [])]
     if o.optimize:
         pool = [p for p in load_prompts(o.train_requests) if isinstance(p, str)]
         overlap = sorted(set(pool) & set(requests))

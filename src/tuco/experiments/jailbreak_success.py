@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.encodings import ENCODINGS, encode_as
 from tuco.attacks.gcg import attack, read_suffixes
@@ -38,6 +38,9 @@ from tuco.experiments.base import (
 )
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "AUC 0.83-0.94 for most pairs (successful jailbreak = negative class)"
 PAPER_RANGE = (0.83, 0.94)
@@ -72,7 +75,7 @@ class JailbreakSuccessOptions(Options):
             raise ConfigError(f"--min-successes {self.min_successes} is more than --samples {self.samples}")
 
 
-def run(model: Any, o: JailbreakSuccessOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: JailbreakSuccessOptions, rd: ExperimentRun) -> None:
     from tuco.judges import get_judge
 
     harmful = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.claims import Claim
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_statements, spread
@@ -41,6 +41,9 @@ from tuco.experiments.base import (
 )
 from tuco.judges import JUDGE_HELP
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "TuCo falls as k grows (k = 1..128) while the harmful-answer rate rises"
 ANSWERS = ("Yes", "No")
@@ -130,7 +133,7 @@ def _persona_shots(pool: list[Any], k: int, kind: str) -> list[dict[str, str]]:
     return msgs
 
 
-def _fits(model: Any, prompts: list[Prompt], extra: int) -> bool:
+def _fits(model: Decomposable, prompts: list[Prompt], extra: int) -> bool:
     from tuco.prompts import encode
 
     if model.max_length is None:
@@ -138,7 +141,7 @@ def _fits(model: Any, prompts: list[Prompt], extra: int) -> bool:
     return max(len(encode(model.tokenizer, p, chat=True)) for p in prompts) + extra <= model.max_length
 
 
-def run(model: Any, o: ManyShotOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: ManyShotOptions, rd: ExperimentRun) -> None:
     from tuco.data.builtin import PERSONA_QUESTION
     from tuco.judges import get_judge
 

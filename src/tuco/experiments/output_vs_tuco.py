@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.many_shot import no_examples
 from tuco.claims import Claim
@@ -19,6 +19,9 @@ from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
 from tuco.experiments.base import Experiment, ExperimentRun, Options, item_slopes, mean_claim, mean_of, opt, values
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "OutputCo falls while TuCo rises as k grows"
 
@@ -32,7 +35,7 @@ class OutputVsTucoOptions(Options):
     seed: int = opt(0, "recorded in the manifest (the experiment is deterministic)")
 
 
-def run(model: Any, o: OutputVsTucoOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: OutputVsTucoOptions, rd: ExperimentRun) -> None:
     qs = list(NO_QUESTIONS) if o.questions == "builtin" else [q for q in load_prompts(o.questions) if isinstance(q, str)]
     if len(qs) < 2:
         raise ConfigError(f"{o.questions}: needs at least 2 questions")

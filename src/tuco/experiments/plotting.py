@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def strips(groups: dict[str, Sequence[float]], title: str, path: Path, xlabel: str = "TuCo") -> None:
+def strips(groups: Mapping[str, Sequence[float]], title: str, path: Path, xlabel: str = "TuCo") -> None:
     """One row per group on a shared axis: a box (quartiles) and every value as a jittered dot, with n.
     Readable for any number of groups (unlike overlaid histograms)."""
     names = [g for g in groups if groups[g]]
@@ -58,14 +58,14 @@ def strips(groups: dict[str, Sequence[float]], title: str, path: Path, xlabel: s
 
 def series_with_ci(
     x: Sequence[float],
-    series: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
     title: str,
     path: Path,
     *,
     xlabel: str,
     ylabel: str,
     log_x: bool = False,
-    right: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]] | None = None,
+    right: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]] | None = None,
     right_label: str = "",
 ) -> None:
     """Lines with 95% interval bands: ``series[name] = (means, lows, highs)`` over ``x``; optional

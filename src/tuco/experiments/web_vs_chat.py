@@ -15,7 +15,7 @@ import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.claims import Claim
 from tuco.data.sources import SOURCE_HELP, load_prompts
@@ -35,6 +35,9 @@ from tuco.experiments.base import (
     values,
 )
 from tuco.prompts import Prompt
+
+if TYPE_CHECKING:
+    from tuco.model import Decomposable
 
 PAPER = "ROC-AUC 0.93-1.0 for most pairs (Zephyr-gemma 0.63), chat = positive"
 PAPER_RANGE = (0.93, 1.0)
@@ -68,7 +71,7 @@ def window(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> str 
     return str(tokenizer.decode(ids[start : start + n_tokens]))
 
 
-def run(model: Any, o: WebVsChatOptions, rd: ExperimentRun) -> None:
+def run(model: Decomposable, o: WebVsChatOptions, rd: ExperimentRun) -> None:
     docs = [t for t in load_prompts(o.web, limit=o.n) if isinstance(t, str)]
     score = lambda prompts, chat: rd.score(prompts, chat=chat, position=o.position, batch_size=o.batch_size, baselines=o.baselines)  # noqa: E731
     for length in [o.web_tokens, *o.window_sweep]:
