@@ -9,11 +9,11 @@ import pytest
 
 import tuco
 from conftest import cli
+from tuco.claims import VERDICTS
 from tuco.data import safety
 from tuco.demo import PAIR_DIR, demo_pair_dirs
-from tuco.claims import VERDICTS
-from tuco.demo.run import PRESETS
 from tuco.demo.evaluate import base_refusal, behaviour
+from tuco.demo.run import PRESETS
 from tuco.demo.train import Recipe, encode_chat, train_demo, train_tokenizer
 from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
 from tuco.runs import read_rows
