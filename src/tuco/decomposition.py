@@ -18,6 +18,10 @@ Fast path: where only one position per row of the earlier stages' outputs is eve
 part, and where the family registry knows them its query and output projections, at that position
 only; keys and values still come from every position, so what is read is exact (see
 ``docs/concepts.md``). Any other use runs whole blocks.
+
+LoRA stages (a base with stacked adapters: one block object for every stage) share the base projections
+whose input is the same in every stage: the earlier stages reuse what the running stage's call computed,
+when its input is checked bit-identical (``tuco.lora_share``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from tuco import lora_share
 from tuco.errors import ConfigError, TucoError
 
 try:  # transformers >= 4.36
@@ -276,7 +281,7 @@ def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | 
 class _EngineState:
     """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
 
-    def __init__(self, alphas: Alphas, recorder: Recorder | None, fast_paths: tuple[str, ...]) -> None:
+    def __init__(self, alphas: Alphas, recorder: Recorder | None, fast_paths: tuple[str, ...], share_paths: tuple[str, ...] = ()) -> None:
         self.alphas = alphas
         self.recorder = recorder
         all_one = all(a == 1.0 for stage in alphas for a in stage)
@@ -287,6 +292,8 @@ class _EngineState:
         self.fast_paths = fast_paths
         self.record_alphas = not all_one
         self.fast_rows = [0]  # rows the restricted submodules ran on (tests read it: the fast path was taken)
+        self.share_paths = share_paths  # LoRA stages: the projections whose input every stage shares
+        self.shared = [0]  # base-projection calls answered with the running stage's product (tests read it)
         # running model's cache object -> one cache per earlier stage (same type, advanced in lockstep).
         self.caches: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
@@ -377,6 +384,7 @@ class TuCoLayer(nn.Module):
         self.ft_block = views[-1].block
         object.__setattr__(self, "_views", views)  # unregistered on purpose (see class docstring)
         self._state = state
+        self._shared = lora_share.plan([v.block for v in views], state.share_paths)
 
     @property
     def pt_block(self) -> nn.Module:
@@ -393,11 +401,12 @@ class TuCoLayer(nn.Module):
         state, alphas = self._state, tuple(stage[self.index] for stage in self._state.alphas)
         x = args[0] if args else kwargs["hidden_states"]  # [B, T, d]: x_l, the running stream
         earlier = self._earlier_args(args, kwargs)  # before the running block: its cache must still be empty
-        out_K = self._views[-1].block(*args, **kwargs)  # f_K(x), the running model's block
-        h_K = _hidden(out_K)
-        if state.skip_earlier:
-            return out_K
-        outs = [self._run(k, x, a, kw) for k, (a, kw) in enumerate(earlier)] + [h_K]  # f_0(x) ... f_K(x)
+        with self._sharing():
+            out_K = self._views[-1].block(*args, **kwargs)  # f_K(x), the running model's block
+            h_K = _hidden(out_K)
+            if state.skip_earlier:
+                return out_K
+            outs = [self._run(k, x, a, kw) for k, (a, kw) in enumerate(earlier)] + [h_K]  # f_0(x) ... f_K(x)
         if state.recorder is not None:
             state.recorder.add(self.index, x, outs, alphas if state.record_alphas else None)
         out = mix(outs, alphas)
@@ -405,7 +414,13 @@ class TuCoLayer(nn.Module):
             _fix_captured_hidden_state(h_K, out)
         return out if isinstance(out_K, torch.Tensor) else (out, *out_K[1:])
 
-    # ---- plumbing: caches, adapters, devices, the fast path ----
+    # ---- plumbing: caches, adapters, devices, the fast path, shared LoRA base projections ----
+
+    def _sharing(self) -> AbstractContextManager[None]:
+        """LoRA stages on one block: the earlier stages' calls reuse the running call's base projections."""
+        if self._shared is None or self._state.skip_earlier:
+            return nullcontext()
+        return lora_share.sharing(self._shared, self._state.shared)
 
     def _earlier_args(self, args: tuple, kwargs: dict) -> list[tuple[tuple, dict]]:
         n = len(self._views) - 1
@@ -469,8 +484,10 @@ class Engine:
     ``stages``: M_0 ... M_K as ``Stage``s; the last one's block list is the running model's (for a
     PEFT pair, every stage points at the same list and differs in its active adapters).
     ``fast_paths``: dotted names, relative to a block, of the per-position submodules the fast path may
-    restrict (from the family registry; empty: always whole blocks). ``full_path=True`` forces whole
-    blocks. Use as a context manager; not re-entrant.
+    restrict (from the family registry; empty: always whole blocks). ``share_paths``: the projections
+    whose input is the same in every stage, which LoRA stages on one block share (registry; empty: none).
+    ``full_path=True`` forces whole blocks, each stage computed on its own. Use as a context manager;
+    not re-entrant.
     """
 
     def __init__(
@@ -480,6 +497,7 @@ class Engine:
         alpha: Any = 1.0,
         recorder: Recorder | None = None,
         fast_paths: Sequence[str] = (),
+        share_paths: Sequence[str] = (),
         full_path: bool = False,
     ) -> None:
         if len(stages) < 2:
@@ -490,13 +508,18 @@ class Engine:
                 raise ConfigError(f"checkpoint {k} has {len(s.layers)} layers, the final model has {n}")
         self.stages = list(stages)
         alphas = normalize_alphas(alpha, len(stages) - 1, n)
-        self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths))
+        self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths), () if full_path else tuple(share_paths))
         self._originals: list[nn.Module] | None = None
 
     @property
     def fast_rows(self) -> int:
         """Rows the fast path's restricted submodules ran on so far (0: every block ran whole)."""
         return self.state.fast_rows[0]
+
+    @property
+    def shared_projections(self) -> int:
+        """Earlier stages' base-projection calls answered with the running stage's product (0: none shared)."""
+        return self.state.shared[0]
 
     def __enter__(self) -> Engine:
         ft_layers = self.stages[-1].layers

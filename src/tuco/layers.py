@@ -2,7 +2,8 @@
 
 All "which attribute holds the list of blocks" knowledge is in this file. Known families are
 looked up in a registry, which also names each block's per-position submodules (feed-forward, query
-and output projections: what the engine's fast path may run at one position only). Any other
+and output projections: what the engine's fast path may run at one position only) and the projections
+that read the block's input through its input norm alone (what a LoRA chain's stages may share). Any other
 decoder-only model whose blocks form one ``nn.ModuleList`` of ``num_hidden_layers`` entries is found
 by a generic search, with a logged warning naming the guessed path, and always runs whole blocks.
 No TuCo math here.
@@ -23,39 +24,46 @@ log = logging.getLogger(__name__)
 # Per-position submodules of a block, relative to the block. Llama-style attention: the queries and the
 # output projection act on each position separately (keys and values do not: every position is read).
 _LLAMA = ("mlp", "self_attn.q_proj", "self_attn.o_proj")
+# Projections fed by the block's input through the input norm only (OLMo-2: the raw input): in a base model
+# with LoRA adapters every stage gives them the same tensor, so the stages may share their base products.
+_QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 
 
 @dataclass(frozen=True)
 class LayerPaths:
     """Dotted attribute paths, relative to the causal-LM module, of the block list and final norm, and
-    (relative to one block) the submodules that act on each position separately. A name missing from a
-    block (another transformers version) is skipped; an empty tuple means whole blocks always."""
+    (relative to one block) the submodules that act on each position separately (``per_position``) and
+    the projections whose input is the block's input through its input norm alone (``same_input``). A
+    name missing from a block (another transformers version) is skipped; an empty tuple turns the fast
+    path (``per_position``) or the sharing of LoRA base projections (``same_input``) off."""
 
     layers: str
     final_norm: str
     per_position: tuple[str, ...] = ()
+    same_input: tuple[str, ...] = ()
 
 
 # family (config.model_type) -> paths. Families listed here are tested on tiny random configs.
 REGISTRY: dict[str, LayerPaths] = {
-    "llama": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "mistral": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "qwen2": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "qwen3": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "gemma": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "gemma2": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "gemma3_text": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm", _LLAMA),
-    "olmo2": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "llama": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "mistral": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "qwen2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "qwen3": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "gemma": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "gemma2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "gemma3_text": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm", _LLAMA, _QKV),
+    "olmo2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
     # fused query/key/value projections: only the feed-forward part and the output projection
-    "phi3": LayerPaths("model.layers", "model.norm", ("mlp", "self_attn.o_proj")),
-    "gpt2": LayerPaths("transformer.h", "transformer.ln_f", ("mlp", "attn.c_proj")),
-    "gpt_neox": LayerPaths("gpt_neox.layers", "gpt_neox.final_layer_norm", ("mlp", "attention.dense")),
+    "phi3": LayerPaths("model.layers", "model.norm", ("mlp", "self_attn.o_proj"), ("self_attn.qkv_proj",)),
+    "gpt2": LayerPaths("transformer.h", "transformer.ln_f", ("mlp", "attn.c_proj"), ("attn.c_attn",)),
+    # the MLP's input projection reads the block's input too when the residual is parallel (see same_input_modules)
+    "gpt_neox": LayerPaths("gpt_neox.layers", "gpt_neox.final_layer_norm", ("mlp", "attention.dense"), ("attention.query_key_value",)),
     # mixture-of-experts blocks route each position on its own: the whole MoE block is per position
     # (transformers 5 calls it `mlp`; 4.x Mixtral calls it `block_sparse_moe`)
-    "mixtral": LayerPaths("model.layers", "model.norm", ("mlp", "block_sparse_moe", "self_attn.q_proj", "self_attn.o_proj")),
-    "qwen2_moe": LayerPaths("model.layers", "model.norm", _LLAMA),
-    "qwen3_moe": LayerPaths("model.layers", "model.norm", _LLAMA),
+    "mixtral": LayerPaths("model.layers", "model.norm", ("mlp", "block_sparse_moe", "self_attn.q_proj", "self_attn.o_proj"), _QKV),
+    "qwen2_moe": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "qwen3_moe": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
 }
 
 _WARNED: set[str] = set()
@@ -164,3 +172,20 @@ def per_position_modules(model: nn.Module) -> tuple[str, ...]:
         return ()
     block = _get(inner, known.layers)[0]  # type: ignore[index]
     return tuple(p for p in known.per_position if _get(block, p) is not None)
+
+
+def same_input_modules(model: nn.Module) -> tuple[str, ...]:
+    """Dotted names (relative to one decoder block) of the projections whose input is the block's input
+    through its input norm alone, for sharing a LoRA chain's base projections: those the registry names
+    for this family (plus GPT-NeoX's MLP input projection when its residual is parallel) that the block
+    really has. Families the registry does not know get none."""
+    inner = unwrap_peft(model)
+    model_type = getattr(inner.config, "model_type", "?")
+    known = REGISTRY.get(model_type)
+    if known is None or not isinstance(_get(inner, known.layers), nn.ModuleList):
+        return ()
+    paths = known.same_input
+    if model_type == "gpt_neox" and getattr(inner.config, "use_parallel_residual", False):
+        paths = (*paths, "mlp.dense_h_to_4h")  # x + attn(ln1(x)) + mlp(ln2(x)): both read x
+    block = _get(inner, known.layers)[0]  # type: ignore[index]
+    return tuple(p for p in paths if _get(block, p) is not None)

@@ -21,7 +21,7 @@ from torch import nn
 
 from tuco.decomposition import Engine, Recorder, Stage
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
-from tuco.layers import decoder_layers, hidden_size, num_layers, per_position_modules, unwrap_peft
+from tuco.layers import decoder_layers, hidden_size, num_layers, per_position_modules, same_input_modules, unwrap_peft
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -138,12 +138,14 @@ class Decomposable:
 
     def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
         """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder
-        (``full_path``: whole pre-trained blocks even where the fast path applies)."""
+        (``full_path``: whole pre-trained blocks even where the fast path applies, and no LoRA base
+        projection shared between the stages)."""
         return Engine(
             self.stages(),
             alpha=alpha,
             recorder=recorder,
             fast_paths=per_position_modules(self.tuned),
+            share_paths=same_input_modules(self.tuned),
             full_path=full_path or self.full_path,
         )
 
