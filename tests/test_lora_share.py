@@ -71,13 +71,13 @@ def test_shared_equals_unshared_bit_for_bit_on_every_family(family, tokenizer, m
     got = {}
     for alpha, fast in ((1.0, True), (0.9, False)):  # fast path / whole blocks (steering)
         rec, engine = run(p, MIXED, alpha=alpha)
-        assert engine.shared_projections == shared_per_layer(p, fast) * p.n_layers > 0
+        assert engine.shared_calls == shared_per_layer(p, fast) * p.n_layers > 0
         got[alpha] = rec
     full, _ = run(p, MIXED, full_path=True)
     unshared(monkeypatch)
     for alpha in got:
         ref, engine = run(p, MIXED, alpha=alpha)
-        assert engine.shared_projections == 0
+        assert engine.shared_calls == 0
         assert_bit_equal(got[alpha], ref)
     # and the shared fast path agrees with the reference (whole blocks, nothing shared) to rounding
     torch.testing.assert_close(got[1.0].sums, full.sums, rtol=1e-5, atol=1e-5)
@@ -95,11 +95,11 @@ def test_both_paddings_and_dtypes(side, dtype, tokenizer, monkeypatch):
 
 
 def test_unadapted_projection_is_shared_too(tokenizer):
-    """An adapter on q and v only: k (no adapter) is shared as it is, v through its base layer, q (restricted
-    to the read position by the fast path) is computed."""
+    """An adapter on q and v only: the input norm and k (no adapter) are shared as they are, v through its base
+    layer, q (restricted to the read position by the fast path) is computed."""
     p = ModelPair(tuned=lora_model("llama", tokenizer, target_modules=["q_proj", "v_proj", "down_proj"]), base=None, tokenizer=tokenizer)
     _, engine = run(p, MIXED)
-    assert engine.shared_projections == 2 * p.n_layers
+    assert engine.shared_calls == 3 * p.n_layers
 
 
 def test_generation_with_the_kv_cache(tokenizer, monkeypatch):
@@ -116,7 +116,7 @@ def test_generation_with_the_kv_cache(tokenizer, monkeypatch):
     shared = {alpha: tuco.generate(p, MIXED, alpha=alpha, **kw) for alpha in (1.0, 1.3)}
     per_token = tuco.generate(p, MIXED, per_token=True, **kw)
     # prefill (fast path at alpha 1: keys and values) and every decoding step (one position: q, k and v)
-    assert all(e.shared_projections > 3 * p.n_layers for e in calls)
+    assert all(e.shared_calls > 3 * p.n_layers for e in calls)
     no_cache = tuco.generate(p, MIXED, use_cache=False, **kw)
     unshared(monkeypatch)
     for alpha, gens in shared.items():
@@ -141,10 +141,10 @@ def stacked(tokenizer, family="llama"):
 def test_chain_of_two_stacked_adapters(tokenizer, monkeypatch):
     ch = stacked(tokenizer)
     fast, engine = run(ch, MIXED)
-    # stage 0 reuses k and v; stage 1 reuses k and v (stage 2's) and q (stage 0's, at the read position)
-    assert engine.shared_projections == 5 * ch.n_layers
+    # stage 0 reuses the input norm, k and v; stage 1 those (stage 2's) and q (stage 0's, at the read position)
+    assert engine.shared_calls == 7 * ch.n_layers
     steered, engine = run(ch, MIXED, alpha=[1.0, 0.5])
-    assert engine.shared_projections == 6 * ch.n_layers
+    assert engine.shared_calls == 8 * ch.n_layers
     unshared(monkeypatch)
     assert_bit_equal(fast, run(ch, MIXED)[0])
     assert_bit_equal(steered, run(ch, MIXED, alpha=[1.0, 0.5])[0])
@@ -166,7 +166,7 @@ def test_modules_to_save_on_the_input_norm_falls_back_exactly(tokenizer, monkeyp
     monkeypatch.setattr(lora_share, "_LOGGED", set())
     with caplog.at_level(logging.WARNING, logger="tuco.lora_share"):
         got, engine = run(p, MIXED, alpha=0.9)
-    assert engine.shared_projections == 0
+    assert engine.shared_calls == 0
     assert "ModulesToSaveWrapper" in caplog.text and "feed 'self_attn.k_proj' different inputs" in caplog.text
     assert caplog.text.count("different inputs") == 3  # once per projection, not per layer or batch
     unshared(monkeypatch)
@@ -179,7 +179,7 @@ def test_dora_is_not_shared_and_still_exact(tokenizer, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="tuco.lora_share"):
         got, engine = run(p, MIXED)
         run(p, MIXED)
-    assert engine.shared_projections == 0
+    assert engine.shared_calls == p.n_layers  # the input norm only
     assert caplog.text.count("is adapted by lora.Linear with DoraLinearVariant") == 3  # q, k, v: logged once each
     unshared(monkeypatch)
     assert_bit_equal(got, run(p, MIXED)[0])
@@ -192,15 +192,15 @@ def test_merged_adapters_share_nothing(tokenizer, monkeypatch):
     p = ModelPair(tuned=model, base=None, tokenizer=tokenizer)
     monkeypatch.setattr(lora_share, "_LOGGED", set())
     got, engine = run(p, MIXED)  # the pre-trained calls unmerge, layer by layer (peft's own behaviour)
-    assert engine.shared_projections == 0
+    assert engine.shared_calls == 0
     torch.testing.assert_close(got.sums, run(reference, MIXED)[0].sums, rtol=1e-4, atol=1e-4)
 
 
 def test_full_checkpoints_and_full_path_share_nothing_and_model_is_restored(tokenizer):
     base, tuned, _ = tiny_models("llama", tokenizer=tokenizer)
-    assert run(ModelPair(tuned=tuned, base=base, tokenizer=tokenizer), MIXED)[1].shared_projections == 0
+    assert run(ModelPair(tuned=tuned, base=base, tokenizer=tokenizer), MIXED)[1].shared_calls == 0
     p = ModelPair(tuned=lora_model("llama", tokenizer), base=None, tokenizer=tokenizer)
-    assert run(p, MIXED, full_path=True)[1].shared_projections == 0
+    assert run(p, MIXED, full_path=True)[1].shared_calls == 0
     projections = [m for m in p.tuned.modules() if isinstance(m, torch.nn.Linear)]
 
     def boom(module, args):

@@ -15,9 +15,9 @@ into a ``Recorder``. The model's own forward keeps doing embeddings, masks, posi
 
 Fast path: where only one position per row of the earlier stages' outputs is ever read (every alpha is
 1 and the recorder keeps the last position only), each earlier stage's block runs its feed-forward
-part, and where the family registry knows them its query and output projections, at that position
-only; keys and values still come from every position, so what is read is exact (see
-``docs/concepts.md``). Any other use runs whole blocks.
+part, and where the family registry knows them its query and output projections and its attention (one
+query per row, ``tuco.attention_at``), at that position only; keys and values still come from every
+position, so what is read is exact (see ``docs/concepts.md``). Any other use runs whole blocks.
 
 LoRA stages (a base with stacked adapters: one block object for every stage) share the base projections
 whose input is the same in every stage: the earlier stages reuse what the running stage's call computed,
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuco import lora_share
+from tuco import attention_at, lora_share
 from tuco.errors import ConfigError, TucoError
 
 try:  # transformers >= 4.36
@@ -281,7 +281,14 @@ def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | 
 class _EngineState:
     """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
 
-    def __init__(self, alphas: Alphas, recorder: Recorder | None, fast_paths: tuple[str, ...], share_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        alphas: Alphas,
+        recorder: Recorder | None,
+        fast_paths: tuple[str, ...],
+        share_paths: tuple[str, ...] = (),
+        fast_attention: str = "",
+    ) -> None:
         self.alphas = alphas
         self.recorder = recorder
         all_one = all(a == 1.0 for stage in alphas for a in stage)
@@ -290,10 +297,11 @@ class _EngineState:
         self.skip_earlier = all_one and recorder is None
         self.fast = all_one and recorder is not None and not recorder.per_token and bool(fast_paths)
         self.fast_paths = fast_paths
+        self.fast_attention = fast_attention  # the attention module the fast path runs for one query per row
         self.record_alphas = not all_one
         self.fast_rows = [0]  # rows the restricted submodules ran on (tests read it: the fast path was taken)
         self.share_paths = share_paths  # LoRA stages: the projections whose input every stage shares
-        self.shared = [0]  # base-projection calls answered with the running stage's product (tests read it)
+        self.shared = [0]  # calls answered with the running stage's output (tests read it: the sharing was taken)
         # running model's cache object -> one cache per earlier stage (same type, advanced in lockstep).
         self.caches: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
@@ -434,7 +442,8 @@ class TuCoLayer(nn.Module):
         fast = state.fast and x.shape[1] > 1
         index = state.recorder.positions(x.shape[1]) if fast and state.recorder is not None else None
         restrict = _at_positions(view.block, state.fast_paths, index, state.fast_rows) if fast else nullcontext()
-        with _unobserved(), view.active(), restrict:
+        attend = attention_at.restricted(view.block, state.fast_attention, index, state.fast_rows) if fast else nullcontext()
+        with _unobserved(), view.active(), restrict, attend:
             h = _hidden(view.block(*args, **kwargs))
         return h if h.device == x.device else h.to(x.device)  # device_map placed the blocks apart
 
@@ -484,7 +493,8 @@ class Engine:
     ``stages``: M_0 ... M_K as ``Stage``s; the last one's block list is the running model's (for a
     PEFT pair, every stage points at the same list and differs in its active adapters).
     ``fast_paths``: dotted names, relative to a block, of the per-position submodules the fast path may
-    restrict (from the family registry; empty: always whole blocks). ``share_paths``: the projections
+    restrict (from the family registry; empty: always whole blocks) and ``fast_attention`` the attention
+    module it runs for one query per row (registry; "": whole attention). ``share_paths``: the submodules
     whose input is the same in every stage, which LoRA stages on one block share (registry; empty: none).
     ``full_path=True`` forces whole blocks, each stage computed on its own. Use as a context manager;
     not re-entrant.
@@ -498,6 +508,7 @@ class Engine:
         recorder: Recorder | None = None,
         fast_paths: Sequence[str] = (),
         share_paths: Sequence[str] = (),
+        fast_attention: str = "",
         full_path: bool = False,
     ) -> None:
         if len(stages) < 2:
@@ -508,7 +519,13 @@ class Engine:
                 raise ConfigError(f"checkpoint {k} has {len(s.layers)} layers, the final model has {n}")
         self.stages = list(stages)
         alphas = normalize_alphas(alpha, len(stages) - 1, n)
-        self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths), () if full_path else tuple(share_paths))
+        self.state = _EngineState(
+            alphas,
+            recorder,
+            () if full_path else tuple(fast_paths),
+            () if full_path else tuple(share_paths),
+            "" if full_path else fast_attention,
+        )
         self._originals: list[nn.Module] | None = None
 
     @property
@@ -517,8 +534,9 @@ class Engine:
         return self.state.fast_rows[0]
 
     @property
-    def shared_projections(self) -> int:
-        """Earlier stages' base-projection calls answered with the running stage's product (0: none shared)."""
+    def shared_calls(self) -> int:
+        """Earlier stages' calls of same-input submodules (LoRA base projections, norms) answered with the
+        running stage's output (0: none shared)."""
         return self.state.shared[0]
 
     def __enter__(self) -> Engine:

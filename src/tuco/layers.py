@@ -21,49 +21,66 @@ from tuco.errors import UnsupportedModelError
 
 log = logging.getLogger(__name__)
 
-# Per-position submodules of a block, relative to the block. Llama-style attention: the queries and the
-# output projection act on each position separately (keys and values do not: every position is read).
-_LLAMA = ("mlp", "self_attn.q_proj", "self_attn.o_proj")
-# Projections fed by the block's input through the input norm only (OLMo-2: the raw input): in a base model
-# with LoRA adapters every stage gives them the same tensor, so the stages may share their base products.
-_QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
+# Per-position submodules of a block, relative to the block: the feed-forward part, the norms around it, and
+# (Llama-style attention) the query and output projections; keys and values are not (every position is read).
+_LLAMA = ("mlp", "self_attn.q_proj", "self_attn.o_proj", "post_attention_layernorm")
+_GEMMA2 = (*_LLAMA, "pre_feedforward_layernorm", "post_feedforward_layernorm")  # (Gemma-3's q_norm acts on [B, H, T, hd])
+_QWEN3 = (*_LLAMA, "self_attn.q_norm")  # q_norm before the heads are transposed: [B, T, H, hd]
+# What a LoRA chain's stages may share: the input norm and the projections it feeds, whose input every stage
+# gives the same tensor (the block's input, through the unadapted norm).
+_QKV = ("input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 
 
 @dataclass(frozen=True)
 class LayerPaths:
     """Dotted attribute paths, relative to the causal-LM module, of the block list and final norm, and
-    (relative to one block) the submodules that act on each position separately (``per_position``) and
-    the projections whose input is the block's input through its input norm alone (``same_input``). A
-    name missing from a block (another transformers version) is skipped; an empty tuple turns the fast
-    path (``per_position``) or the sharing of LoRA base projections (``same_input``) off."""
+    (relative to one block) the submodules that act on each position separately (``per_position``), the
+    attention module (``attention``) and the submodules whose input is the block's input, directly or
+    through its input norm alone (``same_input``). A name missing from a block (another transformers
+    version) is skipped; empty turns off the fast path (``per_position``, ``attention``) or the sharing
+    of LoRA base projections (``same_input``)."""
 
     layers: str
     final_norm: str
     per_position: tuple[str, ...] = ()
     same_input: tuple[str, ...] = ()
+    attention: str = ""
 
 
 # family (config.model_type) -> paths. Families listed here are tested on tiny random configs.
 REGISTRY: dict[str, LayerPaths] = {
-    "llama": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "mistral": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "qwen2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "qwen3": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "gemma": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "gemma2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "gemma3_text": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm", _LLAMA, _QKV),
-    "olmo2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    # fused query/key/value projections: only the feed-forward part and the output projection
-    "phi3": LayerPaths("model.layers", "model.norm", ("mlp", "self_attn.o_proj"), ("self_attn.qkv_proj",)),
-    "gpt2": LayerPaths("transformer.h", "transformer.ln_f", ("mlp", "attn.c_proj"), ("attn.c_attn",)),
-    # the MLP's input projection reads the block's input too when the residual is parallel (see same_input_modules)
-    "gpt_neox": LayerPaths("gpt_neox.layers", "gpt_neox.final_layer_norm", ("mlp", "attention.dense"), ("attention.query_key_value",)),
+    "llama": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV, "self_attn"),
+    "mistral": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV, "self_attn"),
+    "qwen2": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV, "self_attn"),
+    "qwen3": LayerPaths("model.layers", "model.norm", _QWEN3, _QKV, "self_attn"),
+    "gemma": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV, "self_attn"),
+    "gemma2": LayerPaths("model.layers", "model.norm", _GEMMA2, _QKV, "self_attn"),
+    "gemma3_text": LayerPaths("model.layers", "model.norm", _GEMMA2, _QKV, "self_attn"),
+    "gemma3": LayerPaths("model.language_model.layers", "model.language_model.norm", _GEMMA2, _QKV, "self_attn"),
+    # no input norm: the projections read the block's input itself
+    "olmo2": LayerPaths("model.layers", "model.norm", (*_QWEN3, "post_feedforward_layernorm"), _QKV[1:], "self_attn"),
+    # fused query/key/value projections: the feed-forward part, its norm and the output projection
+    "phi3": LayerPaths(
+        "model.layers",
+        "model.norm",
+        ("mlp", "self_attn.o_proj", "post_attention_layernorm"),
+        ("input_layernorm", "self_attn.qkv_proj"),
+        "self_attn",
+    ),
+    "gpt2": LayerPaths("transformer.h", "transformer.ln_f", ("mlp", "attn.c_proj", "ln_2"), ("ln_1", "attn.c_attn"), "attn"),
+    # with a parallel residual the MLP's norm reads the block's input too (see same_input_modules)
+    "gpt_neox": LayerPaths(
+        "gpt_neox.layers",
+        "gpt_neox.final_layer_norm",
+        ("mlp", "attention.dense", "post_attention_layernorm"),
+        ("input_layernorm", "attention.query_key_value"),
+        "attention",
+    ),
     # mixture-of-experts blocks route each position on its own: the whole MoE block is per position
     # (transformers 5 calls it `mlp`; 4.x Mixtral calls it `block_sparse_moe`)
-    "mixtral": LayerPaths("model.layers", "model.norm", ("mlp", "block_sparse_moe", "self_attn.q_proj", "self_attn.o_proj"), _QKV),
-    "qwen2_moe": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
-    "qwen3_moe": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV),
+    "mixtral": LayerPaths("model.layers", "model.norm", (*_LLAMA, "block_sparse_moe"), _QKV, "self_attn"),
+    "qwen2_moe": LayerPaths("model.layers", "model.norm", _LLAMA, _QKV, "self_attn"),
+    "qwen3_moe": LayerPaths("model.layers", "model.norm", _QWEN3, _QKV, "self_attn"),
 }
 
 _WARNED: set[str] = set()
@@ -175,10 +192,10 @@ def per_position_modules(model: nn.Module) -> tuple[str, ...]:
 
 
 def same_input_modules(model: nn.Module) -> tuple[str, ...]:
-    """Dotted names (relative to one decoder block) of the projections whose input is the block's input
-    through its input norm alone, for sharing a LoRA chain's base projections: those the registry names
-    for this family (plus GPT-NeoX's MLP input projection when its residual is parallel) that the block
-    really has. Families the registry does not know get none."""
+    """Dotted names (relative to one decoder block) of the submodules whose input is the block's input,
+    directly or through its input norm alone, for sharing a LoRA chain's base projections: those the
+    registry names for this family (plus GPT-NeoX's MLP norm and input projection when its residual is
+    parallel) that the block really has. Families the registry does not know get none."""
     inner = unwrap_peft(model)
     model_type = getattr(inner.config, "model_type", "?")
     known = REGISTRY.get(model_type)
@@ -186,6 +203,17 @@ def same_input_modules(model: nn.Module) -> tuple[str, ...]:
         return ()
     paths = known.same_input
     if model_type == "gpt_neox" and getattr(inner.config, "use_parallel_residual", False):
-        paths = (*paths, "mlp.dense_h_to_4h")  # x + attn(ln1(x)) + mlp(ln2(x)): both read x
+        paths = (*paths, "post_attention_layernorm", "mlp.dense_h_to_4h")  # x + attn(ln1(x)) + mlp(ln2(x)): both read x
     block = _get(inner, known.layers)[0]  # type: ignore[index]
     return tuple(p for p in paths if _get(block, p) is not None)
+
+
+def attention_module(model: nn.Module) -> str:
+    """Dotted name (relative to one decoder block) of the block's attention module, for the fast path's
+    attention at the read position: the registry's, when the block has it ("" otherwise: whole attention)."""
+    inner = unwrap_peft(model)
+    known = REGISTRY.get(getattr(inner.config, "model_type", "?"))
+    if known is None or not known.attention or not isinstance(_get(inner, known.layers), nn.ModuleList):
+        return ""
+    block = _get(inner, known.layers)[0]  # type: ignore[index]
+    return known.attention if _get(block, known.attention) is not None else ""

@@ -3,17 +3,19 @@ stage's pass computed on the same input, bit for bit.
 
 A base model with LoRA adapters is one set of blocks: stage k runs them with adapters 1..k active (the
 pre-trained stage with none), and an adapted projection computes ``base_layer(x)`` and adds its active
-adapters' ``B A x``. The projections the family registry names ``same_input`` (queries, keys and values:
-their input is the block's input through the input norm alone) get the same ``x`` in every stage, so the
-running stage, which the engine calls first, has already computed each earlier stage's ``base_layer(x)``.
+adapters' ``B A x``. The submodules the family registry names ``same_input`` (the input norm, and the
+queries, keys and values it feeds) get the same input in every stage, so the running stage, which the
+engine calls first, has already computed what each earlier stage's call needs: the norm, and each
+projection's ``base_layer(x)`` (an unadapted projection as it is).
 
-For the duration of one ``TuCoLayer`` call, each such base projection keeps the last (input, output)
-pair it computed, and a call whose input has the same shape, dtype and bits (compared as integers:
-O(T*d), against O(T*d*d_out) for the product) gets that output back. Any other call computes; an input
-that differs in value (an adapted norm, ``modules_to_save``) is logged once. Exactness never rests on
-the input being equal, only on its being checked (``docs/concepts.md``). Not shared, logged once:
-projections with a LoRA variant (DoRA, ...), other tuners, merged adapters. Full-checkpoint stages hold
-other blocks and never share.
+For the duration of one ``TuCoLayer`` call, each such module keeps the last (input, output) pair it
+computed, and a call with the same input gets that output back: the same tensor object (the engine
+hands every stage the same x, so the norm's output is then the same object too), or a tensor of the same
+shape, dtype and bits (compared as integers: O(T*d), against O(T*d*d_out) for the product). Any other
+call computes; an input that differs in value (an adapted norm, ``modules_to_save``) is logged once.
+Exactness never rests on the input being equal, only on its being checked (``docs/concepts.md``). Not
+shared, logged once: modules with a LoRA variant (DoRA, ...) or another tuner, merged adapters.
+Full-checkpoint stages hold other blocks and never share.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ class SharedBlock:
 
 def plan(blocks: Sequence[nn.Module], paths: Sequence[str]) -> SharedBlock | None:
     """What the stages of one layer may share: ``blocks`` are the stages' blocks (the running one last),
-    ``paths`` the registry's same-input projections. None unless an earlier stage runs the running
-    stage's very block (a PEFT pair or stacked adapters) and some projection can be shared."""
+    ``paths`` the registry's same-input submodules. None unless an earlier stage runs the running
+    stage's very block (a PEFT pair or stacked adapters) and some submodule can be shared."""
     running = blocks[-1]
     if not paths or not any(b is running for b in blocks[:-1]):
         return None
@@ -96,17 +98,17 @@ def plan(blocks: Sequence[nn.Module], paths: Sequence[str]) -> SharedBlock | Non
             shared.targets.append((path, base))
             shared.loras.append(module)
         elif not any(_is_tuner(m) for m in module.modules()):
-            shared.targets.append((path, module))  # no adapter here: every stage runs it as it is
+            shared.targets.append((path, module))  # no adapter here (a norm, ...): every stage runs it as it is
         else:
             kinds = sorted({_kind(m) for m in module.modules() if _is_tuner(m)})
             _log_once(
-                f"tuco: {path!r} is adapted by {', '.join(kinds)}: its base projection is not shared between the "
-                "stages (only plain LoRA is; still exact, slower)"
+                f"tuco: {path!r} is adapted by {', '.join(kinds)}: the stages do not share it (only plain LoRA layers "
+                "and unadapted modules are; still exact, slower)"
             )
     others = sorted({_kind(m) for m in running.modules() if _is_tuner(m) and _lora_base(m) is None})
     if others:
         _log_once(
-            f"tuco: the adapter has layers besides plain LoRA ({', '.join(others)}): a shared projection whose "
+            f"tuco: the adapter has layers besides plain LoRA ({', '.join(others)}): a shared module whose "
             "input they change (an adapted norm, modules_to_save) is recomputed (still exact)"
         )
     return shared if shared.targets else None
@@ -149,7 +151,7 @@ def _memo_forward(inner: Callable[..., Any], path: str, equal: _Equal, counter: 
         if seen is not None and seen.shape == x.shape and seen.dtype == x.dtype:
             _log_once(
                 f"tuco: the stages feed {path!r} different inputs (an adapted norm or modules_to_save?): "
-                "its base projection is recomputed for each (still exact; slower)"
+                "it is recomputed for each (still exact; slower)"
             )
         out = inner(x)
         last[0], last[1] = x, out

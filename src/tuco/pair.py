@@ -21,7 +21,7 @@ from torch import nn
 
 from tuco.decomposition import Engine, Recorder, Stage
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
-from tuco.layers import decoder_layers, hidden_size, num_layers, per_position_modules, same_input_modules, unwrap_peft
+from tuco.layers import attention_module, decoder_layers, hidden_size, num_layers, per_position_modules, same_input_modules, unwrap_peft
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -146,6 +146,7 @@ class Decomposable:
             recorder=recorder,
             fast_paths=per_position_modules(self.tuned),
             share_paths=same_input_modules(self.tuned),
+            fast_attention=attention_module(self.tuned),
             full_path=full_path or self.full_path,
         )
 
