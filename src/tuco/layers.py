@@ -1,11 +1,12 @@
 """Where the decoder layers (and the final norm) live in each Hugging Face model family.
 
 All "which attribute holds the list of blocks" knowledge is in this file. Known families are
-looked up in a registry, which also names each block's per-position submodules (feed-forward, query
-and output projections: what the engine's fast path may run at one position only) and the projections
-that read the block's input through its input norm alone (what a LoRA chain's stages may share). Any other
-decoder-only model whose blocks form one ``nn.ModuleList`` of ``num_hidden_layers`` entries is found
-by a generic search, with a logged warning naming the guessed path, and always runs whole blocks.
+looked up in a registry, which also names each block's per-position submodules (feed-forward part and
+its norms, query and output projections) and its attention module (what the engine's fast path may run
+at one position, or for one query, only), and the input norm and the projections it feeds (what a LoRA
+chain's stages may share). Any other decoder-only model whose blocks form one ``nn.ModuleList`` of
+``num_hidden_layers`` entries is found by a generic search, with a logged warning naming the guessed
+path, and always runs whole blocks.
 No TuCo math here.
 """
 
