@@ -14,7 +14,6 @@ without its eager function, and GPT-2's reordered upcast keep the whole attentio
 from __future__ import annotations
 
 import sys
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -64,30 +63,20 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     b, t = query.shape[0], query.shape[2]
     if mask is not None and not isinstance(mask, torch.Tensor):  # e.g. a block mask: keep the whole attention
         return call.inner(module, query, key, value, mask, **kwargs)
-    index = None if call.index is None or _all_last(call.index, t) else call.index
-    if mask is None and index is not None:  # no mask (no padding): only the last position's row is known
+    if call.index is None:  # position -1 of every row (no mask: its row is the causal one that sees every key)
+        out, _ = call.inner(module, query[:, :, -1:], key, value, None if mask is None else mask[:, :, -1:], **kwargs)
+        full = out.new_zeros((b, t, *out.shape[2:]))  # out: [B, 1, H, hd]
+        full[:, -1:] = out
+    elif mask is None:  # no mask: only the last position's row is known to be causal
         return call.inner(module, query, key, value, mask, **kwargs)
-    rows = torch.arange(b, device=query.device)
-    pos = torch.full((b,), t - 1, device=query.device) if index is None else index.to(query.device)
-    q = query[rows, :, pos].unsqueeze(2)  # [B, H, 1, hd]
-    if mask is not None:  # [B or 1, 1 or H, T, S] -> [B, ., 1, S]
-        mask = mask.expand(b, mask.shape[1], t, mask.shape[-1])[rows, :, pos].unsqueeze(2)
-    out, _ = call.inner(module, q, key, value, mask, **kwargs)  # [B, 1, H, hd]
+    else:
+        rows, pos = torch.arange(b, device=query.device), call.index.to(query.device)
+        mask = mask.expand(b, mask.shape[1], t, mask.shape[-1])[rows, :, pos].unsqueeze(2)  # [B, ., 1, S]
+        out, _ = call.inner(module, query[rows, :, pos].unsqueeze(2), key, value, mask, **kwargs)
+        full = out.new_zeros((b, t, *out.shape[2:]))
+        full[rows, pos] = out[:, 0]
     call.counter[0] += b
-    full = out.new_zeros((b, t, *out.shape[2:]))
-    full[rows, pos] = out[:, 0]
     return full, None
-
-
-_LAST: list[Any] = [None, -1, False]  # weak reference to an index tensor, length, whether every entry is length - 1
-
-
-def _all_last(index: torch.Tensor, t: int) -> bool:
-    """Whether every read position is the last one (left padding, or rows of equal length): decided once
-    per index tensor and length, not once per layer (on a GPU each check waits for the device)."""
-    if _LAST[0] is None or _LAST[0]() is not index or _LAST[1] != t:
-        _LAST[:] = [weakref.ref(index), t, bool((index == t - 1).all())]
-    return bool(_LAST[2])
 
 
 def _register() -> None:

@@ -115,6 +115,7 @@ class Recorder:
     last_index: torch.Tensor | None = None
     last_index_len: int = -1
     records: list[ForwardRecord] = field(default_factory=list)
+    _at_end: bool | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._reset()
@@ -126,8 +127,13 @@ class Recorder:
         self._layer_ftc: list[torch.Tensor] = []
 
     def positions(self, length: int) -> torch.Tensor | None:
-        """[B] index of the position read in a pass of ``length`` tokens (None: position -1 of every row)."""
-        return self.last_index if self.last_index is not None and length == self.last_index_len else None
+        """[B] index of the position read in a pass of ``length`` tokens (None: position -1 of every row,
+        also when ``last_index`` names it for every row: left padding, rows of equal length)."""
+        if self.last_index is None or length != self.last_index_len:
+            return None
+        if self._at_end is None:  # decided once (on a GPU the check waits for the device)
+            self._at_end = bool((self.last_index == length - 1).all())
+        return None if self._at_end else self.last_index
 
     def _last(self, v: torch.Tensor) -> torch.Tensor:
         """[..., B, T, d] -> [..., B, d] at the last real position of each row."""
@@ -241,13 +247,18 @@ class _AtPositions(nn.Module):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         b, t = x.shape[0], x.shape[1]
-        rows = torch.arange(b, device=x.device)
-        pos = torch.full((b,), t - 1, device=x.device) if self.index is None else self.index.to(x.device)
-        out = self.inner(x[rows, pos].unsqueeze(1), *args, **kwargs)  # [B, 1, ...]
+        if self.index is None:  # position -1 of every row: slices, no gathers
+            out = self.inner(x[:, -1:], *args, **kwargs)  # [B, 1, ...]
+        else:
+            rows, pos = torch.arange(b, device=x.device), self.index.to(x.device)
+            out = self.inner(x[rows, pos].unsqueeze(1), *args, **kwargs)
         self.counter[0] += b
         first = out if isinstance(out, torch.Tensor) else out[0]
         full = first.new_zeros((b, t, *first.shape[2:]))
-        full[rows, pos] = first[:, 0]
+        if self.index is None:
+            full[:, -1:] = first
+        else:
+            full[rows, pos] = first[:, 0]
         return full if isinstance(out, torch.Tensor) else (full, *out[1:])
 
 
