@@ -330,40 +330,21 @@ def context_sweep(pair: ModelPair, lengths: tuple[int, ...], tokens: int, new_to
 
 
 _LOAD_AND_SCORE = """
-import json, sys, tuco
-from transformers import AutoModelForCausalLM
-kind, base, tuned = sys.argv[1:4]
-if kind == "one":  # one model alone, same forward
-    import torch
-    model = AutoModelForCausalLM.from_pretrained(base, dtype="float32")
-    with torch.inference_mode():
-        model(torch.randint(10, 1000, (4, 101)))
-else:
-    pair = tuco.load_pair(base, tuned, dtype="float32", device="cpu")
-    tuco.score(pair, ["word " * 100] * 4, chat=False, batch_size=4)
-# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(json.dumps(int(hwm) / 1024))
-"""
-
-
-_LORA_MEMORY = """
 import json, sys, torch, tuco
 from transformers import AutoModelForCausalLM
-kind, base, adapter = sys.argv[1:4]
-ids = torch.randint(10, 1000, (4, 101))
-if kind == "one":  # the base model alone: one backbone forward (scoring skips the LM head too)
+from tuco.scoring import score_ids
+kind, base, tuned = sys.argv[1:4]
+ids = torch.randint(10, 300, (4, 101), generator=torch.Generator().manual_seed(0))  # the same tokens for every kind
+if kind in ("one", "plain"):  # the base alone / the PEFT model: one backbone forward (scoring skips the LM head too)
     model = AutoModelForCausalLM.from_pretrained(base, dtype="float32")
+    if kind == "plain":
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, tuned).get_base_model()
     with torch.inference_mode():
         model.model(ids)
-elif kind == "plain":  # the PEFT model's own backbone forward
-    from peft import PeftModel
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype="float32"), adapter)
-    with torch.inference_mode():
-        model.get_base_model().model(ids)
-else:  # the LoRA pair, scored
-    pair = tuco.load_pair(base, adapter, dtype="float32", device="cpu")
-    tuco.score(pair, ["word " * 100] * 4, chat=False, batch_size=4)
+else:  # a pair (two checkpoints, or base + adapter), scored
+    score_ids(tuco.load_pair(base, tuned, dtype="float32", device="cpu"), ids.tolist())
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(json.dumps(int(hwm) / 1024))
 """
@@ -371,7 +352,7 @@ print(json.dumps(int(hwm) / 1024))
 
 def lora_memory() -> dict:
     """Peak RSS of scoring with the Gemma-3-270M-shaped LoRA pair vs one backbone forward of the base alone
-    and of the PEFT model (each in its own process; weights saved to a temp dir first)."""
+    and of the PEFT model, on the same 4 x 101 tokens (each in its own process; weights saved first)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -386,17 +367,17 @@ def lora_memory() -> dict:
         pair.tokenizer.save_pretrained(root / "base")
         del pair, base
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        for kind in ("one", "plain", "pair"):
+        for kind in ("one", "plain", "lora"):
             res = subprocess.run(
-                [sys.executable, "-c", _LORA_MEMORY, kind, str(root / "base"), str(root / "adapter")],
+                [sys.executable, "-c", _LOAD_AND_SCORE, kind, str(root / "base"), str(root / "adapter")],
                 env=env,
                 check=True,
                 capture_output=True,
                 text=True,
             )
             out[f"lora_peak_rss_mb_{kind}"] = float(res.stdout.strip().splitlines()[-1])
-    out["lora_peak_vs_one_model"] = out["lora_peak_rss_mb_pair"] / out["lora_peak_rss_mb_one"]
-    out["lora_peak_vs_plain_peft"] = out["lora_peak_rss_mb_pair"] / out["lora_peak_rss_mb_plain"]
+    out["lora_peak_vs_one_model"] = out["lora_peak_rss_mb_lora"] / out["lora_peak_rss_mb_one"]
+    out["lora_peak_vs_plain_peft"] = out["lora_peak_rss_mb_lora"] / out["lora_peak_rss_mb_plain"]
     return out
 
 
