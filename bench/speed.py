@@ -165,12 +165,17 @@ def score_unshared(pair: ModelPair, ids: list[list[int]]) -> None:
         run_backbone(pair, b)
 
 
+CLOCK = [time.perf_counter]  # --clock cpu: time.process_time
+
+
 def timed(fns, repeats: int) -> list[float]:
-    """Best wall time of each function over ``repeats`` interleaved rounds, after one warm-up each.
+    """Best time of each function over ``repeats`` interleaved rounds, after one warm-up each (wall time;
+    ``--clock cpu``: this process's CPU time, which other work on a busy machine barely moves at 1 thread).
 
     Interleaving (A B C A B C ...) and taking the minimum keeps a slow moment of the machine from
     landing on one side of a ratio.
     """
+    clock = CLOCK[0]
     for fn in fns:
         fn()
     best = [float("inf")] * len(fns)
@@ -178,11 +183,11 @@ def timed(fns, repeats: int) -> list[float]:
         for k, fn in enumerate(fns):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            t = time.perf_counter()
+            t = clock()
             fn()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            best[k] = min(best[k], time.perf_counter() - t)
+            best[k] = min(best[k], clock() - t)
     return best
 
 
@@ -466,6 +471,12 @@ def main() -> None:
     ap.add_argument("--no-scale", action="store_true", help="skip the scale lines of a full run")
     ap.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES), help="the random pair's shape")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time (default) or this process's CPU time (with --threads 1: a busy machine's other work barely moves it)",
+    )
     ap.add_argument("--only", choices=("pairs", "lora", "context"), action="append", help="run only these parts (repeatable; default: all)")
     args = ap.parse_args()
     if args.scale:
@@ -474,6 +485,8 @@ def main() -> None:
     parts = set(args.only or ("pairs", "lora", "context"))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     if args.quick:
         sizes = dict(batch=4, seq=96, gen_prompt=24, new_tokens=12, repeats=2)
@@ -491,6 +504,7 @@ def main() -> None:
         "quick": args.quick,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "clock": args.clock,
         "loadavg_1min": os.getloadavg()[0],  # other work on the machine: ratios are noisier when it is high
     }
     if "pairs" in parts:

@@ -60,7 +60,8 @@ def _lora_base(module: nn.Module) -> nn.Module | None:
     """The base layer of a plain LoRA linear layer (peft's ``lora.Linear``, no variant such as DoRA, not
     nested): the one module whose output every stage's call computes first. None for anything else.
 
-    The only place that reads PEFT's layer internals (``lora_variant``, ``base_layer``), read-only.
+    The one place that relies on how peft's ``lora.Linear.forward`` works (it calls ``self.base_layer(x)``
+    and adds the adapters out of place, in peft 0.17 to 0.21 at least; tested on both). Reads only.
     """
     try:
         from peft.tuners.lora import Linear as LoraLinear
@@ -76,8 +77,8 @@ def _lora_base(module: nn.Module) -> nn.Module | None:
 
 @dataclass
 class SharedBlock:
-    """The shareable projections of one block: the modules whose output is memoised for one layer call
-    (a LoRA layer's base layer, or a projection no adapter touches) and the LoRA layers above them."""
+    """What the stages of one block share: the modules whose output is memoised for one layer call (a
+    LoRA layer's base layer, or a module no adapter touches: the input norm, ...) and the LoRA layers."""
 
     targets: list[tuple[str, nn.Module]] = field(default_factory=list)  # (path in the block, module)
     loras: list[nn.Module] = field(default_factory=list)
@@ -162,7 +163,7 @@ def _memo_forward(inner: Callable[..., Any], path: str, equal: _Equal, counter: 
 
 @contextmanager
 def sharing(shared: SharedBlock, counter: list[int]) -> Iterator[None]:
-    """For one layer call (every stage's block), the shared projections memoise their last product.
+    """For one layer call (every stage's block), the shared modules memoise their last output.
 
     ``counter[0]`` counts the calls answered from memory. The modules' own ``forward`` (or a hook's
     replacement of it, e.g. accelerate's) is wrapped on the instance and restored on exit; merged adapters
