@@ -12,7 +12,7 @@ import torch
 import tuco
 from conftest import PROMPTS
 from tuco import layers
-from tuco.batching import pad
+from tuco.batching import pad, run_backbone
 from tuco.decomposition import Recorder
 from tuco.pair import ModelPair
 from tuco.scoring import score_ids
@@ -116,18 +116,18 @@ def test_fast_path_with_eager_attention(family, tokenizer):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_rows_of_equal_length_attend_without_a_mask(side, llama_pair):
-    """No padding: sdpa gets no mask (causal by flag); the one query per row is the last, so it may see every key."""
-    ids = [llama_pair.tokenizer(p)["input_ids"][:3] for p in MIXED]
+def test_rows_of_equal_length_attend_without_a_mask(side, pair):
+    """No padding: sdpa gets no mask (causal by flag); the one query per row is the last, so it sees every key."""
+    ids = [pair.tokenizer(p)["input_ids"][:3] for p in MIXED]
     assert {len(i) for i in ids} == {3}
     got = {}
     for full in (False, True):
-        b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu", side=side)
-        rec = Recorder(llama_pair.n_layers, last_index=b.last, last_index_len=b.width)
-        with torch.no_grad(), llama_pair.engine(recorder=rec, full_path=full) as engine:
-            llama_pair.tuned.model(**b.model_inputs())
+        b = pad(ids, pair.tokenizer.pad_token_id, "cpu", side=side)
+        rec = Recorder(pair.n_layers, last_index=b.last, last_index_len=b.width)
+        with torch.no_grad(), pair.engine(recorder=rec, full_path=full) as engine:
+            run_backbone(pair, b)
         got[full] = rec.records[0].sums
-        assert engine.fast_rows == (0 if full else len(ids) * restricted_per_row(llama_pair.tuned) * llama_pair.n_layers)
+        assert engine.fast_rows == (0 if full else len(ids) * restricted_per_row(pair.tuned) * pair.n_layers)
     torch.testing.assert_close(got[False], got[True], rtol=1e-5, atol=1e-6)
 
 

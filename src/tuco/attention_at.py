@@ -6,8 +6,8 @@ values) is needed only for the query at the read position: with it, the cost of 
 growing with the square of the context. For one block call, the block's attention module looks up
 ``tuco_at_positions`` (an attention function registered with transformers' ``AttentionInterface``)
 instead of its own implementation; it gathers each row's query and mask row at the read position, calls
-the model's own implementation on them (eager: the family's function; sdpa: transformers') and writes
-the result there, zeros elsewhere (never read). Other implementations (flash, flex, paged), a model
+the model's own implementation on them (eager: the family's function; sdpa: transformers') and returns
+that row's result at every position (a broadcast view; only the read position is read). Other implementations (flash, flex, paged), a model
 without its eager function, and GPT-2's reordered upcast keep the whole attention.
 """
 
@@ -63,20 +63,19 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     b, t = query.shape[0], query.shape[2]
     if mask is not None and not isinstance(mask, torch.Tensor):  # e.g. a block mask: keep the whole attention
         return call.inner(module, query, key, value, mask, **kwargs)
-    if call.index is None:  # position -1 of every row (no mask: its row is the causal one that sees every key)
-        out, _ = call.inner(module, query[:, :, -1:], key, value, None if mask is None else mask[:, :, -1:], **kwargs)
-        full = out.new_zeros((b, t, *out.shape[2:]))  # out: [B, 1, H, hd]
-        full[:, -1:] = out
-    elif mask is None:  # no mask: only the last position's row is known to be causal
+    if mask is None and call.index is not None:  # no mask: only the last position's row is known to be causal
         return call.inner(module, query, key, value, mask, **kwargs)
+    # one query per row: causality is in its mask row, or it is the last query and sees every key (a causal
+    # flag, e.g. the one GPT-2 computes from the whole query in transformers 4.x, would let it see only the first)
+    kwargs["is_causal"] = False
+    if call.index is None:  # position -1 of every row
+        out, _ = call.inner(module, query[:, :, -1:], key, value, None if mask is None else mask[:, :, -1:], **kwargs)
     else:
         rows, pos = torch.arange(b, device=query.device), call.index.to(query.device)
         mask = mask.expand(b, mask.shape[1], t, mask.shape[-1])[rows, :, pos].unsqueeze(2)  # [B, ., 1, S]
         out, _ = call.inner(module, query[rows, :, pos].unsqueeze(2), key, value, mask, **kwargs)
-        full = out.new_zeros((b, t, *out.shape[2:]))
-        full[rows, pos] = out[:, 0]
     call.counter[0] += b
-    return full, None
+    return out.expand(b, t, *out.shape[2:]), None  # [B, 1, H, hd] -> every position (only the read one is read)
 
 
 def _register() -> None:

@@ -233,10 +233,11 @@ class _BlockView:
 
 
 class _AtPositions(nn.Module):
-    """Runs ``inner`` on one position per row (``index`` [B], or -1) and writes zeros elsewhere.
+    """Runs ``inner`` on one position per row (``index`` [B], or -1) and returns that row's result at every
+    position (a broadcast view: nothing is written).
 
-    Placed, for one call, where a per-position submodule (feed-forward, query or output projection)
-    sits in an earlier stage's block; the rows it leaves at zero are never read.
+    Placed, for one call, where a per-position submodule (feed-forward, its norms, query or output
+    projection) sits in an earlier stage's block; what it returns at the other positions is never read.
     """
 
     def __init__(self, inner: nn.Module, index: torch.Tensor | None, counter: list[int]) -> None:
@@ -247,18 +248,15 @@ class _AtPositions(nn.Module):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         b, t = x.shape[0], x.shape[1]
-        if self.index is None:  # position -1 of every row: slices, no gathers
-            out = self.inner(x[:, -1:], *args, **kwargs)  # [B, 1, ...]
+        if self.index is None:  # position -1 of every row
+            at = x[:, -1:]
         else:
-            rows, pos = torch.arange(b, device=x.device), self.index.to(x.device)
-            out = self.inner(x[rows, pos].unsqueeze(1), *args, **kwargs)
+            at = x[torch.arange(b, device=x.device), self.index.to(x.device)].unsqueeze(1)
+        # contiguous: a strided [B, 1, d] would make the product one matrix-vector call (one weight read) per row
+        out = self.inner(at.contiguous(), *args, **kwargs)  # [B, 1, ...]
         self.counter[0] += b
         first = out if isinstance(out, torch.Tensor) else out[0]
-        full = first.new_zeros((b, t, *first.shape[2:]))
-        if self.index is None:
-            full[:, -1:] = first
-        else:
-            full[rows, pos] = first[:, 0]
+        full = first.expand(b, t, *first.shape[2:])
         return full if isinstance(out, torch.Tensor) else (full, *out[1:])
 
 
