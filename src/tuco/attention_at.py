@@ -63,17 +63,18 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     b, t = query.shape[0], query.shape[2]
     if mask is not None and not isinstance(mask, torch.Tensor):  # e.g. a block mask: keep the whole attention
         return call.inner(module, query, key, value, mask, **kwargs)
-    if mask is None and call.index is not None:  # no mask: only the last position's row is known to be causal
+    if call.index is None:  # position -1 of every row
+        q, row_mask = query[:, :, -1:], None if mask is None else mask[:, :, -1:]
+    elif mask is None:  # no mask: only the last position's row is known to be causal
         return call.inner(module, query, key, value, mask, **kwargs)
+    else:
+        rows, pos = torch.arange(b, device=query.device), call.index.to(query.device)
+        q = query[rows, :, pos].unsqueeze(2)
+        row_mask = mask.expand(b, mask.shape[1], t, mask.shape[-1])[rows, :, pos].unsqueeze(2)  # [B, ., 1, S]
     # one query per row: causality is in its mask row, or it is the last query and sees every key (a causal
     # flag, e.g. the one GPT-2 computes from the whole query in transformers 4.x, would let it see only the first)
     kwargs["is_causal"] = False
-    if call.index is None:  # position -1 of every row
-        out, _ = call.inner(module, query[:, :, -1:], key, value, None if mask is None else mask[:, :, -1:], **kwargs)
-    else:
-        rows, pos = torch.arange(b, device=query.device), call.index.to(query.device)
-        mask = mask.expand(b, mask.shape[1], t, mask.shape[-1])[rows, :, pos].unsqueeze(2)  # [B, ., 1, S]
-        out, _ = call.inner(module, query[rows, :, pos].unsqueeze(2), key, value, mask, **kwargs)
+    out, _ = call.inner(module, q, key, value, row_mask, **kwargs)  # [B, 1, H, hd]
     call.counter[0] += b
     return out.expand(b, t, *out.shape[2:]), None  # [B, 1, H, hd] -> every position (only the read one is read)
 
