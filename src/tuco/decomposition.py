@@ -288,7 +288,8 @@ def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | 
 
 
 class _EngineState:
-    """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
+    """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path, the
+    LoRA sharing."""
 
     def __init__(
         self,
