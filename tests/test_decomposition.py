@@ -12,7 +12,7 @@ import torch
 import tuco
 from conftest import PROMPTS
 from tuco import layers
-from tuco.batching import pad
+from tuco.batching import pad, run_backbone
 from tuco.decomposition import Recorder
 from tuco.pair import ModelPair
 from tuco.scoring import score_ids
@@ -56,11 +56,16 @@ def _fast_rows(model, ids, **kw):
     return seen[0].fast_rows
 
 
+def restricted_per_row(model):
+    """Submodules the fast path restricts in each block: the per-position ones and the attention."""
+    return len(layers.per_position_modules(model)) + bool(layers.attention_module(model))
+
+
 def test_fast_path_is_taken_only_where_it_applies(pair):
     ids = [pair.tokenizer(p)["input_ids"] for p in MIXED]
-    n_paths = len(layers.per_position_modules(pair.tuned))
-    assert n_paths >= 2
-    # one row per prompt, per restricted submodule, per layer: nothing else ran restricted
+    n_paths = restricted_per_row(pair.tuned)
+    assert n_paths >= 4 and layers.attention_module(pair.tuned)
+    # one row per prompt, per restricted submodule (the attention included), per layer: nothing else ran restricted
     assert _fast_rows(pair, ids) == len(ids) * n_paths * pair.n_layers
     assert _fast_rows(pair, ids, full_path=True) == 0
     assert _fast_rows(pair, ids, alpha=0.9) == 0  # the steered stream reads PT outputs everywhere
@@ -77,6 +82,75 @@ def test_pretrained_feed_forward_sees_one_position_per_row(llama_pair):
         handle.remove()
     width = shapes[1][1]
     assert shapes[0] == (4, 1, 32) and width > 1 and shapes[1] == (4, width, 32)
+
+
+def test_pretrained_attention_runs_one_query_per_row(llama_pair, monkeypatch):
+    """The model's own attention function sees the whole sequence's queries in the fine-tuned block and one
+    query per row in the pre-trained block, on the fast path only."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    sdpa, seen = ALL_ATTENTION_FUNCTIONS["sdpa"], []
+
+    def spy(module, query, *args, **kwargs):
+        seen.append(tuple(query.shape))
+        return sdpa(module, query, *args, **kwargs)
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS, "sdpa", spy)
+    for full in (False, True):
+        seen.clear()
+        tuco.score(llama_pair, MIXED, batch_size=4, full_path=full)
+        width = seen[0][2]
+        assert width > 1 and seen[0] == (4, 4, width, 8)
+        assert seen[1] == ((4, 4, width, 8) if full else (4, 4, 1, 8))  # layer 0's pre-trained block
+        assert len(seen) == 2 * llama_pair.n_layers
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2", "gpt_neox"])
+def test_fast_path_with_eager_attention(family, tokenizer):
+    base, tuned, tok = tiny_models(family, tokenizer=tokenizer)
+    for m in (base, tuned):
+        m.config._attn_implementation = "eager"  # the family's own eager function (Gemma-2: soft-capping)
+    p = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    ids = [tok(q)["input_ids"] for q in MIXED]
+    assert _fast_rows(p, ids) == len(ids) * restricted_per_row(tuned) * p.n_layers
+    assert_same_scores(tuco.score(p, MIXED, batch_size=4), tuco.score(p, MIXED, batch_size=4, full_path=True), rel=1e-5)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_rows_of_equal_length_attend_without_a_mask(side, pair):
+    """No padding: sdpa gets no mask (causal by flag); the one query per row is the last, so it sees every key."""
+    ids = [pair.tokenizer(p)["input_ids"][:3] for p in MIXED]
+    assert {len(i) for i in ids} == {3}
+    got = {}
+    for full in (False, True):
+        b = pad(ids, pair.tokenizer.pad_token_id, "cpu", side=side)
+        rec = Recorder(pair.n_layers, last_index=b.last, last_index_len=b.width)
+        with torch.no_grad(), pair.engine(recorder=rec, full_path=full) as engine:
+            run_backbone(pair, b)
+        got[full] = rec.records[0].sums
+        assert engine.fast_rows == (0 if full else len(ids) * restricted_per_row(pair.tuned) * pair.n_layers)
+    torch.testing.assert_close(got[False], got[True], rtol=1e-5, atol=1e-6)
+
+
+def test_attention_without_a_mask_before_the_last_position_stays_whole():
+    """An unmasked (causal-by-flag) attention read before the last position cannot be cut to one query."""
+    from tuco import attention_at
+
+    seen = []
+
+    def inner(module, q, k, v, mask, **kw):
+        seen.append(q.shape[2])
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=q.shape[2] > 1).transpose(1, 2), None
+
+    q, k, v = (torch.randn(2, 2, 5, 4) for _ in range(3))
+    module, rows = torch.nn.Module(), [0]
+    token = attention_at._ACTIVE.set(attention_at._Call(module, inner, torch.tensor([2, 4]), rows))
+    try:
+        whole, _ = attention_at._attention(module, q, k, v, None)
+    finally:
+        attention_at._ACTIVE.reset(token)
+    assert seen == [5] and rows == [0]
+    assert torch.equal(whole, inner(module, q, k, v, None)[0])
 
 
 def test_right_padding_reads_the_right_position(llama_pair):
@@ -122,7 +196,7 @@ def test_peft_pair_takes_the_fast_path(tokenizer):
     )
     p = ModelPair(tuned=model, base=None, tokenizer=tok)
     ids = [tok(q)["input_ids"] for q in MIXED]
-    assert _fast_rows(p, ids) == len(ids) * 3 * p.n_layers
+    assert _fast_rows(p, ids) == len(ids) * restricted_per_row(p.tuned) * p.n_layers
     assert_same_scores(tuco.score(p, MIXED, batch_size=4), tuco.score(p, MIXED, batch_size=4, full_path=True))
     assert all(s.tuco > 0 for s in tuco.score(p, MIXED))
 

@@ -23,10 +23,20 @@ def test_every_registered_family_has_its_blocks_and_norm(models):
 
 
 def test_fused_attention_families_restrict_only_the_output_projection(tokenizer):
-    for family, out in (("phi3", "self_attn.o_proj"), ("gpt2", "attn.c_proj"), ("gpt_neox", "attention.dense")):
+    cases = (("phi3", "self_attn.o_proj", "post_attention_layernorm"), ("gpt2", "attn.c_proj", "ln_2"))
+    for family, out, norm in (*cases, ("gpt_neox", "attention.dense", "post_attention_layernorm")):
         _, tuned, _ = tiny_models(family, tokenizer=tokenizer)
-        assert layers.per_position_modules(tuned) == ("mlp", out), family
+        assert layers.per_position_modules(tuned) == ("mlp", out, norm), family
     assert set(FAMILIES) <= set(layers.REGISTRY)
+
+
+def test_gemma3_query_norm_is_not_per_position(tokenizer):
+    """Gemma-3 normalises the queries after moving the heads before the positions ([B, H, T, hd]): slicing
+    its input at a position would pick a head. Qwen3 and OLMo-2 normalise them per position."""
+    for family, has_q_norm in (("gemma3_text", False), ("qwen3", True), ("olmo2", True)):
+        _, tuned, _ = tiny_models(family, tokenizer=tokenizer)
+        assert ("self_attn.q_norm" in layers.per_position_modules(tuned)) == has_q_norm, family
+        assert layers._get(layers.decoder_layers(tuned)[0], "self_attn.q_norm") is not None
 
 
 def test_generic_discovery_without_registry_entry_warns(monkeypatch, llama_pair, caplog):

@@ -15,9 +15,13 @@ into a ``Recorder``. The model's own forward keeps doing embeddings, masks, posi
 
 Fast path: where only one position per row of the earlier stages' outputs is ever read (every alpha is
 1 and the recorder keeps the last position only), each earlier stage's block runs its feed-forward
-part, and where the family registry knows them its query and output projections, at that position
-only; keys and values still come from every position, so what is read is exact (see
-``docs/concepts.md``). Any other use runs whole blocks.
+part, and where the family registry knows them its query and output projections and its attention (one
+query per row, ``tuco.attention_at``), at that position only; keys and values still come from every
+position, so what is read is exact (see ``docs/concepts.md``). Any other use runs whole blocks.
+
+LoRA stages (a base with stacked adapters: one block object for every stage) share the base projections
+whose input is the same in every stage: the earlier stages reuse what the running stage's call computed,
+when its input is checked bit-identical (``tuco.lora_share``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from tuco import attention_at, lora_share
 from tuco.errors import ConfigError, TucoError
 from tuco.steering import RowAlphas, StageAlphas
 
@@ -114,6 +119,7 @@ class Recorder:
     last_index: torch.Tensor | None = None
     last_index_len: int = -1
     records: list[ForwardRecord] = field(default_factory=list)
+    _at_end: bool | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._reset()
@@ -125,8 +131,13 @@ class Recorder:
         self._layer_ftc: list[torch.Tensor] = []
 
     def positions(self, length: int) -> torch.Tensor | None:
-        """[B] index of the position read in a pass of ``length`` tokens (None: position -1 of every row)."""
-        return self.last_index if self.last_index is not None and length == self.last_index_len else None
+        """[B] index of the position read in a pass of ``length`` tokens (None: position -1 of every row,
+        also when ``last_index`` names it for every row: left padding, rows of equal length)."""
+        if self.last_index is None or length != self.last_index_len:
+            return None
+        if self._at_end is None:  # decided once (on a GPU the check waits for the device)
+            self._at_end = bool((self.last_index == length - 1).all())
+        return None if self._at_end else self.last_index
 
     def _last(self, v: torch.Tensor) -> torch.Tensor:
         """[..., B, T, d] -> [..., B, d] at the last real position of each row."""
@@ -226,10 +237,11 @@ class _BlockView:
 
 
 class _AtPositions(nn.Module):
-    """Runs ``inner`` on one position per row (``index`` [B], or -1) and writes zeros elsewhere.
+    """Runs ``inner`` on one position per row (``index`` [B], or -1) and returns that row's result at every
+    position (a broadcast view: nothing is written).
 
-    Placed, for one call, where a per-position submodule (feed-forward, query or output projection)
-    sits in an earlier stage's block; the rows it leaves at zero are never read.
+    Placed, for one call, where a per-position submodule (feed-forward, its norms, query or output
+    projection) sits in an earlier stage's block; what it returns at the other positions is never read.
     """
 
     def __init__(self, inner: nn.Module, index: torch.Tensor | None, counter: list[int]) -> None:
@@ -240,13 +252,15 @@ class _AtPositions(nn.Module):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         b, t = x.shape[0], x.shape[1]
-        rows = torch.arange(b, device=x.device)
-        pos = torch.full((b,), t - 1, device=x.device) if self.index is None else self.index.to(x.device)
-        out = self.inner(x[rows, pos].unsqueeze(1), *args, **kwargs)  # [B, 1, ...]
+        if self.index is None:  # position -1 of every row
+            at = x[:, -1:]
+        else:
+            at = x[torch.arange(b, device=x.device), self.index.to(x.device)].unsqueeze(1)
+        # contiguous: a strided [B, 1, d] would make the product one matrix-vector call (one weight read) per row
+        out = self.inner(at.contiguous(), *args, **kwargs)  # [B, 1, ...]
         self.counter[0] += b
         first = out if isinstance(out, torch.Tensor) else out[0]
-        full = first.new_zeros((b, t, *first.shape[2:]))
-        full[rows, pos] = first[:, 0]
+        full = first.expand(b, t, *first.shape[2:])
         return full if isinstance(out, torch.Tensor) else (full, *out[1:])
 
 
@@ -278,12 +292,23 @@ def _at_positions(block: nn.Module, paths: Sequence[str], index: torch.Tensor | 
 
 
 class _EngineState:
-    """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path."""
+    """What all wrappers of one Engine share: alphas, the recorder, the stages' caches, the fast path, the
+    LoRA sharing."""
 
-    def __init__(self, alphas: EngineAlphas, recorder: Recorder | None, fast_paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        alphas: EngineAlphas,
+        recorder: Recorder | None,
+        fast_paths: tuple[str, ...],
+        share_paths: tuple[str, ...] = (),
+        fast_attention: str = "",
+    ) -> None:
         self.fast_paths = fast_paths
+        self.fast_attention = fast_attention  # the attention module the fast path runs for one query per row
         self.configure(alphas, recorder)
         self.fast_rows = [0]  # rows the restricted submodules ran on (tests read it: the fast path was taken)
+        self.share_paths = share_paths  # LoRA stages: the projections whose input every stage shares
+        self.shared = [0]  # calls answered with the running stage's output (tests read it: the sharing was taken)
         # running model's cache object -> one cache per earlier stage (same type, advanced in lockstep).
         self.caches: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
@@ -423,6 +448,7 @@ class TuCoLayer(nn.Module):
         self.ft_block = views[-1].block
         object.__setattr__(self, "_views", views)  # unregistered on purpose (see class docstring)
         self._state = state
+        self._shared = lora_share.plan([v.block for v in views], state.share_paths)
 
     @property
     def pt_block(self) -> nn.Module:
@@ -440,11 +466,12 @@ class TuCoLayer(nn.Module):
         state, alphas = self._state, tuple(stage[self.index] for stage in self._state.alphas)
         x = args[0] if args else kwargs["hidden_states"]  # [B, T, d]: x_l, the running stream
         earlier = self._earlier_args(args, kwargs)  # before the running block: its cache must still be empty
-        out_K = self._views[-1].block(*args, **kwargs)  # f_K(x), the running model's block
-        h_K = _hidden(out_K)
-        if state.skip_earlier:
-            return out_K
-        outs = [self._run(k, x, a, kw) for k, (a, kw) in enumerate(earlier)] + [h_K]  # f_0(x) ... f_K(x)
+        with self._sharing():
+            out_K = self._views[-1].block(*args, **kwargs)  # f_K(x), the running model's block
+            h_K = _hidden(out_K)
+            if state.skip_earlier:
+                return out_K
+            outs = [self._run(k, x, a, kw) for k, (a, kw) in enumerate(earlier)] + [h_K]  # f_0(x) ... f_K(x)
         if state.recorder is not None:
             state.recorder.add(self.index, x, outs, alphas if state.record_alphas else None)
         out = mix(outs, alphas)
@@ -452,7 +479,13 @@ class TuCoLayer(nn.Module):
             _fix_captured_hidden_state(h_K, out)
         return out if isinstance(out_K, torch.Tensor) else (out, *out_K[1:])
 
-    # ---- plumbing: caches, adapters, devices, the fast path ----
+    # ---- plumbing: caches, adapters, devices, the fast path, shared LoRA base projections ----
+
+    def _sharing(self) -> AbstractContextManager[None]:
+        """LoRA stages on one block: the earlier stages' calls reuse the running call's base projections."""
+        if self._shared is None or self._state.skip_earlier:
+            return nullcontext()
+        return lora_share.sharing(self._shared, self._state.shared)
 
     def _earlier_args(self, args: tuple, kwargs: dict) -> list[tuple[tuple, dict]]:
         n = len(self._views) - 1
@@ -466,7 +499,8 @@ class TuCoLayer(nn.Module):
         fast = state.fast and x.shape[1] > 1
         index = state.recorder.positions(x.shape[1]) if fast and state.recorder is not None else None
         restrict = _at_positions(view.block, state.fast_paths, index, state.fast_rows) if fast else nullcontext()
-        with _unobserved(), view.active(), restrict:
+        attend = attention_at.restricted(view.block, state.fast_attention, index, state.fast_rows) if fast else nullcontext()
+        with _unobserved(), view.active(), restrict, attend:
             h = _hidden(view.block(*args, **kwargs))
         return h if h.device == x.device else h.to(x.device)  # device_map placed the blocks apart
 
@@ -532,8 +566,11 @@ class Engine:
     ``stages``: M_0 ... M_K as ``Stage``s; the last one's block list is the running model's (for a
     PEFT pair, every stage points at the same list and differs in its active adapters).
     ``fast_paths``: dotted names, relative to a block, of the per-position submodules the fast path may
-    restrict (from the family registry; empty: always whole blocks). ``full_path=True`` forces whole
-    blocks. Use as a context manager; not re-entrant.
+    restrict (from the family registry; empty: always whole blocks) and ``fast_attention`` the attention
+    module it runs for one query per row (registry; "": whole attention). ``share_paths``: the submodules
+    whose input is the same in every stage, which LoRA stages on one block share (registry; empty: none).
+    ``full_path=True`` forces whole blocks, each stage computed on its own. Use as a context manager;
+    not re-entrant.
     """
 
     def __init__(
@@ -543,6 +580,8 @@ class Engine:
         alpha: Any = 1.0,
         recorder: Recorder | None = None,
         fast_paths: Sequence[str] = (),
+        share_paths: Sequence[str] = (),
+        fast_attention: str = "",
         full_path: bool = False,
     ) -> None:
         if len(stages) < 2:
@@ -553,7 +592,13 @@ class Engine:
                 raise ConfigError(f"checkpoint {k} has {len(s.layers)} layers, the final model has {n}")
         self.stages = list(stages)
         alphas = normalize_alphas(alpha, len(stages) - 1, n)
-        self.state = _EngineState(alphas, recorder, () if full_path else tuple(fast_paths))
+        self.state = _EngineState(
+            alphas,
+            recorder,
+            () if full_path else tuple(fast_paths),
+            () if full_path else tuple(share_paths),
+            "" if full_path else fast_attention,
+        )
         self._originals: list[nn.Module] | None = None
         self._n_layers = n
 
@@ -571,6 +616,12 @@ class Engine:
     def fast_rows(self) -> int:
         """Rows the fast path's restricted submodules ran on so far (0: every block ran whole)."""
         return self.state.fast_rows[0]
+
+    @property
+    def shared_calls(self) -> int:
+        """Earlier stages' calls of same-input submodules (LoRA base projections, norms) answered with the
+        running stage's output (0: none shared)."""
+        return self.state.shared[0]
 
     def __enter__(self) -> Engine:
         ft_layers = self.stages[-1].layers

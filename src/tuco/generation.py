@@ -247,7 +247,7 @@ def generate(
         top_p: nucleus sampling threshold in (0, 1] (with temperature > 0).
         use_cache: use the KV cache (the earlier stages keep their own); False recomputes every step.
         per_token: also return TuCo at every prompt position.
-        full_path: never take the engine's fast path (same numbers, slower).
+        full_path: never take the engine's fast path nor share LoRA base projections (same numbers, slower).
     """
     check_sampling(max_new_tokens, temperature, top_p)
     encoded = encode_all(pair, prompts, chat=chat, system=system, extra=max_new_tokens)

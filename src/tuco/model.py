@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tuco.decomposition import Engine, Recorder, Stage
-from tuco.layers import decoder_layers, per_position_modules, unwrap_peft
+from tuco.layers import attention_module, decoder_layers, per_position_modules, same_input_modules, unwrap_peft
 
 
 def context_length(config: Any) -> int | None:
@@ -135,12 +135,15 @@ class DecomposableBase:
 
     def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
         """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder
-        (``full_path``: whole pre-trained blocks even where the fast path applies)."""
+        (``full_path``: whole pre-trained blocks even where the fast path applies, and no LoRA base
+        projection shared between the stages)."""
         return Engine(
             self.stages(),
             alpha=alpha,
             recorder=recorder,
             fast_paths=per_position_modules(self.tuned),
+            share_paths=same_input_modules(self.tuned),
+            fast_attention=attention_module(self.tuned),
             full_path=full_path or self.full_path,
         )
 

@@ -97,7 +97,7 @@ class ModelPair(DecomposableBase):
     base_name: str = "base"
     tuned_name: str = "tuned"
     check: bool = True  # False when the configs were already checked (load_pair)
-    full_path: bool = False  # True: never take the engine's fast path (debugging, comparisons)
+    full_path: bool = False  # True: never take the engine's fast path nor share LoRA base projections (debugging, comparisons)
 
     def __post_init__(self) -> None:
         if self.base is not None and self.check:

@@ -177,7 +177,8 @@ def score(
             ``tuco.steering.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
         batch_size: prompts per forward pass (length-bucketed, left padded); halved on out-of-memory.
         per_token: also return TuCo at every prompt position (runs whole blocks).
-        full_path: never take the fast path (whole pre-trained blocks everywhere; same numbers).
+        full_path: never take the fast path nor share LoRA base projections (whole pre-trained blocks
+            everywhere, each computed on its own; same numbers).
     """
     encoded = encode_all(pair, prompts, chat=chat, system=system)
     return score_encoded(pair, encoded, batch_size=batch_size, alpha=alpha, per_token=per_token, full_path=full_path)

@@ -48,7 +48,9 @@ def add_model_options(p: argparse.ArgumentParser, *, chain: bool = True) -> None
     )
     g.add_argument("--trust-remote-code", action="store_true", help="run code from the model repos (off: only for repos you trust)")
     g.add_argument(
-        "--full-path", action="store_true", help="never take the fast path (whole pre-trained blocks everywhere; same numbers, slower)"
+        "--full-path",
+        action="store_true",
+        help="never take the fast path nor share LoRA base projections (whole blocks, each stage on its own; same numbers, slower)",
     )
 
 

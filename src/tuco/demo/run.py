@@ -119,7 +119,7 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
     out = []
     for name, o in preset:
         small = dict(o)
-        quick_values = (
+        quick_values: tuple[tuple[str, Any], ...] = (
             ("n", 4),
             ("targets", 3),
             ("max_new_tokens", 6),
