@@ -22,6 +22,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from tuco.stats import quantile
+
 ALPHAS = (0.5, 1.0, 1.25)
 TOPICS = ["bread", "the sea", "a dragon who learned to read", "how rain forms", "chess openings", "a trip to the mountains"]
 
@@ -48,13 +50,6 @@ def _request(url: str, i: int, max_tokens: int) -> tuple[float, int]:
     return time.perf_counter() - start, int(out["usage"]["completion_tokens"])
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def measure(url: str, clients: int, requests: int, max_tokens: int) -> dict[str, float]:
     """``requests`` requests from ``clients`` closed-loop clients."""
     per_client = [list(range(c, requests, clients)) for c in range(clients)]
@@ -66,7 +61,7 @@ def measure(url: str, clients: int, requests: int, max_tokens: int) -> dict[str,
     with ThreadPoolExecutor(clients) as pool:
         results = [r for rs in pool.map(client, per_client) for r in rs]
     wall = time.perf_counter() - start
-    latencies = [lat for lat, _ in results]
+    latencies = sorted(lat for lat, _ in results)
     tokens = sum(n for _, n in results)
     return {
         "clients": clients,
@@ -75,8 +70,8 @@ def measure(url: str, clients: int, requests: int, max_tokens: int) -> dict[str,
         "seconds": round(wall, 3),
         "tokens_per_s": round(tokens / wall, 2),
         "requests_per_s": round(len(results) / wall, 3),
-        "latency_p50_s": round(_percentile(latencies, 0.5), 3),
-        "latency_p95_s": round(_percentile(latencies, 0.95), 3),
+        "latency_p50_s": round(quantile(latencies, 0.5), 3),
+        "latency_p95_s": round(quantile(latencies, 0.95), 3),
     }
 
 

@@ -71,14 +71,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def die_with_parent() -> None:
     """Linux: ask the kernel to SIGKILL this process when its parent dies (and exit now if it already has)."""
     if not sys.platform.startswith("linux"):

@@ -1,25 +1,11 @@
-"""Separation statistics for TuCo scores: ROC-AUC and TPR at a fixed FPR. Pure Python."""
+"""Small statistics the analyses and the report share: TPR at a fixed FPR, the k-fold choice of alpha, one
+quantile, a paired/unpaired bootstrap difference of means. Pure Python.
+
+Intervals and claims live in ``tuco.intervals`` and ``tuco.claims``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-
-def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
-    """P(a random positive scores higher than a random negative), ties counting 1/2 (Mann-Whitney U)."""
-    if not positives or not negatives:
-        raise ValueError("ROC-AUC needs at least one positive and one negative score")
-    ranked = sorted([(v, 1) for v in positives] + [(v, 0) for v in negatives])
-    rank_sum, i = 0.0, 0
-    while i < len(ranked):  # average ranks over ties
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        avg = (i + j + 1) / 2
-        rank_sum += avg * sum(1 for k in range(i, j) if ranked[k][1])
-        i = j
-    n_pos, n_neg = len(positives), len(negatives)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def tpr_at_fpr(positives: Sequence[float], negatives: Sequence[float], fpr: float = 0.05) -> float:
@@ -84,38 +70,14 @@ def cross_validated_alpha(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Intervals and verdicts: a finding is "reproduced" only when its interval says so.
-# --------------------------------------------------------------------------------------------
-
-
 def quantile(sorted_values: Sequence[float], q: float) -> float:
     """The ``q``-quantile (q in [0, 1]) of values sorted ascending, linearly interpolated: the one
-    quantile of tuco (intervals, quartiles in the report, calibration thresholds)."""
+    quantile of tuco (bootstrap differences, quartiles in the report, calibration thresholds)."""
     if not sorted_values:
         raise ValueError("no values")
     pos = q * (len(sorted_values) - 1)
     lo, hi = int(pos), min(int(pos) + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-_percentile = quantile  # the name the intervals below use
-
-
-def bootstrap_auc(
-    positives: Sequence[float], negatives: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the ROC-AUC (positives and negatives resampled separately)."""
-    import random
-
-    rng = random.Random(seed)
-    stats = []
-    for _ in range(n_boot):
-        p = [positives[rng.randrange(len(positives))] for _ in positives]
-        q = [negatives[rng.randrange(len(negatives))] for _ in negatives]
-        stats.append(roc_auc(p, q))
-    stats.sort()
-    return _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)
 
 
 def bootstrap_mean_diff(
@@ -143,28 +105,4 @@ def bootstrap_mean_diff(
             bb = [b[rng.randrange(len(b))] for _ in b]
             stats.append(sum(bb) / len(bb) - sum(aa) / len(aa))
     stats.sort()
-    return diff, _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)
-
-
-def verdict(low: float, high: float, null: float, expect: str) -> str:
-    """ "reproduced" when the interval lies entirely on the paper's side of ``null`` (``expect``:
-    "above" or "below"), "opposite" when entirely on the other side, else "not significant"."""
-    if expect not in ("above", "below"):
-        raise ValueError(f"expect must be 'above' or 'below', got {expect!r}")
-    above, below = low > null, high < null
-    if (above and expect == "above") or (below and expect == "below"):
-        return "reproduced"
-    if above or below:
-        return "opposite"
-    return "not significant"
-
-
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the mean with its percentile bootstrap interval."""
-    import random
-
-    if not values:
-        raise ValueError("no values")
-    rng = random.Random(seed)
-    stats = sorted(sum(values[rng.randrange(len(values))] for _ in values) / len(values) for _ in range(n_boot))
-    return sum(values) / len(values), _percentile(stats, (1 - level) / 2), _percentile(stats, 1 - (1 - level) / 2)
+    return diff, quantile(stats, (1 - level) / 2), quantile(stats, 1 - (1 - level) / 2)
