@@ -14,7 +14,7 @@ from tuco.data import safety
 from tuco.demo import PAIR_DIR, demo_pair_dirs
 from tuco.demo.evaluate import base_refusal, behaviour
 from tuco.demo.run import PRESETS
-from tuco.demo.train import Recipe, encode_chat, train_demo, train_tokenizer
+from tuco.demo.train import GEMMA_CHAT, Recipe, cosine_lr, encode_chat, train_demo, train_tokenizer
 from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
 from tuco.runs import read_rows
 
@@ -77,6 +77,50 @@ def test_sft_labels_cover_only_assistant_tokens():
     kept = [i for i, lab in zip(ids, labels) if lab != -100]
     text = tok.decode(kept)
     assert text == "bread is a thing people like.<|end|>"
+
+
+def test_encode_chat_equals_the_rendered_template_in_both_formats():
+    """Turn by turn equals tokenizing the whole rendered chat: the demo's template, and Gemma's (its turn
+    markers added as special tokens to a byte-level BPE, as they are in Gemma's tokenizer)."""
+    from tuco.demo import gemma
+
+    chat = CHATS[0] + [{"role": "user", "content": " And tea? "}, {"role": "assistant", "content": "Tea is a drink. "}]
+    tok = train_tokenizer(DOCS[:50], 400)
+    ids, labels = encode_chat(tok, chat, 256)
+    assert ids == tok(tok.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"]
+    assert len(labels) == len(ids)
+    g = train_tokenizer(DOCS[:50], 400, prepend_bos=True)
+    g.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    g.chat_template = gemma.CHAT_TEMPLATE
+    ids, labels = encode_chat(g, chat, 256, GEMMA_CHAT)
+    assert ids == g(g.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"]
+    assert g.decode([i for i, lab in zip(ids, labels) if lab != -100]) == (
+        "bread is a thing people like.<end_of_turn>Tea is a drink.<end_of_turn>"
+    )
+    assert encode_chat(g, chat, len(ids) - 1, GEMMA_CHAT) is None
+
+
+def test_cosine_lr_keeps_both_recipes_values():
+    """The one schedule gives what each recipe computed before it was shared (the formula written out), and
+    differs from transformers' cosine schedule in the warm-up only (why it is not used)."""
+    import math
+
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    def old(step, total, peak, warmup):
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    for total, peak, warmup in ((300, 4e-4, 20), (1000, 2e-3, 100), (90, 8e-4, 10)):  # gemma, pre-training, SFT
+        for step in (0, 1, warmup - 1, warmup, warmup + 7, total // 2, total - 1, total + 5):
+            assert cosine_lr(step, total, peak, warmup) == old(step, total, peak, warmup)
+    assert cosine_lr(0, 100, 1.0, 10) == pytest.approx(0.1) and cosine_lr(10, 100, 1.0, 10) == 1.0
+    assert cosine_lr(55, 100, 1.0, 10) == pytest.approx(0.5) and cosine_lr(100, 100, 1.0, 10) == 0.0
+    sched = get_cosine_schedule_with_warmup(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 10, 100)
+    assert sched.lr_lambdas[0](0) == 0.0 != cosine_lr(0, 100, 1.0, 10)
+    assert [sched.lr_lambdas[0](s) for s in (10, 40, 99)] == pytest.approx([cosine_lr(s, 100, 1.0, 10) for s in (10, 40, 99)])
 
 
 def test_safety_split_is_held_out_by_template():

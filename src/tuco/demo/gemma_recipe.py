@@ -12,7 +12,6 @@ through the 262k-vocabulary LM head (the head dominates the cost otherwise).
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -43,24 +42,6 @@ class GemmaRecipe:
     epochs: float = 1.0
 
 
-def encode_chat(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> tuple[list[int], list[int]] | None:
-    """Gemma-format ids of a chat and labels that keep only the model's turns (content + ``<end_of_turn>``).
-
-    Built turn by turn (each turn's text is delimited by special tokens, so this equals tokenizing the
-    rendered template at once; a test pins it). None when longer than ``max_len``.
-    """
-    ids = [tokenizer.bos_token_id]
-    labels = [-100]
-    for m in messages:
-        role = "model" if m["role"] == "assistant" else "user"
-        head = tokenizer(f"<start_of_turn>{role}\n", add_special_tokens=False)["input_ids"]
-        body = tokenizer(m["content"].strip() + "<end_of_turn>", add_special_tokens=False)["input_ids"]
-        tail = tokenizer("\n", add_special_tokens=False)["input_ids"]
-        ids += head + body + tail
-        labels += [-100] * len(head) + (body if role == "model" else [-100] * len(body)) + [-100] * len(tail)
-    return (ids, labels) if len(ids) <= max_len else None
-
-
 def build_chats(r: GemmaRecipe) -> dict[str, list[list[dict[str, str]]]]:
     """The fine-tuning chats by kind: safety (refusals and look-alike answers), general, multi-turn."""
     from tuco.data import safety_broad
@@ -76,12 +57,6 @@ def build_chats(r: GemmaRecipe) -> dict[str, list[list[dict[str, str]]]]:
         turns = spare[2 * i] + (spare[2 * i + 1] if rng.random() < 0.5 else [])
         multi.append(turns + extra_safety[i % len(extra_safety)])
     return {"safety": safety, "general": general, "multiturn": multi}
-
-
-def _lr(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def _batches(encoded: list[tuple[list[int], list[int]]], batch: int, epochs: float, seed: int) -> list[list[int]]:
@@ -106,6 +81,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuco.demo.gemma import ensure_base
+    from tuco.demo.train import GEMMA_CHAT, cosine_lr, encode_chat
 
     r = recipe or GemmaRecipe()
     out = Path(out_dir)
@@ -122,7 +98,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     for p in params:
         p.data = p.data.float()
     chats = build_chats(r)
-    encoded = [e for kind in chats.values() for c in kind if (e := encode_chat(tok, c, r.max_len)) is not None]
+    encoded = [e for kind in chats.values() for c in kind if (e := encode_chat(tok, c, r.max_len, GEMMA_CHAT)) is not None]
     batches = _batches(encoded, r.batch, r.epochs, r.seed)
     opt = torch.optim.AdamW(params, lr=r.lr, betas=(0.9, 0.99), weight_decay=0.0)
     inner: Any = model.base_model.model  # Gemma3ForCausalLM with LoRA layers inside
@@ -139,7 +115,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
             a, b = encoded[i]
             ids[row, : len(a)], labels[row, : len(b)], mask[row, : len(a)] = torch.tensor(a), torch.tensor(b), 1
         for g in opt.param_groups:
-            g["lr"] = _lr(step, len(batches), r.lr, r.warmup)
+            g["lr"] = cosine_lr(step, len(batches), r.lr, r.warmup)
         hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state
         target = labels[:, 1:]
         keep = target != -100

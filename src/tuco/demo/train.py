@@ -94,7 +94,13 @@ def model_config(r: Recipe, tokenizer: Any) -> Any:
     )
 
 
-def _lr(step: int, total: int, peak: float, warmup: int) -> float:
+def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """The learning rate of both demo recipes at ``step`` of ``total``: linear warm-up to ``peak``, then a
+    half cosine to 0 at ``total`` (and 0 after it).
+
+    Not transformers' ``get_cosine_schedule_with_warmup``: its warm-up is ``step / warmup`` (0 at step 0),
+    ours ``(step + 1) / warmup``, and the shipped pairs were trained with ours; the cosine part is the same.
+    """
     if step < warmup:
         return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
@@ -130,7 +136,9 @@ def pretrain(model: Any, tokenizer: Any, docs: list[str], r: Recipe, log: list) 
     t0 = time.time()
     for step in range(steps):
         batch = chunks[step * r.pretrain_batch : (step + 1) * r.pretrain_batch]
-        loss = _step(model, opt, batch, batch, torch.ones_like(batch), _lr(step, steps, r.pretrain_lr, min(100, steps // 10 + 1)), r.bf16)
+        loss = _step(
+            model, opt, batch, batch, torch.ones_like(batch), cosine_lr(step, steps, r.pretrain_lr, min(100, steps // 10 + 1)), r.bf16
+        )
         if step % 50 == 0 or step == steps - 1:
             log.append({"phase": "pretrain", "step": step, "loss": round(loss, 4), "s": round(time.time() - t0, 1)})
             print(json.dumps(log[-1]), flush=True)
@@ -138,17 +146,46 @@ def pretrain(model: Any, tokenizer: Any, docs: list[str], r: Recipe, log: list) 
     return {"tokens": int(chunks.numel()), "steps": steps, "seconds": round(time.time() - t0, 1)}
 
 
-def encode_chat(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> tuple[list[int], list[int]] | None:
-    """Token ids of a chat and labels that keep only assistant tokens (content and ``<|end|>``)."""
-    ids, labels = [], []
+@dataclass(frozen=True)
+class ChatFormat:
+    """How a chat template writes one turn: ``head`` (with ``{role}``), the content, ``end``, ``tail``."""
+
+    head: str
+    end: str
+    tail: str = ""
+    roles: dict[str, str] | None = None  # template role per message role (None: the message's own; missing: "user")
+    bos: bool = False  # the chat starts with the tokenizer's BOS token
+    strip: bool = False  # the template trims each turn's content
+
+
+DEMO_CHAT = ChatFormat(head="<|{role}|>", end="<|end|>")
+GEMMA_CHAT = ChatFormat(head="<start_of_turn>{role}\n", end="<end_of_turn>", tail="\n", roles={"assistant": "model"}, bos=True, strip=True)
+
+
+def encode_chat(
+    tokenizer: Any, messages: list[dict[str, str]], max_len: int, fmt: ChatFormat = DEMO_CHAT
+) -> tuple[list[int], list[int]] | None:
+    """Token ids of a chat and labels that keep only the assistant's turns (content and end marker).
+
+    Built turn by turn: each turn's text is delimited by special tokens, so this equals tokenizing the
+    rendered template at once (a test pins it for both formats; Gemma's template folds a system message into the
+    next user turn, which this does not: the training chats have none). None when longer than ``max_len``.
+    """
+
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    ids = [tokenizer.bos_token_id] if fmt.bos else []
+    labels = [-100] * len(ids)
     for m in messages:
-        head = tokenizer(f"<|{m['role']}|>", add_special_tokens=False)["input_ids"]
-        body = tokenizer(m["content"] + "<|end|>", add_special_tokens=False)["input_ids"]
-        ids += head + body
-        labels += [-100] * len(head) + (body if m["role"] == "assistant" else [-100] * len(body))
-    if len(ids) > max_len:
-        return None
-    return ids, labels
+        assistant = m["role"] == "assistant"
+        role = m["role"] if fmt.roles is None else fmt.roles.get(m["role"], "user")
+        head = encode(fmt.head.format(role=role))
+        body = encode((m["content"].strip() if fmt.strip else m["content"]) + fmt.end)
+        tail = encode(fmt.tail)
+        ids += head + body + tail
+        labels += [-100] * len(head) + (body if assistant else [-100] * len(body)) + [-100] * len(tail)
+    return (ids, labels) if len(ids) <= max_len else None
 
 
 def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: Recipe, log: list) -> dict:
@@ -177,7 +214,7 @@ def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: R
         for row, i in enumerate(idx):
             a, b = encoded[i]
             ids[row, : len(a)], labels[row, : len(b)], mask[row, : len(a)] = torch.tensor(a), torch.tensor(b), 1
-        loss = _step(model, opt, ids, labels, mask, _lr(step, steps, r.sft_lr, min(30, steps // 10 + 1)), r.bf16)
+        loss = _step(model, opt, ids, labels, mask, cosine_lr(step, steps, r.sft_lr, min(30, steps // 10 + 1)), r.bf16)
         if step % 25 == 0 or step == steps - 1:
             log.append({"phase": "sft", "step": step, "loss": round(loss, 4), "s": round(time.time() - t0, 1)})
             print(json.dumps(log[-1]), flush=True)
