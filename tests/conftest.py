@@ -122,3 +122,21 @@ def assert_same_rows(a, b, tol=1e-5):
 def brute_auc(pos, neg):
     """P(pos > neg) + 1/2 P(tie), by enumerating every pair."""
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def check_findings(findings):
+    """Every recorded verdict is the one its own recorded interval, p-value (Holm over the measured primary
+    claims, in order) and paper range give; an unmeasured claim has no numbers and says so."""
+    from tuco.claims import NOT_MEASURED, verdict
+    from tuco.intervals import Interval, holm
+
+    primary = [f for f in findings if f["primary"] and f["estimate"] is not None]
+    assert [f["p_holm"] for f in primary] == pytest.approx(holm([f["p"] for f in primary]))
+    for f in findings:
+        if f["estimate"] is None:
+            assert f["verdict"] == NOT_MEASURED and f["low"] is None and f["high"] is None
+            continue
+        assert f["low"] <= f["estimate"] <= f["high"] and f["n"] and all(isinstance(k, int) for k in f["n"])
+        iv = Interval(f["estimate"], f["low"], f["high"], f["p"], tuple(f["n"]), f["method"], f["null"])
+        paper_range = tuple(f["paper_range"]) if f["paper_range"] else None
+        assert f["verdict"] == verdict(iv, f["expect"], f["p_holm"] if f["primary"] else f["p"], paper_range), f["claim"]

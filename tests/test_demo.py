@@ -8,8 +8,7 @@ import json
 import pytest
 
 import tuco
-from conftest import cli
-from tuco.claims import VERDICTS
+from conftest import check_findings, cli
 from tuco.data import safety
 from tuco.demo import PAIR_DIR, demo_pair_dirs
 from tuco.demo.evaluate import base_refusal, behaviour
@@ -146,7 +145,7 @@ def test_refusal_judge():
 
 @pytest.mark.parametrize("split", ["dev"])
 def test_bad_split(split):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="split must be 'train', 'test' or 'unseen', got 'dev'"):
         safety.harmful_prompts(split)
 
 
@@ -195,7 +194,8 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len(names) == 7
     for name in names:
         m = json.loads((out / name / "metrics.json").read_text())
-        assert m["findings"] and all(f["verdict"] in VERDICTS and "n" in f for f in m["findings"])
+        assert m["findings"]
+        check_findings(m["findings"])
         assert any(f["primary"] for f in m["findings"])  # every analysis declares its primary claim
     sweep = read_rows(out / "alpha-sweep" / "rows.jsonl")
     at0 = [r for r in sweep if r["alpha"] == 0.0 and r["task"] == "refusal:harmful"]

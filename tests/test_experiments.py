@@ -9,11 +9,10 @@ import math
 import pytest
 
 import tuco
-from conftest import brute_auc, cli
+from conftest import brute_auc, check_findings, cli
 from tuco.choices import choose
-from tuco.claims import VERDICTS
 from tuco.data.builtin import PERSONA_QUESTION
-from tuco.errors import ConfigError, RunError
+from tuco.errors import ConfigError, InputError, RunError
 from tuco.experiments import NAMES, get, run_experiment, validate
 from tuco.outputco import output_baselines
 from tuco.runs import SCHEMA_VERSION, read_rows
@@ -28,10 +27,8 @@ def check_run_dir(out, name):
     assert manifest["config"]["experiment"] == name and "seed" in manifest["config"] and manifest["versions"]["torch"]
     assert m["experiment"] == name and m["question"] and m["findings"]
     assert m["findings"][0]["primary"] is True  # every experiment declares its primary claim, listed first
-    for f in m["findings"]:
-        assert f["verdict"] in VERDICTS and set(f) >= {"claim", "primary", "verdict", "estimate", "low", "high", "n", "paper"}
-        if f["estimate"] is not None:
-            assert f["low"] <= f["estimate"] <= f["high"] and f["n"] and all(isinstance(k, int) for k in f["n"])
+    assert all(set(f) >= {"claim", "primary", "verdict", "estimate", "low", "high", "n", "paper"} for f in m["findings"])
+    check_findings(m["findings"])
     assert len({r["id"] for r in rows}) == len(rows) and all(r["kind"] in ("score", "generation", "choice") for r in rows)
     pngs = list(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
@@ -316,7 +313,7 @@ def test_an_interrupted_experiment_resumes_without_redoing_work(llama_pair, tmp_
 
 def test_validate_catches_bad_data_before_any_model(tmp_path):
     assert validate("web-vs-chat")[0] == "options of web-vs-chat: valid"
-    with pytest.raises(Exception, match="missing.txt"):
+    with pytest.raises(InputError, match="missing.txt"):
         validate("web-vs-chat", web=str(tmp_path / "missing.txt"))
     with pytest.raises(ConfigError, match="unknown judge"):
         validate("jailbreak-success", judge="gpt")
@@ -359,7 +356,7 @@ def test_a_failed_run_keeps_its_rows_and_says_why_and_nothing_of_the_users_is_re
     run_experiment("web-vs-chat", llama_pair, tmp_path, n=2)
     assert (tmp_path / "mine.png").exists()  # not a run directory before: nothing of the user's is removed
     (tmp_path / "stale.png").write_bytes(b"\x89PNG stale")
-    with pytest.raises(Exception, match="nope"):
+    with pytest.raises(ConfigError, match="unknown built-in prompt set .nope."):
         run_experiment("web-vs-chat", llama_pair, tmp_path, n=2, chat="builtin:nope", overwrite=True)
     manifest = json.loads((tmp_path / "rows.manifest.json").read_text())
     assert manifest["status"].startswith("failed: ConfigError: unknown built-in prompt set 'nope'")
