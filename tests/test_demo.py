@@ -13,7 +13,7 @@ from tuco.data import safety
 from tuco.demo import PAIR_DIR, demo_pair_dirs
 from tuco.demo.evaluate import base_refusal, behaviour
 from tuco.demo.run import PRESETS
-from tuco.demo.train import GEMMA_CHAT, Recipe, cosine_lr, encode_chat, train_demo, train_tokenizer
+from tuco.demo.train import GEMMA_CHAT, Recipe, cosine_lr, encode_chat, pad_batch, train_demo, train_tokenizer
 from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
 from tuco.runs import read_rows
 
@@ -97,6 +97,12 @@ def test_encode_chat_equals_the_rendered_template_in_both_formats():
         "bread is a thing people like.<end_of_turn>Tea is a drink.<end_of_turn>"
     )
     assert encode_chat(g, chat, len(ids) - 1, GEMMA_CHAT) is None
+
+
+def test_pad_batch_pads_right_with_ignored_labels():
+    ids, labels, mask = pad_batch([([5, 6, 7], [-100, 6, 7]), ([8], [8])], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and labels.tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
 def test_cosine_lr_keeps_both_recipes_values():

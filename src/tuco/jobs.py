@@ -132,7 +132,7 @@ class Job:
         encoded, bad, use_chat = prepare_prompts(self.model, raw, chat=chat, system=system, extra=extra)
         self.skipped += bad
         self.n_prompts += len(encoded) + len(bad)
-        self.run.note(n_prompts=self.n_prompts, n_skipped=len(self.skipped), skipped=[str(b) for b in self.skipped[:50]])
+        self.run.note(**_prompts_info(self.n_prompts, self.skipped))
         return encoded, use_chat
 
     def _execute(
@@ -391,6 +391,11 @@ SCORE_FIELDS = {
 }
 
 
+def _prompts_info(n_prompts: int, skipped: Sequence[BadRow]) -> dict[str, Any]:
+    """What the manifest records of a run's prompts: how many, how many were skipped, and why (the first 50)."""
+    return {"n_prompts": n_prompts, "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]}
+
+
 def _run_config(
     model: Decomposable, verb: str, use_chat: bool | None, system: str | None, per_token: bool, batch_size: int, full_path: bool
 ) -> dict:
@@ -428,7 +433,7 @@ def score_to(
     encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system)
     skipped = list(bad) + skipped
     config = _run_config(model, "score", use_chat, system, per_token, batch_size, full_path) | {"alpha": alpha_label(alpha)}
-    info = {"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]}
+    info = _prompts_info(len(encoded) + len(skipped), skipped)
     with open_run(out, config, mode=mode_of(resume, overwrite), ranks=ranks, info=info, device=str(model.device)) as run:
         job = Job(model, run, progress=progress, on_backoff=on_backoff)
         job.score(encoded, chat=use_chat, system=system, alpha=alpha, per_token=per_token, batch_size=batch_size, full_path=full_path)
@@ -477,7 +482,7 @@ def generate_to(
     config = _run_config(model, "generate", use_chat, system, per_token, batch_size, full_path)
     config |= {"alphas": [alpha_label(a) for a in alphas], "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     config["seed"] = seed
-    info = {"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]}
+    info = _prompts_info(len(encoded) + len(skipped), skipped)
     from tuco.batching import plan_batches
 
     r = ranks or env_ranks()

@@ -81,7 +81,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuco.demo.gemma import ensure_base
-    from tuco.demo.train import GEMMA_CHAT, cosine_lr, encode_chat
+    from tuco.demo.train import GEMMA_CHAT, cosine_lr, encode_chat, pad_batch
 
     r = recipe or GemmaRecipe()
     out = Path(out_dir)
@@ -107,13 +107,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     model.train()
     t_train = time.time()
     for step, idx in enumerate(batches):
-        width = max(len(encoded[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id)
-        labels = torch.full((len(idx), width), -100)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            a, b = encoded[i]
-            ids[row, : len(a)], labels[row, : len(b)], mask[row, : len(a)] = torch.tensor(a), torch.tensor(b), 1
+        ids, labels, mask = pad_batch([encoded[i] for i in idx], tok.pad_token_id)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, len(batches), r.lr, r.warmup)
         hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state

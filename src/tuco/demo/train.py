@@ -188,6 +188,17 @@ def encode_chat(
     return (ids, labels) if len(ids) <= max_len else None
 
 
+def pad_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, labels, attention mask) of encoded chats, right-padded to the longest (labels -100, mask 0)."""
+    width = max(len(a) for a, _ in encoded)
+    ids = torch.full((len(encoded), width), pad_id)
+    labels = torch.full((len(encoded), width), -100)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (a, b) in enumerate(encoded):
+        ids[row, : len(a)], labels[row, : len(b)], mask[row, : len(a)] = torch.tensor(a), torch.tensor(b), 1
+    return ids, labels, mask
+
+
 def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: Recipe, log: list) -> dict:
     """Full supervised fine-tuning, loss on assistant tokens only."""
     encoded = [e for c in chats if (e := encode_chat(tokenizer, c, r.sft_max_len)) is not None]
@@ -207,13 +218,7 @@ def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: R
             rng.shuffle(more)
             order += more
         idx, order = order[: r.sft_batch], order[r.sft_batch :]
-        width = max(len(encoded[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), pad)
-        labels = torch.full((len(idx), width), -100)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            a, b = encoded[i]
-            ids[row, : len(a)], labels[row, : len(b)], mask[row, : len(a)] = torch.tensor(a), torch.tensor(b), 1
+        ids, labels, mask = pad_batch([encoded[i] for i in idx], pad)
         loss = _step(model, opt, ids, labels, mask, cosine_lr(step, steps, r.sft_lr, min(30, steps // 10 + 1)), r.bf16)
         if step % 25 == 0 or step == steps - 1:
             log.append({"phase": "sft", "step": step, "loss": round(loss, 4), "s": round(time.time() - t0, 1)})
