@@ -131,6 +131,9 @@ def test_known_answers():
     assert mean_ci([0.0, 0.0, 0.0, 1.0], clusters=["a", "a", "b", "b"]).n == (2,)  # items counted once
     pos, neg = [0.9, 0.8, 0.8, 0.3], [0.7, 0.8, 0.1]
     assert auc_ci(pos, neg).estimate == pytest.approx(brute_auc(pos, neg))
+    for a, b in (([0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]), ([0.1, 0.2], [0.5, 0.6, 0.7])):  # perfect separation
+        iv = auc_ci(a, b)
+        assert iv.estimate in (0.0, 1.0) and iv.low <= iv.estimate <= iv.high and iv.high - iv.low > 0.2
     # Bonett-Price by hand: 10 items, 4 go 0 -> 1, 1 goes 1 -> 0
     before = [0, 0, 0, 0, 1, 1, 1, 0, 0, 1]
     after = [1, 1, 1, 1, 0, 1, 1, 0, 0, 1]

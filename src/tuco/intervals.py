@@ -313,6 +313,7 @@ def auc_ci(
     logit, se = math.log(a / (1 - a)), math.sqrt(var) / (a * (1 - a))
     z = _z(level)
     lo, hi = 1 / (1 + math.exp(-(logit - z * se))), 1 / (1 + math.exp(-(logit + z * se)))
+    lo, hi = min(lo, auc), max(hi, auc)  # a perfect separation (AUC 0 or 1) was clamped above: keep it inside
     pval = 2 * (1 - _NORMAL.cdf(abs(logit) / se))
     return Interval(auc, lo, hi, pval, (mm, nn), "logit jackknife AUC (Hanley-McNeil floor)", 0.5)
 
