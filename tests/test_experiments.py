@@ -273,8 +273,15 @@ def test_gcg_controls_have_the_suffix_token_length_and_random_words_do_not_repro
         assert set(control) == set(attacked)
         assert all(abs(control[i]["n_tokens"] - attacked[i]) <= 1 for i in attacked)  # the same length, to the token
         assert all(control[i]["prompt"].startswith(clean[i]["prompt"] + " ") for i in attacked)
+        rand = {r["item"]: r for r in rows if r["condition"] == f"random-{j}"}
+        assert set(rand) == set(attacked)
+        assert all(abs(rand[i]["n_tokens"] - attacked[i]) <= 1 for i in attacked)  # random tokens, the same length
+        assert all(rand[i]["prompt"].startswith(clean[i]["prompt"] + " ") and rand[i]["prompt"].isascii() for i in attacked)
+        assert len({rand[i]["prompt"][len(clean[i]["prompt"]) :] for i in attacked}) > 1  # drawn per request
     primary = m["findings"][0]
-    assert primary["primary"] and "ordinary words of the same length" in primary["claim"]
+    assert primary["primary"] and "random tokens of the same length" in primary["claim"]
+    words = next(f for f in m["findings"] if "ordinary words of the same length" in f["claim"])
+    assert not words["primary"]
     assert primary["verdict"] not in (
         "reproduced",
         "direction reproduced, weaker than the paper",

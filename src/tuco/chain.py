@@ -151,7 +151,12 @@ def _stack_adapter(
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise _load_error(name, f"checkpoint {k} (adapter)", err) from err
     stack = tuple(a for a in below if a != label) + (label,)
-    prev.base_model.set_adapter(list(stack), inference_mode=True)
+    try:
+        prev.base_model.set_adapter(list(stack), inference_mode=True)
+    except TypeError:  # peft < 0.18: no inference_mode; set_adapter makes the adapters trainable again
+        prev.base_model.set_adapter(list(stack))
+        for param in prev.parameters():
+            param.requires_grad_(False)
     # every stage held by this PeftModel: earlier ones keep their own (smaller) stack of adapters
     out_models = [prev if m is models[-1] else m for m in models]
     out_adapters = [(below if a is None else a) if m is models[-1] else a for m, a in zip(models, adapters)]
