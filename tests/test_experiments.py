@@ -419,3 +419,24 @@ def test_boolean_options_are_bare_flags_and_subpackages_load_from_the_top(tmp_pa
     assert res.returncode == 2 and "unrecognized arguments: true" in res.stderr
     assert tuco.__getattr__("experiments").run_experiment is run_experiment
     assert callable(tuco.__getattr__("demo").demo_pair_dirs)
+
+
+def test_suffixes_transfer_from_a_gcg_run_exactly(tmp_path):
+    """A gcg run's suffixes.json gives back the exact strings (leading and trailing spaces kept); a line file
+    strips them; anything else is one clear error."""
+    from tuco.attacks.gcg import read_suffixes
+    from tuco.errors import ConfigError
+
+    run = tmp_path / "suffixes.json"
+    run.write_text(json.dumps([{"suffix": " spec  x co ", "optimised_on": "r"}, {"suffix": "b\tc", "optimised_on": "s"}]))
+    assert read_suffixes(str(run)) == [" spec  x co ", "b\tc"]
+    plain = tmp_path / "s.json"
+    plain.write_text(json.dumps(["one", " two"]))
+    assert read_suffixes(str(plain)) == ["one", " two"]
+    lines = tmp_path / "s.txt"
+    lines.write_text(" one \n\ntwo\n")
+    assert read_suffixes(str(lines)) == ["one", "two"]
+    for bad in ('{"suffix": "x"}', "[1, 2]", '[{"other": 1}]', "[]", "not json"):
+        plain.write_text(bad)
+        with pytest.raises(ConfigError, match="suffix file"):
+            read_suffixes(str(plain))

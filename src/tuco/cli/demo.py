@@ -25,6 +25,13 @@ def add_parser(sub: Any) -> None:
         help="run the preset with this fine-tuned checkpoint or adapter in place of the shipped one "
         "(e.g. another seed: tuco demo-train --recipe gemma --seed 1 --out DIR)",
     )
+    p.add_argument(
+        "--suffixes",
+        default=None,
+        metavar="FILE",
+        help="gcg: evaluate these adversarial strings instead of optimising new ones (one per line, or another "
+        "run's gcg/suffixes.json: a transfer attack)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", help="float32 (default: fastest on CPUs) or bfloat16")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
@@ -53,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
     mode_of(args.resume, args.overwrite)  # both: refused before anything loads
     out = check_output(args.out, file_ok=False)
+    if args.suffixes is not None:
+        from tuco.attacks.gcg import read_suffixes
+
+        read_suffixes(args.suffixes)  # a bad file is refused before anything loads
     if args.tuned is not None and not Path(args.tuned).is_dir():
         from tuco.errors import ConfigError
 
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             args.pair,
             is_quick=args.quick,
             seed=args.seed,
+            suffixes=args.suffixes,
             resume=args.resume,
             overwrite=args.overwrite,
             ranks=r,

@@ -146,18 +146,22 @@ def run_demo(
     *,
     is_quick: bool = False,
     seed: int = 0,
+    suffixes: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Run a preset's experiments on ``model`` into ``out_dir/<experiment>/``; returns their metrics
-    (``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
+    (``suffixes``: a file of adversarial strings gcg evaluates instead of optimising, e.g. another run's
+    ``gcg/suffixes.json``; ``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
     from tuco.errors import ConfigError
     from tuco.experiments import run_experiment
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}: choose from {', '.join(PRESETS)}")
     plan = quick(PRESETS[preset]) if is_quick else PRESETS[preset]
+    if suffixes is not None:  # gcg evaluates these strings instead of optimising its own
+        plan = [(name, dict(o, suffixes=str(suffixes), optimize=0) if name == "gcg" else o) for name, o in plan]
     out = Path(out_dir)
     results = {}
     on_measurement = kwargs.pop("on_measurement", None)
