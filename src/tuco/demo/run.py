@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores. The shipped
-# 5.8M demo pair (a few minutes) ...
+# (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores (gcg,
+# the slowest, last). The shipped 5.8M demo pair (a few minutes) ...
 DEMO = [
     (
         "web-vs-chat",
@@ -20,20 +20,6 @@ DEMO = [
         ),
     ),
     ("conjugate", dict(harmful="builtin:harmful", benign="builtin:benign", n=40, batch_size=32)),
-    (
-        "gcg",
-        dict(
-            harmful="builtin:harmful",
-            train_requests="builtin:harmful-train",
-            n=40,
-            optimize=5,
-            gcg_steps=30,
-            gcg_search_width=128,
-            gcg_topk=64,
-            max_new_tokens=24,
-            batch_size=16,
-        ),
-    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
@@ -56,6 +42,20 @@ DEMO = [
         ),
     ),
     ("output-vs-tuco", dict()),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful",
+            train_requests="builtin:harmful-train",
+            n=40,
+            optimize=5,
+            gcg_steps=30,
+            gcg_search_width=128,
+            gcg_topk=64,
+            max_new_tokens=24,
+            batch_size=16,
+        ),
+    ),
 ]
 # ... and the realistic pair (Gemma-3-270M + tuco's safety LoRA; about an hour). Its prompts are the TEST
 # split (builtin:harmful-broad, benign-broad, everyday): the recipe was chosen on the validation split,
@@ -74,20 +74,6 @@ GEMMA = [
         ),
     ),
     ("conjugate", dict(harmful="builtin:harmful-broad", benign="builtin:benign-broad", n=40, batch_size=16)),
-    (
-        "gcg",
-        dict(
-            harmful="builtin:harmful-broad",
-            train_requests="builtin:harmful-broad-train",
-            n=32,
-            optimize=5,
-            gcg_steps=15,
-            gcg_search_width=64,
-            gcg_topk=64,
-            max_new_tokens=24,
-            batch_size=8,
-        ),
-    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
@@ -110,6 +96,20 @@ GEMMA = [
         ),
     ),
     ("output-vs-tuco", dict()),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful-broad",
+            train_requests="builtin:harmful-broad-train",
+            n=32,
+            optimize=5,
+            gcg_steps=15,
+            gcg_search_width=64,
+            gcg_topk=64,
+            max_new_tokens=24,
+            batch_size=8,
+        ),
+    ),
 ]
 PRESETS = {"demo": DEMO, "gemma": GEMMA}
 
