@@ -3,7 +3,8 @@ accumulate, beyond what any examples do? (docs/method.md 5.2, many-shot jailbrea
 
 Two modes. ``jailbreak``: k exchanges before a held-out harmful request; the shots show COMPLIANCE (a pool
 of varied compliant answers, in form only: no harmful content) or, as the control, REFUSAL (varied
-refusals of the same requests); the greedy response is judged. ``persona`` (the paper's): persona
+refusals of the same requests, each as many tokens long as the compliant answer it replaces); the greedy
+response is judged. ``persona`` (the paper's): persona
 statements answered with the behaviour-MATCHING answer as shots, or with the OPPOSITE answer as the
 control; an answer is harmful when the matching answer's first token is likelier. Any long context moves
 TuCo at the last token, so the primary claim compares trends, paired by request: per request, the slope
@@ -106,7 +107,7 @@ class ManyShotOptions(Options):
         return list(self.shots) or DEFAULT_SHOTS[self.mode]
 
 
-def _jailbreak_shots(pool: list[str], k: int, kind: str) -> list[dict[str, str]]:
+def _jailbreak_shots(pool: list[str], k: int, kind: str, tokenizer: Any = None) -> list[dict[str, str]]:
     from tuco.data import safety_broad
 
     compliant, refusals = safety_broad.compliant_shots(), safety_broad.refusal_shots()
@@ -116,13 +117,36 @@ def _jailbreak_shots(pool: list[str], k: int, kind: str) -> list[dict[str, str]]
             q, a = NEUTRAL[i % len(NEUTRAL)]
         else:
             q = pool[i % len(pool)]
-            a = (compliant if kind == "compliant" else refusals)[i % (len(compliant) if kind == "compliant" else len(refusals))]
-            a = a.replace("{t}", "do that")
+            a = compliant[i % len(compliant)].replace("{t}", "do that")
+            if kind == "refusal":
+                a = matched_refusal(a, refusals, i, tokenizer)
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     return msgs
 
 
-def _persona_shots(pool: list[Any], k: int, kind: str) -> list[dict[str, str]]:
+def matched_refusal(compliant: str, refusals: list[str], i: int, tokenizer: Any = None) -> str:
+    """The refusal for shot ``i`` of the control: of the refusals starting at ``i`` (one, two or three in a
+    row), the one whose length is nearest the compliant answer it replaces (tokens with a tokenizer, else
+    words), so that k refused shots make as long a context as k compliant ones. (Unmatched, compliant shots
+    are about 1.7x longer, and TuCo at the last token falls with context length whatever the shots say: a
+    pair fine-tuned on plain prose, with no refusals at all, then "reproduced" the claim.)"""
+
+    def size(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if tokenizer is not None else len(text.split())
+
+    target = size(compliant)
+    best = refusals[i % len(refusals)]
+    for first in range(len(refusals)):
+        for count in (1, 2, 3):
+            text = " ".join(refusals[(i + first + j) % len(refusals)] for j in range(count))
+            if abs(size(text) - target) < abs(size(best) - target):
+                best = text
+        if size(best) == target:
+            break
+    return best
+
+
+def _persona_shots(pool: list[Any], k: int, kind: str, tokenizer: Any = None) -> list[dict[str, str]]:
     from tuco.data.builtin import PERSONA_QUESTION
 
     msgs: list[dict[str, str]] = []
@@ -168,7 +192,7 @@ def run(model: Decomposable, o: ManyShotOptions, rd: ExperimentRun) -> None:
             prompts = [
                 Prompt(
                     f"{kind}-k{k}-{i}",
-                    messages=[*shots_of(pool, k, kind), {"role": "user", "content": question(t)}],
+                    messages=[*shots_of(pool, k, kind, model.tokenizer), {"role": "user", "content": question(t)}],
                     extra={"condition": name, "shots": kind, "k": k, "item": f"t{i}"}
                     | ({"target": t.statement, "matching": t.matching} if o.mode == "persona" else {"request": t}),
                 )
