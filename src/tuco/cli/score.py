@@ -35,6 +35,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per forward pass (default 8)")
     p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
     p.add_argument(
+        "--next-turn",
+        action="store_true",
+        help="a chat ending with the assistant's message: score the start of the next turn (a generation prompt "
+        "appended), not the response (default: the response is scored teacher-forced, TuCo at each of its tokens)",
+    )
+    p.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             on_backoff=backoff,
             ranks=start.ranks,
+            next_turn=args.next_turn,
         )
     return end_job(result, start, show)
 
@@ -116,7 +123,7 @@ def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: a
     from tuco.jobs import prepare_prompts
     from tuco.scoring import score_encoded
 
-    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system)
+    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, responses=not args.next_turn)
     report_bad(skipped)
     scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
     rows = [{"id": e.prompt.id, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
