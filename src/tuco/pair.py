@@ -233,8 +233,8 @@ def check_device(device: str | torch.device | None, device_map: str | dict | Non
 
 
 def load_pair(
-    base: str,
-    tuned: str,
+    base: str | os.PathLike[str],
+    tuned: str | os.PathLike[str] | None = None,
     *,
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
@@ -245,8 +245,13 @@ def load_pair(
 ) -> ModelPair:
     """Load a pre-trained model and its fine-tuned version (or a PEFT adapter) as a ModelPair.
 
+        tuco.load_pair("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B-Instruct")
+        tuco.load_pair(Path("ckpt/base"), Path("ckpt/lora"))     # local directories, str or Path
+        tuco.load_pair("demo")                                    # a shipped pair by name (demo, gemma): no hub
+
     Args:
-        base: hub id or local directory of the pre-trained model.
+        base: hub id or local directory (str or Path) of the pre-trained model; alone, the name of a
+            shipped pair (``demo``, ``gemma``: the names ``--pair`` takes).
         tuned: hub id or local directory of the fine-tuned model, or of a PEFT adapter trained on ``base``.
         dtype: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
         device: where to put both models ("cpu", "cuda", "cuda:1"); ignored when ``device_map`` is set.
@@ -258,6 +263,13 @@ def load_pair(
         trust_remote_code: run code shipped in the model repo. Off by default: only enable it for
             repos you trust.
     """
+    if tuned is None:
+        from tuco.demo import SHIPPED_PAIRS, shipped_pair_dirs  # the names only; demo's loaders are not imported
+
+        if str(base) not in SHIPPED_PAIRS:
+            raise ConfigError(f"give the tuned model too: load_pair(base, tuned), or a shipped pair by name ({', '.join(SHIPPED_PAIRS)})")
+        base, tuned = shipped_pair_dirs(str(base))
+    base, tuned = os.fspath(base), os.fspath(tuned)
     torch_dtype = _resolve_dtype(dtype)
     check_device(device, device_map)
     _check_source(tuned, "tuned")

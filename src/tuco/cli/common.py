@@ -13,11 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
+from tuco.demo import SHIPPED_PAIRS
 from tuco.errors import ConfigError
 from tuco.prompts import BadRow, Prompt, read_prompts
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-PAIRS = ("demo", "gemma")
+PAIRS = SHIPPED_PAIRS
 
 
 def add_model_options(p: argparse.ArgumentParser, *, chain: bool = True) -> None:
@@ -109,14 +110,10 @@ def check_model_options(args: argparse.Namespace) -> None:
 def model_names(args: argparse.Namespace) -> list[str]:
     """The checkpoints the options name, pre-trained first (converting the gemma base if needed)."""
     check_model_options(args)
-    if args.pair == "demo":
-        from tuco.demo import demo_pair_dirs
+    if args.pair:
+        from tuco.demo import shipped_pair_dirs
 
-        return [str(d) for d in demo_pair_dirs()]
-    if args.pair == "gemma":
-        from tuco.demo.gemma import gemma_pair_dirs
-
-        return [str(d) for d in gemma_pair_dirs()]
+        return [str(d) for d in shipped_pair_dirs(args.pair)]
     if getattr(args, "chain", None):
         names = [n.strip() for n in args.chain.split(",") if n.strip()]
         if len(names) < 2:
@@ -313,15 +310,42 @@ def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
         check_output(args.out, file_ok=file_ok)
 
 
-def start_job(args: argparse.Namespace) -> JobStart | int:
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def resume_config(args: argparse.Namespace, known: dict[str, Any]) -> dict[str, Any]:
+    """What of a run's configuration the options fix before the model loads (``tuco.jobs`` writes the
+    whole): the checkpoints, system prompt, per-token mode, batch size, full path, and where given the
+    chat template and dtype; ``known`` adds the verb's own (verb, alphas, sampling)."""
+    out = {
+        **known,
+        "checkpoints": model_names(args),
+        "system": args.system,
+        "per_token": args.per_token,
+        "batch_size": args.batch_size,
+        "full_path": bool(args.full_path),
+    }
+    if args.chat is not None:
+        out["chat"] = args.chat
+    if args.dtype in DTYPE_NAMES:
+        out["dtype"] = DTYPE_NAMES[args.dtype]
+    return out
+
+
+def start_job(args: argparse.Namespace, known: dict[str, Any] | None = None) -> JobStart | int:
     """Shared start of ``score`` and ``generate``: relaunch as N ranks (returns their exit code), or check
-    the output, read and report the prompts, then load the model (cheap checks before the load)."""
+    the output (``--resume``: against ``resume_config``), read and report the prompts, then load the model
+    (every cheap check before the load)."""
     import sys
 
     from tuco.parallel import device_for, ranks
 
     check_positive(args.batch_size, "--batch-size")
     check_out(args)
+    if args.resume and args.out and ranks().is_main:
+        from tuco.runs.run import check_resume
+
+        check_resume(args.out, resume_config(args, known or {}))
     launched = run_launcher(args, sys.argv[1:])
     if launched is not None:
         return launched

@@ -60,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tuco.generation import check_sampling
-    from tuco.steering import check_distinct, parse_alpha
+    from tuco.steering import alpha_label, check_distinct, parse_alpha
 
     alphas = [parse_alpha(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
     check_distinct(alphas)
     check_sampling(args.max_new_tokens, args.temperature, args.top_p)
-    start = start_job(args)
+    sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
+    start = start_job(args, {"verb": "generate", "alphas": [alpha_label(a) for a in alphas], **sampling})
     if isinstance(start, int):
         return start
     if not args.out:

@@ -78,10 +78,10 @@ def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.steering import parse_alpha
+    from tuco.steering import alpha_label, parse_alpha
 
     alpha = parse_alpha(args.alpha)
-    start = start_job(args)
+    start = start_job(args, {"verb": "score", "alpha": alpha_label(alpha), "next_turn": True if args.next_turn else None})
     if isinstance(start, int):
         return start
     if not args.out:

@@ -124,6 +124,20 @@ def preflight(out: str | Path, mode: Mode, *, directory_ok: bool = True, file_ok
     return p
 
 
+def check_resume(out: str | Path, known: dict[str, Any]) -> None:
+    """``--resume`` before any model loads: the configuration values known without the model (``known``;
+    None: the key is absent) against those the run in ``out`` began with; RunError naming what differs.
+    The whole fingerprint is checked again when the run opens."""
+    old = read_manifest(out).get("config")
+    if not isinstance(old, dict):
+        return
+    diff = differences({k: old.get(k) for k in known}, known)
+    if diff:
+        raise RunError(
+            f"--resume: {out} was made with a different configuration ({'; '.join(diff[:4])}); use the same options, or --overwrite"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # The run.
 # --------------------------------------------------------------------------------------------
