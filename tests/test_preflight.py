@@ -49,3 +49,82 @@ def test_load_pair_takes_paths_and_shipped_names(llama_dirs):
     assert tuco.score(demo, ["Hi"])[0].tuco > 0
     with pytest.raises(ConfigError, match="shipped pair by name"):
         tuco.load_pair("no-such-pair")
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, llama_dirs):
+    """A LoRA adapter trained on the tiny llama base (its config names that base's directory)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(llama_dirs[0])
+    out = tmp_path_factory.mktemp("adapter")
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "down_proj"])).save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def weights_never_load(monkeypatch):
+    import tuco.pair
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(tuco.pair, "_load_model", refuse)
+
+
+def unnamed_copy(adapter, tmp_path):
+    """The adapter with no base named in its config: only the shapes can tell."""
+    import json
+    import shutil
+
+    out = tmp_path / "unnamed"
+    shutil.copytree(adapter, out)
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = None
+    (out / "adapter_config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def test_adapter_on_a_base_of_another_width_fails_before_loading(tmp_path, adapter_dir, weights_never_load):
+    from tuco.errors import IncompatiblePairError
+    from tuco.pair import load_pair
+    from tuco.tiny import save_tiny_pair
+
+    wide, _ = save_tiny_pair(tmp_path, "llama", hidden=64)
+    with pytest.raises(IncompatiblePairError, match="was trained on .*differs from the base.*hidden_size 32 vs 64"):
+        load_pair(wide, adapter_dir)
+    with pytest.raises(
+        IncompatiblePairError, match=r"does not fit the base.*(q_proj|down_proj) is \d+ -> 64 in the base but \d+ -> 32 in the adapter"
+    ):
+        load_pair(wide, unnamed_copy(adapter_dir, tmp_path))
+
+
+def test_adapter_on_another_architecture_names_the_missing_modules(tmp_path, adapter_dir, weights_never_load):
+    from tuco.tiny import save_tiny_pair
+
+    gpt2, _ = save_tiny_pair(tmp_path, "gpt2")
+    res = cli("score", "--base", str(gpt2), "--tuned", str(unnamed_copy(adapter_dir, tmp_path)), "--prompt", "Hi", "--device", "cpu")
+    assert res.returncode != 0 and "targets modules the base" in res.stderr and "q_proj" in res.stderr, res.stderr
+    assert "offline" not in res.stderr and "weights were loaded" not in res.stderr
+
+
+def test_adapter_on_its_own_base_passes_the_check(llama_dirs, adapter_dir):
+    from tuco.adapter_check import check_adapter
+
+    check_adapter(str(llama_dirs[0]), str(adapter_dir))  # raises on any mismatch
+
+
+def test_hub_id_that_cannot_resolve_offline_fails_at_once(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    start = time.monotonic()
+    res = cli("score", "--base", "nobody/no-such-base", "--tuned", "nobody/no-such-tuned", "--prompt", "Hi")
+    assert time.monotonic() - start < 10
+    assert res.returncode != 0
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "HF_HUB_OFFLINE" in lines[0] and "nobody/no-such-base" in lines[0], res.stderr
+    res = cli("score", "--base", "demo", "--tuned", "demo", "--prompt", "Hi")
+    assert "--pair demo" in res.stderr

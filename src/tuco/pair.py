@@ -149,11 +149,39 @@ def _check_source(name: str, role: str) -> None:
         raise TucoError(f"{role} model path {name!r} does not exist: give an existing directory or a hub id")
     if p.exists() and not p.is_dir():
         raise TucoError(f"{role} model path {name!r} is a file: give the checkpoint directory (with config.json)")
+    if not p.exists() and offline() and not in_hub_cache(name):
+        shipped = f" (the shipped pair: load_pair({name!r}) or --pair {name})" if name in ("demo", "gemma") else ""
+        raise TucoError(
+            f"{role} model {name!r} is neither a local directory nor in the Hugging Face cache, and HF_HUB_OFFLINE is set, so it "
+            f"cannot be downloaded: give a local directory{shipped}, or unset HF_HUB_OFFLINE to download it"
+        )
+
+
+def offline() -> bool:
+    """True when HF_HUB_OFFLINE forbids downloads (read now, not when huggingface_hub was imported)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def in_hub_cache(name: str) -> bool:
+    """True when the Hugging Face cache holds a model's or an adapter's config for the hub id ``name``
+    (no network: the cache directory is read)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell: let the load decide
+    for file in ("config.json", "adapter_config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(name, file), str):
+                return True
+        except Exception:  # noqa: BLE001 - an id huggingface_hub rejects (bad characters): not cached
+            return False
+    return False
 
 
 def _load_error(name: str, role: str, err: Exception) -> TucoError:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    hint = " (offline: only models already in the local cache load)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    local = Path(name).expanduser().exists()
+    hint = " (offline: only models already in the local cache load)" if offline() and not local else ""
     return TucoError(f"cannot load {role} model {name!r}: {first}{hint}")
 
 
@@ -272,8 +300,13 @@ def load_pair(
     base, tuned = os.fspath(base), os.fspath(tuned)
     torch_dtype = _resolve_dtype(dtype)
     check_device(device, device_map)
+    _check_source(base, "base")
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
+    if adapter:  # before any weights load: the base it names, its target modules and their shapes
+        from tuco.adapter_check import check_adapter
+
+        check_adapter(base, tuned)
     if not adapter:  # cheap check on the configs before loading any weights
         tuned_config = _load_config(tuned, "tuned", trust_remote_code)
         check_compatible(_load_config(base, "base", trust_remote_code), tuned_config, base, tuned)
