@@ -128,3 +128,39 @@ def test_hub_id_that_cannot_resolve_offline_fails_at_once(tmp_path, monkeypatch)
     assert len(lines) == 1 and "HF_HUB_OFFLINE" in lines[0] and "nobody/no-such-base" in lines[0], res.stderr
     res = cli("score", "--base", "demo", "--tuned", "demo", "--prompt", "Hi")
     assert "--pair demo" in res.stderr
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv"])
+def test_a_binary_file_is_refused_in_one_message(tmp_path, suffix):
+    import random
+
+    from tuco.errors import InputError
+    from tuco.prompts import UNDECODABLE_LIMIT, read_prompts
+
+    rng = random.Random(0)
+    header = b"prompt\n" if suffix == ".csv" else b""
+    blob = header + b"\n".join(bytes([0xFF, 0x00]) + bytes(rng.randrange(256) for _ in range(40)) for _ in range(500))
+    path = tmp_path / f"weights{suffix}"
+    path.write_bytes(blob)
+    with pytest.raises(InputError, match=f"does not look like a text file: {UNDECODABLE_LIMIT} lines are not UTF-8"):
+        read_prompts(path)
+
+
+def test_a_text_file_with_a_few_bad_lines_keeps_its_good_ones(tmp_path):
+    from tuco.prompts import UNDECODABLE_LIMIT, read_prompts
+
+    path = tmp_path / "mixed.txt"
+    lines = [b"good prompt %d" % i for i in range(2 * UNDECODABLE_LIMIT)] + [b"\xff\xfe bad"] * (UNDECODABLE_LIMIT + 5)
+    path.write_bytes(b"\n".join(lines))
+    good, bad = read_prompts(path)
+    assert len(good) == 2 * UNDECODABLE_LIMIT and len(bad) == UNDECODABLE_LIMIT + 5
+
+
+def test_skipped_rows_are_printed_capped(tmp_path, models_args):
+    from tuco.cli.common import SHOWN_BAD
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "Hi"}\n' + "{not json\n" * 30)
+    res = cli("score", *models_args, "--prompts", str(path))
+    assert res.returncode == 1
+    assert res.stderr.count("skipped line") == SHOWN_BAD and f"skipped {30 - SHOWN_BAD} more rows" in res.stderr, res.stderr

@@ -105,9 +105,22 @@ def _lines(p: Path) -> Iterator[tuple[int, str | None]]:
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                yield n, raw.decode("utf-8")
+                yield n, None if b"\x00" in raw else raw.decode("utf-8")  # NUL bytes: binary data, not text
             except UnicodeDecodeError:
                 yield n, None
+
+
+UNDECODABLE_LIMIT = 20  # undecodable lines, outnumbering the good ones, after which a file is refused as not text
+
+
+def _check_decodable(path: str | Path, undecodable: int, good: int) -> None:
+    """Raise InputError once a file looks like binary data: ``UNDECODABLE_LIMIT`` lines that are not UTF-8
+    text, more than the prompts read so far (one message, not a line per row)."""
+    if undecodable >= UNDECODABLE_LIMIT and undecodable > good:
+        raise InputError(
+            f"{str(path)!r} does not look like a text file: {undecodable} lines are not UTF-8 text (against {good} usable "
+            "prompts so far); give a .jsonl, .csv or .txt file saved as UTF-8"
+        )
 
 
 def _undecodable(text: str) -> bool:
@@ -132,11 +145,14 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
     suffix = p.suffix.lower()
     good: list[Prompt] = []
     bad: list[BadRow] = []
+    undecodable = 0
     if suffix == ".jsonl":
         index = 0
         for line_no, line in _lines(p):
             if line is None:
                 bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
                 index += 1
                 continue
             if not line.strip():
@@ -161,8 +177,10 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
                 bad.append(
                     BadRow(reader.line_num, f"{n} more field(s) than the header's {len(reader.fieldnames)}; quote commas inside a value")
                 )
-            elif any(isinstance(v, str) and _undecodable(v) for v in rec.values()):
+            elif any(isinstance(v, str) and (_undecodable(v) or "\x00" in v) for v in rec.values()):
                 bad.append(BadRow(reader.line_num, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
             else:
                 try:
                     good.append(_from_record(dict(rec), index))
@@ -173,6 +191,8 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
         for line_no, line in _lines(p):
             if line is None:
                 bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
             elif line.strip():
                 good.append(Prompt(id=str(index), text=line))
                 index += 1

@@ -187,11 +187,16 @@ def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow
     return good, bad
 
 
+SHOWN_BAD = 10  # skipped rows printed one per line; the rest are counted (a run's manifest lists the first 50)
+
+
 def report_bad(bad: list[BadRow]) -> None:
-    """Print each skipped row on stderr."""
-    for row in bad:
+    """Print the first ``SHOWN_BAD`` skipped rows on stderr, then how many more there are."""
+    for row in bad[:SHOWN_BAD]:
         where = f"line {row.line}: " if row.line > 0 else ""
         err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", markup=True)
+    if len(bad) > SHOWN_BAD:
+        err_console.print(f"[yellow]skipped {len(bad) - SHOWN_BAD} more rows[/yellow] (a run's manifest lists the first 50)", markup=True)
 
 
 def check_positive(value: int, flag: str) -> None:
