@@ -26,7 +26,7 @@ from tuco.errors import PromptError
 from tuco.parallel import Ranks
 from tuco.parallel import ranks as env_ranks
 from tuco.prompts import BadRow, Messages, Prompt, as_prompts
-from tuco.runs import RunHandle, mode_of, open_run, prompts_digest, require_unique
+from tuco.runs import RunHandle, mode_of, open_run, prompts_digest, require_unique, row_id
 from tuco.schema import GenerationRow, ScoreRow
 from tuco.steering import alpha_label, alpha_text, check_alpha, check_distinct
 
@@ -197,6 +197,7 @@ class Job:
         baselines: bool = False,
         tag: str = "",
         next_turn: bool = False,
+        key: Callable[[str], Any] | None = None,
     ) -> None:
         """TuCo of each prompt at its last token: one ``ScoreRow`` per prompt; a chat ending with the
         assistant's message is scored teacher-forced over that response (``response_*``, ``tuco_response``)
@@ -234,7 +235,8 @@ class Job:
                 rows.append(row.to_dict(extra))
             return rows
 
-        self._execute(tag, encoded, batch_size, {"score": label}, lambda e: [e.prompt.id], compute)
+        row_key = key or (lambda pid: pid)
+        self._execute(tag, encoded, batch_size, {"score": label}, lambda e: [row_key(e.prompt.id)], compute)
 
     def generate(
         self,
@@ -437,6 +439,7 @@ def score_to(
     on_backoff: Callable[[int], None] | None = None,
     ranks: Ranks | None = None,
     next_turn: bool = False,
+    alphas: Sequence[Any] | None = None,
 ) -> JobResult:
     """Score every prompt into ``out`` (a .jsonl/.parquet file or a run directory), one row per prompt.
 
@@ -446,18 +449,44 @@ def score_to(
     ``resume`` continues a killed run with the same configuration (refused otherwise, naming what
     differs); ``overwrite`` replaces an existing one (without either, an existing output is refused).
     ``bad``: input rows the caller already rejected (recorded in the manifest). Prompt ids must be unique.
-    ``progress(done, total)`` is called after every batch of this rank.
+    ``progress(done, total)`` is called after every batch of this rank. ``alphas`` (several): one row per
+    (alpha, prompt), keyed like ``generate_to``'s (``alpha`` is then unused).
     """
-    check_alpha(alpha, model)  # before the run exists: bad input leaves nothing behind
+    several = list(alphas) if alphas is not None and len(alphas) > 1 else None
+    if several is not None:
+        check_distinct(several)
+    for a in several or [alphas[0] if alphas else alpha]:
+        check_alpha(a, model)  # before the run exists: bad input leaves nothing behind
     encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system, responses=not next_turn)
     skipped = list(bad) + skipped
-    config = _run_config(model, "score", use_chat, system, per_token, batch_size, full_path) | {"alpha": alpha_label(alpha)}
+    config = _run_config(model, "score", use_chat, system, per_token, batch_size, full_path)
+    if several is None:
+        alpha = alphas[0] if alphas else alpha
+        config["alpha"] = alpha_label(alpha)
+    else:
+        config["alphas"] = [alpha_label(a) for a in several]
     if next_turn:
         config["next_turn"] = True
     info = {"n_prompts": len(encoded) + len(skipped), "n_skipped": len(skipped), "skipped": [str(b) for b in skipped[:50]]}
-    with open_run(out, config, mode=mode_of(resume, overwrite), ranks=ranks, info=info, device=str(model.device)) as run:
-        job = Job(model, run, progress=progress, on_backoff=on_backoff)
-        job.score(encoded, chat=use_chat, system=system, alpha=alpha, per_token=per_token, batch_size=batch_size, full_path=full_path)
+    key = generation_key if several is not None else row_id
+    from tuco.batching import plan_batches
+
+    r = ranks or env_ranks()
+    mine = sum(len(b) for n, b in enumerate(plan_batches([len(e.fed) for e in encoded], batch_size)) if n % r.world == r.rank)
+    with open_run(out, config, mode=mode_of(resume, overwrite), key=key, ranks=r, info=info, device=str(model.device)) as run:
+        job = Job(model, run, progress=progress, on_backoff=on_backoff, expected=mine * len(several) if several else None)
+        for a in several or [alpha]:
+            text = alpha_text(a)
+            job.score(
+                encoded,
+                chat=use_chat,
+                system=system,
+                alpha=a,
+                per_token=per_token,
+                batch_size=batch_size,
+                full_path=full_path,
+                key=(lambda pid, text=text: (text, pid)) if several else None,  # type: ignore[misc]
+            )
     return JobResult(out=run.rows_file, n_rows=run.n_rows, bad=skipped, n_prompts=len(encoded) + len(skipped))
 
 

@@ -296,6 +296,7 @@ class JobStart:
     prompts: list[Prompt]
     bad: list[BadRow]
     ranks: Any
+    args: Any = None
 
 
 def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
@@ -362,8 +363,8 @@ def start_job(args: argparse.Namespace, known: dict[str, Any] | None = None) -> 
         from tuco.runs import parquet_table
 
         parquet_table([p.extra for p in prompts])  # extra fields of one type per column, before the load
-    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
-    return JobStart(model, prompts, bad, r)
+    model = load(args, quiet=not r.is_main or quiet(args), device=None if args.device_map else device_for(r, args.device))
+    return JobStart(model, prompts, bad, r, args)
 
 
 def end_job(result: Any, start: JobStart, show: Callable[[list[dict[str, Any]]], None]) -> int:
@@ -374,9 +375,80 @@ def end_job(result: Any, start: JobStart, show: Callable[[list[dict[str, Any]]],
     if not start.ranks.is_main:
         return 0
     report_bad(result.bad[len(start.bad) :])
-    err_console.print(f"wrote {result.n_rows} rows to {result.out}")
-    show(read_rows(result.out))
+    rows = read_rows(result.out)
+    if getattr(start.args, "json", False):
+        print_json(json_summary(rows, out=str(result.out), n_rows=result.n_rows, n_prompts=result.n_prompts, n_skipped=len(result.bad)))
+    elif not quiet(start.args):
+        err_console.print(f"wrote {result.n_rows} rows to {result.out}")
+        show(rows)
     if result.bad:
         err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
         return 1
     return 0
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """True when the verb should print no spinner, progress or tables (--quiet, or --json)."""
+    return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def add_display_options(p: argparse.ArgumentParser) -> None:
+    """--quiet, --json: the same meaning on every verb that measures."""
+    g = p.add_argument_group("display")
+    g.add_argument("--quiet", action="store_true", help="no spinner, progress or tables: only errors and skipped rows")
+    g.add_argument("--json", action="store_true", help="a JSON summary on stdout, and on stderr only what --quiet prints (for scripts)")
+
+
+def rows_table(
+    rows: list[dict[str, Any]], numbers: list[tuple[str, str, str]], text: tuple[str, str], *, fold: bool = False, width: int | None = None
+) -> Any:
+    """A rich table of rows: ``id``, then ``numbers`` ((key, header, format) of each number column), then one
+    text column. Ids and numbers are never cut: each column is as wide as its widest cell, and the text
+    takes what is left of ``width`` (default: the error console's), cut with an ellipsis (``fold``: wrapped)."""
+    from rich.table import Table
+
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        v = row.get(key)
+        return "" if v is None else (format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
+
+    body = [[str(r.get("id", "")), *(cell(r, k, f) for k, _, f in numbers)] for r in rows]
+    heads = ["id", *(h for _, h, _ in numbers)]
+    widths = [max([len(head), *(len(b[i]) for b in body)]) for i, head in enumerate(heads)]
+    left = max(8, (width or err_console.width) - sum(widths) - 3 * len(widths) - 2)  # " │ " between columns, edges
+    t = Table(show_edge=False, show_lines=fold)
+    for i, head in enumerate(heads):
+        t.add_column(head, justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
+    t.add_column(text[1], width=left, no_wrap=not fold, overflow="fold" if fold else "ellipsis")
+    for r, b in zip(rows, body):
+        value = str(r.get(text[0]) or "")
+        if not fold:
+            value = value.replace("\n", " ")
+            value = value if len(value) <= left else value[: left - 1] + "…"
+        t.add_row(*b, value)
+    return t
+
+
+def json_summary(measured: list[dict[str, Any]], /, **fields: Any) -> dict[str, Any]:
+    """What ``--json`` prints: ``fields`` (out, counts) and, per alpha, the count and the mean, median, min
+    and max of each TuCo the rows hold (``tuco``; ``tuco_response``/``mean_tuco`` where present)."""
+    import statistics
+
+    by_alpha: dict[str, dict[str, Any]] = {}
+    for label in dict.fromkeys(str(r.get("alpha", 1)) for r in measured):
+        mine = [r for r in measured if str(r.get("alpha", 1)) == label]
+        entry: dict[str, Any] = {"n": len(mine)}
+        for key in ("tuco", "tuco_response", "mean_tuco"):
+            values = [float(r[key]) for r in mine if isinstance(r.get(key), (int, float))]
+            if values:
+                entry[key] = {"mean": statistics.fmean(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+        by_alpha[label] = entry
+    return {**fields, "alphas": by_alpha}
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """A JSON document on stdout (one line)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()

@@ -89,6 +89,11 @@ def check_output(out: str | Path, *, directory_ok: bool = True, file_ok: bool = 
         folder = p.parent
     elif not directory_ok:
         raise RunError(f"output {str(out)!r} must end in .jsonl or .parquet")
+    elif p.suffix[1:].isalpha() and not p.is_dir():  # x.csv, x.json: meant as a file of another format
+        raise RunError(
+            f"output {str(out)!r} ends in {p.suffix}, which is not a rows format: give a .jsonl or .parquet file, or a run directory "
+            "(a name without a suffix)"
+        )
     elif p.exists() and not p.is_dir():
         raise RunError(f"output {str(out)!r} is a file; give a run directory (or a .jsonl/.parquet results file)")
     else:
