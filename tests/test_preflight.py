@@ -15,9 +15,9 @@ from tuco.cli import common
     ("verb", "first", "second", "named"),
     [
         ("score", ["--alpha", "1"], ["--alpha", "0.5"], "alpha"),
-        ("score", [], ["--per-token"], "per_token"),
-        ("score", [], ["--next-turn"], "next_turn"),
-        ("generate", ["--max-new-tokens", "3"], ["--max-new-tokens", "4"], "max_new_tokens"),
+        ("score", [], ["--per-token"], "--per-token: false before, true now"),
+        ("score", [], ["--next-turn"], "--next-turn: null before, true now"),
+        ("generate", ["--max-new-tokens", "3"], ["--max-new-tokens", "4"], "--max-new-tokens: 3 before, 4 now"),
         ("generate", ["--max-new-tokens", "3"], ["--max-new-tokens", "3", "--alpha", "0,1"], "alphas"),
     ],
 )
