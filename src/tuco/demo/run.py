@@ -165,10 +165,10 @@ def run_demo(
     out = Path(out_dir)
     results = {}
     on_measurement = kwargs.pop("on_measurement", None)
-    for name, options in plan:
+    for k, (name, options) in enumerate(plan, start=1):
 
-        def told(tag: str, total: int, name: str = name) -> None:
-            if on_measurement is not None:
+        def told(tag: str, total: int, name: str = f"analysis {k}/{len(plan)} {name}") -> None:
+            if on_measurement is not None:  # each measurement's bar (with its ETA) says which analysis of how many
                 on_measurement(f"{name} {tag}".strip(), total)
 
         results[name] = run_experiment(
