@@ -184,7 +184,7 @@ def test_generate_sampling_is_seeded(tmp_path, models_args):
         (["--alpha", "1:1"], "has 2 values but the model has 3 layers"),
         (["--prompt", ""], "no usable prompts"),
         (["--prompt", "word " * 400], "more than the model's context of 256"),
-        (["--out", "x.csv"], "is a file"),
+        (["--out", "x.csv"], "ends in .csv, which is not a rows format"),
         (["--prompts", "missing.jsonl"], "prompt file 'missing.jsonl' does not exist"),
         (["--dtype", "int3"], "unknown dtype 'int3'"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
@@ -209,8 +209,8 @@ def test_bad_input_one_line_error(models_args, extra, message, tmp_path, monkeyp
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--top-p", "5", "--temperature", "1"], "top_p must be in (0, 1]"),
-        (["--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+        (["--top-p", "5", "--temperature", "1"], "--top-p must be in (0, 1]"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
         (["--max-new-tokens", "300"], "plus 300 new tokens, more than the model's context of 256"),
     ],
 )

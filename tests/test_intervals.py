@@ -148,3 +148,17 @@ def test_known_answers():
     assert slope([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(2.0) and slope([1, 1], [0, 5]) is None
     wide = mean_ci(np.random.default_rng(1).normal(0, 1, 10))
     assert detectable_effect(wide) == pytest.approx((1.959964 + 0.841621) * (wide.high - wide.low) / (2 * 1.959964), rel=1e-5)
+
+
+def test_auc_interval_at_perfect_separation():
+    """Perfectly separated groups (common on small pairs): a tight interval below 1 and a tiny p-value, not
+    the [0.03, 1.00] a logit-scale delta method gives; the lower bound falls as n shrinks."""
+    iv = auc_ci(np.linspace(1, 2, 32), np.linspace(0, 0.9, 32))
+    assert iv.estimate == 1.0 and iv.high == 1.0 and 0.9 < iv.low < 0.97 and iv.p < 1e-6
+    small = auc_ci(np.linspace(1, 2, 6), np.linspace(0, 0.9, 6))
+    assert small.low < iv.low and small.p > iv.p
+    # the test and the interval agree: 0.5 is outside exactly when p < 0.05
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        a = auc_ci(rng.normal(0.6, 1, 12), rng.normal(0, 1, 12))
+        assert (a.low > 0.5 or a.high < 0.5) == (a.p < 0.05)

@@ -63,7 +63,7 @@ def test_missing_path(path, llama_dirs):
 
 
 def test_unknown_hub_id_offline(llama_dirs):
-    with pytest.raises(TucoError, match="cannot load base model 'nobody/no-such-model'"):
+    with pytest.raises(TucoError, match="base model 'nobody/no-such-model' is neither a local directory nor in the Hugging Face cache"):
         load_pair("nobody/no-such-model", str(llama_dirs[1]))
 
 

@@ -33,5 +33,5 @@ def test_alpha_must_fit_the_model(llama_pair):
     check_alpha((1.0, 1.0, 0.5), llama_pair)
     with pytest.raises(ConfigError, match="has 2 values but the model has 3 layers"):
         check_alpha((1.0, 0.5), llama_pair)
-    with pytest.raises(ConfigError, match="2 entries but there are 1 fine-tuning stages"):
+    with pytest.raises(ConfigError, match="2 entries but there is 1 fine-tuning stage;"):
         check_alpha(parse_alpha("1/0.5"), llama_pair)  # per stage on a pair: refused, never read as per layer

@@ -23,10 +23,19 @@ T = TypeVar("T")
 
 @dataclass
 class Encoded:
-    """A prompt with the token ids fed to the model."""
+    """A prompt with the token ids fed to the model; a given response (teacher-forced scoring) adds its
+    text and token ids (``prompt`` is then the conversation before it)."""
 
     prompt: Prompt
     ids: list[int]
+    response: str | None = None
+    response_ids: list[int] | None = None
+
+    @property
+    def fed(self) -> list[int]:
+        """The ids one forward pass reads: the prompt, then every response token but the last (the
+        positions whose next-token distributions produce the response's tokens)."""
+        return self.ids + self.response_ids[:-1] if self.response_ids else list(self.ids)
 
 
 @dataclass
@@ -89,16 +98,29 @@ def check_length(model: Decomposable, ids: Sequence[int], prompt_id: str, extra:
 
 
 def encode_prompts(
-    model: Decomposable, prompts: Sequence[Prompt], *, chat: bool | None, system: str | None, extra: int = 0
+    model: Decomposable, prompts: Sequence[Prompt], *, chat: bool | None, system: str | None, extra: int = 0, responses: bool = False
 ) -> tuple[list[Encoded], list[BadRow]]:
     """Tokenise every prompt for ``model`` (a pair or chain); an empty, rejected or too long prompt becomes
-    a bad row naming its id, and the others go on."""
+    a bad row naming its id, and the others go on. ``responses``: a chat whose last message is the
+    assistant's is split into the prompt before it and that response's token ids (``prompts.encode_response``)."""
+    from tuco.generation import eos_ids
+    from tuco.prompts import encode_response, split_response
+
+    eos = eos_ids(model) if responses else set()
     good, bad = [], []
     for p in prompts:
         try:
-            ids = encode(model.tokenizer, p, chat=chat, system=system)
-            check_length(model, ids, p.id, extra)
-            good.append(Encoded(p, ids))
+            head, response = split_response(p) if responses else (p, None)
+            if response is not None and chat is False:
+                raise PromptError(f"prompt {p.id} ends with the assistant's response, which needs the chat template; drop --no-chat")
+            ids = encode(model.tokenizer, head, chat=chat, system=system)
+            if response is None:
+                check_length(model, ids, p.id, extra)
+                good.append(Encoded(p, ids))
+                continue
+            rids = encode_response(model.tokenizer, head, response, system=system, eos=eos)
+            check_length(model, ids + rids, p.id)
+            good.append(Encoded(head, ids, response, rids))
         except PromptError as err:
             text = str(err)
             bad.append(BadRow(-1, text if text.startswith("prompt") else f"prompt {p.id}: {text}"))
@@ -112,9 +134,10 @@ def encode_all(
     chat: bool | None = None,
     system: str | None = None,
     extra: int = 0,
+    responses: bool = False,
 ) -> list[Encoded]:
     """Tokenise prompts for a library call: the first bad prompt raises a PromptError naming it."""
-    good, bad = encode_prompts(model, as_prompts(prompts), chat=chat, system=system, extra=extra)
+    good, bad = encode_prompts(model, as_prompts(prompts), chat=chat, system=system, extra=extra, responses=responses)
     if bad:
         raise PromptError(bad[0].reason)
     return good

@@ -101,12 +101,19 @@ def load_chain(
     names = [str(n) for n in names]
     if len(names) < 2:
         raise ConfigError("a chain needs at least two checkpoints (e.g. --chain BASE,SFT,DPO)")
+    for k, n in enumerate(names):
+        _check_source(n, f"checkpoint {k}")
     if is_adapter(names[0]):
         raise ConfigError(f"the first checkpoint of a chain must be a full model, not an adapter: {names[0]!r}")
     torch_dtype = _resolve_dtype(dtype)
     check_device(device, device_map)
     kinds = ["adapter" if k > 0 and is_adapter(n) else "model" for k, n in enumerate(names)]
     full = [n for n, kind in zip(names, kinds) if kind == "model"]
+    from tuco.adapter_check import check_adapter
+
+    for k, kind in enumerate(kinds):
+        if kind == "adapter":  # stacked on the last full model before it
+            check_adapter([n for n, kd in zip(names[:k], kinds[:k]) if kd == "model"][-1], names[k])
     configs = [_load_config(n, f"checkpoint {k}", trust_remote_code) for k, n in enumerate(full)]
     for k, c in enumerate(configs[:-1]):
         check_compatible(c, configs[-1], full[k], full[-1])
@@ -151,7 +158,12 @@ def _stack_adapter(
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise _load_error(name, f"checkpoint {k} (adapter)", err) from err
     stack = tuple(a for a in below if a != label) + (label,)
-    prev.base_model.set_adapter(list(stack), inference_mode=True)
+    try:
+        prev.base_model.set_adapter(list(stack), inference_mode=True)
+    except TypeError:  # peft < 0.18: no inference_mode; set_adapter makes the adapters trainable again
+        prev.base_model.set_adapter(list(stack))
+        for param in prev.parameters():
+            param.requires_grad_(False)
     # every stage held by this PeftModel: earlier ones keep their own (smaller) stack of adapters
     out_models = [prev if m is models[-1] else m for m in models]
     out_adapters = [(below if a is None else a) if m is models[-1] else a for m, a in zip(models, adapters)]

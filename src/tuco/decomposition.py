@@ -556,7 +556,10 @@ def _uniform_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
     if n_stages == 1 and not nested and not per_stage:
         return (layer_values(entries, "alpha"),)
     if len(entries) != n_stages:
-        raise ConfigError(f"alpha has {len(entries)} entries but there are {n_stages} fine-tuning stages; give one value or one per stage")
+        stages = f"{n_stages} fine-tuning stage" + ("" if n_stages == 1 else "s")
+        raise ConfigError(
+            f"alpha has {len(entries)} entries but there {'is' if n_stages == 1 else 'are'} {stages}; give one value or one per stage"
+        )
     return tuple(layer_values(a, f"alpha of stage {k + 1}") for k, a in enumerate(entries))
 
 

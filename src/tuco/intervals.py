@@ -10,8 +10,10 @@ nominal 95% for n = 10, 20 and 40 on skewed and on binary data). Torch-free (num
 - a difference between two independent groups: the union of Welch's interval and the two-sample
   studentized bootstrap;
 - a proportion: the Clopper-Pearson interval;
-- a ROC-AUC (optionally stratified: only pairs within one stratum count; optionally clustered): the
-  leave-one-cluster-out jackknife variance, floored by the Hanley-McNeil variance, on the logit scale.
+- a ROC-AUC (optionally stratified: only pairs within one stratum count; optionally clustered): a
+  score-type interval, the AUC values within z standard errors of the estimate, with the larger of the
+  leave-one-cluster-out jackknife variance and the Hanley-McNeil variance at each value (sound at
+  perfect separation, where a logit-scale interval is not).
 
 Each returns an ``Interval`` with the estimate, the interval, a two-sided p-value against the null and n
 (independent units per group). Holm's correction over several p-values is ``holm``.
@@ -304,18 +306,35 @@ def auc_ci(
         if pairs:
             jack.append(value)
     j = np.asarray(jack)
-    var = (len(j) - 1) / len(j) * float(((j - j.mean()) ** 2).sum()) if len(j) > 1 else 0.0
+    jackknife = (len(j) - 1) / len(j) * float(((j - j.mean()) ** 2).sum()) if len(j) > 1 else 0.0
     mm, nn = len(set(cp.tolist())), len(set(cq.tolist()))
-    a = min(max(auc, 0.5 / (mm * nn)), 1 - 0.5 / (mm * nn))
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    hanley_mcneil = (a * (1 - a) + (mm - 1) * (q1 - a * a) + (nn - 1) * (q2 - a * a)) / (mm * nn)
-    var = max(var, hanley_mcneil)
-    logit, se = math.log(a / (1 - a)), math.sqrt(var) / (a * (1 - a))
     z = _z(level)
-    lo, hi = 1 / (1 + math.exp(-(logit - z * se))), 1 / (1 + math.exp(-(logit + z * se)))
-    lo, hi = min(lo, auc), max(hi, auc)  # a perfect separation (AUC 0 or 1) was clamped above: keep it inside
-    pval = 2 * (1 - _NORMAL.cdf(abs(logit) / se))
-    return Interval(auc, lo, hi, pval, (mm, nn), "logit jackknife AUC (Hanley-McNeil floor)", 0.5)
+    # Score-type interval: every AUC value A whose distance from the estimate is within z standard errors,
+    # the variance being the jackknife's or the Hanley-McNeil variance AT A, whichever is larger. Like
+    # Wilson's interval for a proportion, it neither collapses nor explodes at perfect separation (the
+    # delta method on the logit scale does: AUC 1.0 on 32 vs 32 gave [0.03, 1.00]).
+    grid = np.linspace(0.0, 1.0, 20001)
+    inside = (auc - grid) ** 2 <= z * z * np.maximum(jackknife, _hanley_mcneil(grid, mm, nn))
+    i = int(np.clip(np.searchsorted(grid, auc), 0, len(grid) - 1))
+    if not inside[i]:  # the estimate itself lies between grid points: take the nearest inside one
+        i = int(np.argmin(np.where(inside, np.abs(grid - auc), np.inf)))
+    lo_i, hi_i = i, i
+    while lo_i > 0 and inside[lo_i - 1]:
+        lo_i -= 1
+    while hi_i < len(grid) - 1 and inside[hi_i + 1]:
+        hi_i += 1
+    lo, hi = min(float(grid[lo_i]), auc), max(float(grid[hi_i]), auc)
+    # The test of AUC = 0.5: the Mann-Whitney variance under the null, or the jackknife's if larger.
+    se0 = math.sqrt(max(jackknife, float(_hanley_mcneil(np.array([0.5]), mm, nn)[0])))
+    pval = 2 * (1 - _NORMAL.cdf(abs(auc - 0.5) / se0))
+    return Interval(auc, lo, hi, pval, (mm, nn), "score-type AUC interval (jackknife | Hanley-McNeil variance)", 0.5)
+
+
+def _hanley_mcneil(a: np.ndarray, m: int, n: int) -> np.ndarray:
+    """Hanley and McNeil's (1982) variance of an AUC estimate at true AUC ``a`` with m positives and n
+    negatives (at a = 0.5: the Mann-Whitney null variance (m + n + 1) / 12mn)."""
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return np.asarray((a * (1 - a) + (m - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (m * n))
 
 
 # --------------------------------------------------------------------------------------------

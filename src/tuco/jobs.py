@@ -26,7 +26,7 @@ from tuco.errors import PromptError
 from tuco.parallel import Ranks
 from tuco.parallel import ranks as env_ranks
 from tuco.prompts import BadRow, Messages, Prompt, as_prompts
-from tuco.runs import RunHandle, mode_of, open_run, prompts_digest, require_unique
+from tuco.runs import RunHandle, mode_of, open_run, prompts_digest, require_unique, row_id
 from tuco.schema import GenerationRow, ScoreRow
 from tuco.steering import alpha_label, alpha_text, check_alpha, check_distinct
 
@@ -63,18 +63,26 @@ def model_config(model: Decomposable) -> dict[str, Any]:
 
 
 def prepare_prompts(
-    model: Decomposable, prompts: Sequence[str | Messages | Prompt], *, chat: bool | None, system: str | None, extra: int = 0
+    model: Decomposable,
+    prompts: Sequence[str | Messages | Prompt],
+    *,
+    chat: bool | None,
+    system: str | None,
+    extra: int = 0,
+    responses: bool = False,
 ) -> tuple[list[Encoded], list[BadRow], bool]:
     """Prompts ready to run: ids unique (else RunError), encoded under the chat template when ``chat``
-    (None: when the tokenizer has one), ``extra`` positions left for generation. Returns (encoded, the
-    prompts that could not be encoded, whether the template is used); PromptError when none is usable."""
+    (None: when the tokenizer has one), ``extra`` positions left for generation; ``responses``: a chat
+    ending with the assistant's message carries that response's ids (scored teacher-forced). Returns
+    (encoded, the prompts that could not be encoded, whether the template is used); PromptError when none
+    is usable."""
     from tuco.batching import encode_prompts
     from tuco.prompts import has_chat_template
 
     items = as_prompts(prompts)
     require_unique([p.id for p in items])
     use_chat = has_chat_template(model.tokenizer) if chat is None else chat
-    encoded, bad = encode_prompts(model, items, chat=use_chat, system=system, extra=extra)
+    encoded, bad = encode_prompts(model, items, chat=use_chat, system=system, extra=extra, responses=responses)
     if not encoded:
         raise PromptError(
             "no usable prompts" + (f": {bad[0].reason}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") if bad else "")
@@ -120,7 +128,9 @@ class Job:
 
     # ---- the pipeline ----
 
-    def _prepare(self, prompts: PromptsIn, *, chat: bool | None, system: str | None, extra: int) -> tuple[list[Encoded], bool]:
+    def _prepare(
+        self, prompts: PromptsIn, *, chat: bool | None, system: str | None, extra: int, responses: bool = False
+    ) -> tuple[list[Encoded], bool]:
         from tuco.batching import Encoded
         from tuco.prompts import has_chat_template
 
@@ -129,7 +139,7 @@ class Job:
             require_unique([e.prompt.id for e in given])
             return given, has_chat_template(self.model.tokenizer) if chat is None else chat
         raw = [p for p in prompts if not isinstance(p, Encoded)]
-        encoded, bad, use_chat = prepare_prompts(self.model, raw, chat=chat, system=system, extra=extra)
+        encoded, bad, use_chat = prepare_prompts(self.model, raw, chat=chat, system=system, extra=extra, responses=responses)
         self.skipped += bad
         self.n_prompts += len(encoded) + len(bad)
         self.run.note(**_prompts_info(self.n_prompts, self.skipped))
@@ -149,9 +159,10 @@ class Job:
 
         from tuco.batching import plan_batches
 
-        plan = plan_batches([len(e.ids) for e in encoded], batch_size)
+        plan = plan_batches([len(e.fed) for e in encoded], batch_size)
         settings_text = json.dumps({**settings, "batch_size": batch_size}, sort_keys=True, default=str)
-        self.run.check_plan(f"{self._measurements}:{tag}", prompts_digest([*((e.prompt.id, e.ids) for e in encoded), (settings_text, [])]))
+        planned = [(e.prompt.id, e.ids + ([-1, *e.response_ids] if e.response_ids else [])) for e in encoded]  # -1: where a response starts
+        self.run.check_plan(f"{self._measurements}:{tag}", prompts_digest([*planned, (settings_text, [])]))
         self._measurements += 1
         self.run.expect(k for e in encoded for k in keys(e))
         mine = [(n, b) for n, b in enumerate(plan) if n % self.run.world == self.run.rank]
@@ -185,15 +196,19 @@ class Job:
         position: str | None = None,
         baselines: bool = False,
         tag: str = "",
+        next_turn: bool = False,
+        key: Callable[[str], Any] | None = None,
     ) -> None:
-        """TuCo of each prompt at its last token: one ``ScoreRow`` per prompt. ``position`` (experiments):
-        also ``tuco_last``, and with "request-mean" ``tuco_request``/``tuco_context`` (``tuco`` is then the
-        request mean); ``baselines`` adds ``output_co`` and ``kl_ft_pt``."""
+        """TuCo of each prompt at its last token: one ``ScoreRow`` per prompt; a chat ending with the
+        assistant's message is scored teacher-forced over that response (``response_*``, ``tuco_response``)
+        unless ``next_turn``. ``position`` (experiments): also ``tuco_last``, and with "request-mean"
+        ``tuco_request``/``tuco_context`` (``tuco`` is then the request mean); ``baselines`` adds
+        ``output_co`` and ``kl_ft_pt``."""
         from tuco.positions import request_split
         from tuco.scoring import score_encoded
 
         check_alpha(alpha, self.model)
-        encoded, use_chat = self._prepare(prompts, chat=chat, system=system, extra=0)
+        encoded, use_chat = self._prepare(prompts, chat=chat, system=system, extra=0, responses=not next_turn)
         label = alpha_label(alpha)
         per_token = per_token or position == "request-mean"
 
@@ -210,6 +225,8 @@ class Job:
                     id=e.prompt.id, item=item, prompt=e.prompt.display, alpha=label, condition=condition, chat=use_chat, **values
                 )
                 row.output_co, row.kl_ft_pt = b
+                if e.response is not None:
+                    row.response = e.response
                 if position is not None:
                     row.tuco_last = s.tuco
                     if position == "request-mean":
@@ -218,7 +235,8 @@ class Job:
                 rows.append(row.to_dict(extra))
             return rows
 
-        self._execute(tag, encoded, batch_size, {"score": label}, lambda e: [e.prompt.id], compute)
+        row_key = key or (lambda pid: pid)
+        self._execute(tag, encoded, batch_size, {"score": label}, lambda e: [row_key(e.prompt.id)], compute)
 
     def generate(
         self,
@@ -388,6 +406,10 @@ SCORE_FIELDS = {
     "stage_l1",
     "layer_stage_l1",
     "token_stage",
+    "response_ids",
+    "response_tokens",
+    "response_token_tuco",
+    "tuco_response",
 }
 
 
@@ -421,22 +443,55 @@ def score_to(
     progress: Progress | None = None,
     on_backoff: Callable[[int], None] | None = None,
     ranks: Ranks | None = None,
+    next_turn: bool = False,
+    alphas: Sequence[Any] | None = None,
 ) -> JobResult:
     """Score every prompt into ``out`` (a .jsonl/.parquet file or a run directory), one row per prompt.
+
+    A chat ending with the assistant's message is scored teacher-forced over that response (``tuco.score``);
+    ``next_turn`` scores the start of the next turn instead.
 
     ``resume`` continues a killed run with the same configuration (refused otherwise, naming what
     differs); ``overwrite`` replaces an existing one (without either, an existing output is refused).
     ``bad``: input rows the caller already rejected (recorded in the manifest). Prompt ids must be unique.
-    ``progress(done, total)`` is called after every batch of this rank.
+    ``progress(done, total)`` is called after every batch of this rank. ``alphas`` (several): one row per
+    (alpha, prompt), keyed like ``generate_to``'s (``alpha`` is then unused).
     """
-    check_alpha(alpha, model)  # before the run exists: bad input leaves nothing behind
-    encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system)
+    several = list(alphas) if alphas is not None and len(alphas) > 1 else None
+    if several is not None:
+        check_distinct(several)
+    for a in several or [alphas[0] if alphas else alpha]:
+        check_alpha(a, model)  # before the run exists: bad input leaves nothing behind
+    encoded, skipped, use_chat = prepare_prompts(model, prompts, chat=chat, system=system, responses=not next_turn)
     skipped = list(bad) + skipped
-    config = _run_config(model, "score", use_chat, system, per_token, batch_size, full_path) | {"alpha": alpha_label(alpha)}
+    config = _run_config(model, "score", use_chat, system, per_token, batch_size, full_path)
+    if several is None:
+        alpha = alphas[0] if alphas else alpha
+        config["alpha"] = alpha_label(alpha)
+    else:
+        config["alphas"] = [alpha_label(a) for a in several]
+    if next_turn:
+        config["next_turn"] = True
     info = _prompts_info(len(encoded) + len(skipped), skipped)
-    with open_run(out, config, mode=mode_of(resume, overwrite), ranks=ranks, info=info, device=str(model.device)) as run:
-        job = Job(model, run, progress=progress, on_backoff=on_backoff)
-        job.score(encoded, chat=use_chat, system=system, alpha=alpha, per_token=per_token, batch_size=batch_size, full_path=full_path)
+    key = generation_key if several is not None else row_id
+    from tuco.batching import plan_batches
+
+    r = ranks or env_ranks()
+    mine = sum(len(b) for n, b in enumerate(plan_batches([len(e.fed) for e in encoded], batch_size)) if n % r.world == r.rank)
+    with open_run(out, config, mode=mode_of(resume, overwrite), key=key, ranks=r, info=info, device=str(model.device)) as run:
+        job = Job(model, run, progress=progress, on_backoff=on_backoff, expected=mine * len(several) if several else None)
+        for a in several or [alpha]:
+            text = alpha_text(a)
+            job.score(
+                encoded,
+                chat=use_chat,
+                system=system,
+                alpha=a,
+                per_token=per_token,
+                batch_size=batch_size,
+                full_path=full_path,
+                key=(lambda pid, text=text: (text, pid)) if several else None,  # type: ignore[misc]
+            )
     return JobResult(out=run.rows_file, n_rows=run.n_rows, bad=skipped, n_prompts=len(encoded) + len(skipped))
 
 

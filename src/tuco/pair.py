@@ -149,11 +149,39 @@ def _check_source(name: str, role: str) -> None:
         raise TucoError(f"{role} model path {name!r} does not exist: give an existing directory or a hub id")
     if p.exists() and not p.is_dir():
         raise TucoError(f"{role} model path {name!r} is a file: give the checkpoint directory (with config.json)")
+    if not p.exists() and offline() and not in_hub_cache(name):
+        shipped = f" (the shipped pair: load_pair({name!r}) or --pair {name})" if name in ("demo", "gemma") else ""
+        raise TucoError(
+            f"{role} model {name!r} is neither a local directory nor in the Hugging Face cache, and HF_HUB_OFFLINE is set, so it "
+            f"cannot be downloaded: give a local directory{shipped}, or unset HF_HUB_OFFLINE to download it"
+        )
+
+
+def offline() -> bool:
+    """True when HF_HUB_OFFLINE forbids downloads (read now, not when huggingface_hub was imported)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def in_hub_cache(name: str) -> bool:
+    """True when the Hugging Face cache holds a model's or an adapter's config for the hub id ``name``
+    (no network: the cache directory is read)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell: let the load decide
+    for file in ("config.json", "adapter_config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(name, file), str):
+                return True
+        except Exception:  # noqa: BLE001 - an id huggingface_hub rejects (bad characters): not cached
+            return False
+    return False
 
 
 def _load_error(name: str, role: str, err: Exception) -> TucoError:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    hint = " (offline: only models already in the local cache load)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    local = Path(name).expanduser().exists()
+    hint = " (offline: only models already in the local cache load)" if offline() and not local else ""
     return TucoError(f"cannot load {role} model {name!r}: {first}{hint}")
 
 
@@ -233,8 +261,8 @@ def check_device(device: str | torch.device | None, device_map: str | dict | Non
 
 
 def load_pair(
-    base: str,
-    tuned: str,
+    base: str | os.PathLike[str],
+    tuned: str | os.PathLike[str] | None = None,
     *,
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
@@ -245,8 +273,13 @@ def load_pair(
 ) -> ModelPair:
     """Load a pre-trained model and its fine-tuned version (or a PEFT adapter) as a ModelPair.
 
+        tuco.load_pair("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B-Instruct")
+        tuco.load_pair(Path("ckpt/base"), Path("ckpt/lora"))     # local directories, str or Path
+        tuco.load_pair("demo")                                    # a shipped pair by name (demo, gemma): no hub
+
     Args:
-        base: hub id or local directory of the pre-trained model.
+        base: hub id or local directory (str or Path) of the pre-trained model; alone, the name of a
+            shipped pair (``demo``, ``gemma``: the names ``--pair`` takes).
         tuned: hub id or local directory of the fine-tuned model, or of a PEFT adapter trained on ``base``.
         dtype: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
         device: where to put both models ("cpu", "cuda", "cuda:1"); ignored when ``device_map`` is set.
@@ -258,10 +291,22 @@ def load_pair(
         trust_remote_code: run code shipped in the model repo. Off by default: only enable it for
             repos you trust.
     """
+    if tuned is None:
+        from tuco.demo import SHIPPED_PAIRS, shipped_pair_dirs  # the names only; demo's loaders are not imported
+
+        if str(base) not in SHIPPED_PAIRS:
+            raise ConfigError(f"give the tuned model too: load_pair(base, tuned), or a shipped pair by name ({', '.join(SHIPPED_PAIRS)})")
+        base, tuned = shipped_pair_dirs(str(base))
+    base, tuned = os.fspath(base), os.fspath(tuned)
     torch_dtype = _resolve_dtype(dtype)
     check_device(device, device_map)
+    _check_source(base, "base")
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
+    if adapter:  # before any weights load: the base it names, its target modules and their shapes
+        from tuco.adapter_check import check_adapter
+
+        check_adapter(base, tuned)
     if not adapter:  # cheap check on the configs before loading any weights
         tuned_config = _load_config(tuned, "tuned", trust_remote_code)
         check_compatible(_load_config(base, "base", trust_remote_code), tuned_config, base, tuned)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +105,22 @@ def _lines(p: Path) -> Iterator[tuple[int, str | None]]:
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                yield n, raw.decode("utf-8")
+                yield n, None if b"\x00" in raw else raw.decode("utf-8")  # NUL bytes: binary data, not text
             except UnicodeDecodeError:
                 yield n, None
+
+
+UNDECODABLE_LIMIT = 20  # undecodable lines, outnumbering the good ones, after which a file is refused as not text
+
+
+def _check_decodable(path: str | Path, undecodable: int, good: int) -> None:
+    """Raise InputError once a file looks like binary data: ``UNDECODABLE_LIMIT`` lines that are not UTF-8
+    text, more than the prompts read so far (one message, not a line per row)."""
+    if undecodable >= UNDECODABLE_LIMIT and undecodable > good:
+        raise InputError(
+            f"{str(path)!r} does not look like a text file: {undecodable} lines are not UTF-8 text (against {good} usable "
+            "prompts so far); give a .jsonl, .csv or .txt file saved as UTF-8"
+        )
 
 
 def _undecodable(text: str) -> bool:
@@ -132,11 +145,14 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
     suffix = p.suffix.lower()
     good: list[Prompt] = []
     bad: list[BadRow] = []
+    undecodable = 0
     if suffix == ".jsonl":
         index = 0
         for line_no, line in _lines(p):
             if line is None:
                 bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
                 index += 1
                 continue
             if not line.strip():
@@ -161,8 +177,10 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
                 bad.append(
                     BadRow(reader.line_num, f"{n} more field(s) than the header's {len(reader.fieldnames)}; quote commas inside a value")
                 )
-            elif any(isinstance(v, str) and _undecodable(v) for v in rec.values()):
+            elif any(isinstance(v, str) and (_undecodable(v) or "\x00" in v) for v in rec.values()):
                 bad.append(BadRow(reader.line_num, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
             else:
                 try:
                     good.append(_from_record(dict(rec), index))
@@ -173,6 +191,8 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
         for line_no, line in _lines(p):
             if line is None:
                 bad.append(BadRow(line_no, "not valid UTF-8 text; save the file as UTF-8"))
+                undecodable += 1
+                _check_decodable(path, undecodable, len(good))
             elif line.strip():
                 good.append(Prompt(id=str(index), text=line))
                 index += 1
@@ -184,6 +204,24 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
 def has_chat_template(tokenizer: Any) -> bool:
     """True when the tokenizer carries a chat template."""
     return bool(getattr(tokenizer, "chat_template", None))
+
+
+def split_response(prompt: Prompt) -> tuple[Prompt, str | None]:
+    """(the prompt before the response, the response) of a chat whose last message is the assistant's;
+    ``(prompt, None)`` for any other prompt. The first keeps the id and extra fields."""
+    msgs = prompt.messages
+    if not msgs or msgs[-1].get("role") != "assistant":
+        return prompt, None
+    if not any(m["content"].strip() for m in msgs[:-1]):
+        raise PromptError(f"prompt {prompt.id}: the assistant's response has no message before it to respond to")
+    return Prompt(id=prompt.id, messages=list(msgs[:-1]), extra=prompt.extra), msgs[-1]["content"]
+
+
+def _chat_messages(prompt: Prompt, system: str | None) -> Messages:
+    messages = list(prompt.messages) if prompt.messages is not None else [{"role": "user", "content": prompt.text or ""}]
+    if system and not any(m["role"] == "system" for m in messages):
+        messages = [{"role": "system", "content": system}, *messages]
+    return messages
 
 
 def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> str:
@@ -201,11 +239,8 @@ def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str
         return prompt.text or ""
     if not has_chat_template(tokenizer):
         raise PromptError("the tuned tokenizer has no chat template; use --no-chat (or pass a tokenizer that has one)")
-    messages = list(prompt.messages) if prompt.messages is not None else [{"role": "user", "content": prompt.text or ""}]
-    if system and not any(m["role"] == "system" for m in messages):
-        messages = [{"role": "system", "content": system}, *messages]
     try:
-        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return str(tokenizer.apply_chat_template(_chat_messages(prompt, system), tokenize=False, add_generation_prompt=True))
     except Exception as err:  # noqa: BLE001 - jinja templates raise anything (e.g. "System role not supported")
         raise PromptError(f"prompt {prompt.id}: the chat template rejected it: {err}") from err
 
@@ -219,6 +254,34 @@ def encode(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str
     if not ids:
         raise PromptError(f"prompt {prompt.id} has no tokens")
     return list(ids)
+
+
+def encode_response(tokenizer: Any, head: Prompt, response: str, *, system: str | None = None, eos: Collection[int] = ()) -> list[int]:
+    """Token ids of a given response, as the model would have generated them after ``head`` (the prompt
+    ``split_response`` left): what the chat template writes after the generation prompt when the
+    conversation ends with the assistant's ``response``, up to and including the first end-of-sequence
+    id in ``eos`` (e.g. ``<|end|>``, Gemma's ``<end_of_turn>``; what follows it, such as a newline, is
+    never generated). Raises PromptError when the template renders the earlier turns differently once
+    the response is added (the response's start cannot be told)."""
+    if not has_chat_template(tokenizer):
+        raise PromptError("the tuned tokenizer has no chat template to place a response in; use --next-turn, or a tokenizer with one")
+    before = render(tokenizer, head, chat=True, system=system)
+    messages = [*_chat_messages(head, system), {"role": "assistant", "content": response}]
+    try:
+        whole = str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False))
+    except Exception as err:  # noqa: BLE001 - jinja templates raise anything
+        raise PromptError(f"prompt {head.id}: the chat template rejected the conversation with its response: {err}") from err
+    if not whole.startswith(before):
+        raise PromptError(
+            f"prompt {head.id}: the chat template writes the earlier turns differently once the response is added, so "
+            "the response's tokens cannot be told apart; score the next turn instead with --next-turn"
+        )
+    ids = list(tokenizer(whole[len(before) :], add_special_tokens=False)["input_ids"])
+    ends = [i for i, t in enumerate(ids) if t in eos]
+    ids = ids[: ends[0] + 1] if ends else ids
+    if not ids:
+        raise PromptError(f"prompt {head.id}: the response has no tokens")
+    return ids
 
 
 def as_prompts(values: Sequence[str | Messages | Prompt]) -> list[Prompt]:

@@ -72,7 +72,10 @@ class Measured:
 @dataclass
 class ScoreRow(Measured, Row):
     """One prompt scored at its last token (``tuco score``, experiments' score measurements). With a
-    given response (teacher-forced), ``response_*`` fields hold TuCo over the response tokens."""
+    given response (a chat ending with the assistant's message, teacher-forced), ``response`` is its text,
+    ``response_ids``/``response_tokens`` its tokens, ``response_token_tuco[i]`` TuCo at the position that
+    produces token i (``[0]`` = ``tuco``, the last prompt token's) and ``tuco_response`` their mean: what a
+    generation row reports as ``token_tuco`` / ``mean_tuco`` for the same tokens."""
 
     kind: ClassVar[str] = "score"
     chat: bool | None = None
@@ -87,6 +90,7 @@ class ScoreRow(Measured, Row):
     layer_stage_l1: list[list[float]] | None = None
     token_stage: list[int] | None = None
     response: str | None = None
+    response_ids: list[int] | None = None
     response_tokens: list[str] | None = None
     response_token_tuco: list[float] | None = None
     tuco_response: float | None = None

@@ -35,7 +35,11 @@ class Score:
     (unscaled) at the last token. ``token_tuco`` (per-token mode): ``tuco`` at every prompt position.
     Chains add ``stage_share`` (K + 1 values summing to 1, stage 0 = pre-training), ``stage_l1``,
     ``layer_stage_l1`` ([stage][layer]) and, per token, ``token_stage`` (the stage with the largest share
-    at each prompt position).
+    at each prompt position). A given response (a chat ending with the assistant's message, scored
+    teacher-forced) adds ``response_ids``/``response_tokens``, ``response_token_tuco`` (``[i]``: TuCo at
+    the position whose next-token distribution produces response token i, so ``[0]`` is ``tuco``; what
+    ``tuco.generate`` reports as ``token_tuco`` for the same tokens) and ``tuco_response`` (their mean,
+    ``Generation.mean_tuco``); ``tuco`` stays TuCo at the last prompt token.
     """
 
     tuco: float
@@ -52,6 +56,10 @@ class Score:
     stage_l1: list[float] | None = None
     layer_stage_l1: list[list[float]] | None = None
     token_stage: list[int] | None = None
+    response_ids: list[int] | None = None
+    response_tokens: list[str] | None = None
+    response_token_tuco: list[float] | None = None
+    tuco_response: float | None = None
 
 
 def stage_shares(sums: torch.Tensor) -> torch.Tensor:
@@ -110,18 +118,47 @@ def scores_from_record(
 
 @torch.inference_mode()
 def score_ids(
-    model: Decomposable, batch: Sequence[Sequence[int]], *, alpha: Any = 1.0, per_token: bool = False, full_path: bool = False
+    model: Decomposable,
+    batch: Sequence[Sequence[int]],
+    *,
+    alpha: Any = 1.0,
+    per_token: bool = False,
+    full_path: bool = False,
+    responses: Sequence[Sequence[int] | None] | None = None,
 ) -> list[Score]:
-    """Score one batch of already tokenised prompts (one forward pass); ``model`` is a pair or chain."""
-    b = pad(batch, model.tokenizer.pad_token_id, model.device)
-    recorder = Recorder(model.n_layers, per_token=per_token, last_index=b.last, last_index_len=b.width)
+    """Score one batch of already tokenised prompts (one forward pass); ``model`` is a pair or chain.
+
+    ``responses[i]`` (optional): the token ids of a given response to prompt i, scored teacher-forced in
+    the same pass (the prompt, then every response token but the last, is fed; per-token TuCo is read at
+    the positions that produce the response's tokens).
+    """
+    given = [list(r) if r else [] for r in responses] if responses is not None else [[] for _ in batch]
+    fed = [list(ids) + r[:-1] for ids, r in zip(batch, given)]
+    b = pad(fed, model.tokenizer.pad_token_id, model.device)
+    # [B] the last prompt token of each row (left padding: the row starts at width - len(fed))
+    last = torch.tensor([b.width - len(f) + len(ids) - 1 for f, ids in zip(fed, batch)], device=b.last.device)
+    every = per_token or any(given)  # a response needs TuCo at every position it covers
+    recorder = Recorder(model.n_layers, per_token=every, last_index=last, last_index_len=b.width)
     with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
         run_backbone(model, b)
     (rec,) = recorder.records
-    tokens = [model.tokenizer.convert_ids_to_tokens(list(ids)) for ids in batch] if per_token else None
-    return scores_from_record(
-        rec, b.lengths, per_token=per_token, last=b.last, mask=b.attention_mask, tokens=tokens, stages=model.reports_stages
+    tok = model.tokenizer
+    tokens = [tok.convert_ids_to_tokens(list(ids)) for ids in batch] if every else None
+    scores = scores_from_record(
+        rec, [len(ids) for ids in batch], per_token=every, last=last, mask=b.attention_mask, tokens=tokens, stages=model.reports_stages
     )
+    for s, ids, r in zip(scores, batch, given):
+        n = len(ids)
+        if r and s.token_tuco is not None:  # token_tuco covers every fed position: the prompt's, then the response's
+            s.response_ids, s.response_tokens = r, tok.convert_ids_to_tokens(r)
+            s.response_token_tuco = s.token_tuco[n - 1 : n - 1 + len(r)]
+            s.tuco_response = sum(s.response_token_tuco) / len(s.response_token_tuco)
+        if per_token:
+            s.token_tuco = s.token_tuco[:n] if s.token_tuco is not None else None
+            s.token_stage = s.token_stage[:n] if s.token_stage is not None else None
+        else:
+            s.token_tuco = s.tokens = s.token_stage = None
+    return scores
 
 
 def iter_scores(
@@ -133,26 +170,37 @@ def iter_scores(
     per_token: bool = False,
     full_path: bool = False,
     on_backoff: Callable[[int], None] | None = None,
+    responses: Sequence[Sequence[int] | None] | None = None,
 ) -> Iterator[tuple[list[int], list[Score]]]:
     """Score token id lists in length-bucketed batches; yields (indices into ``batch``, their scores).
 
     Longest first, so a batch too large for memory shows up at once; halved and retried on out-of-memory.
-    ``alpha`` may be a ``RowAlphas`` with one alpha per token id list.
+    ``alpha`` may be a ``RowAlphas`` with one alpha per token id list; ``responses``: ``score_ids``'s.
     """
     check_rows(alpha, len(batch))
+    given = list(responses) if responses is not None else [None] * len(batch)
+    lengths = [len(ids) + max(0, len(r or []) - 1) for ids, r in zip(batch, given)]
     yield from in_batches(
         len(batch),
-        lambda idx: score_ids(model, [batch[i] for i in idx], alpha=rows_of(alpha, idx), per_token=per_token, full_path=full_path),
+        lambda idx: score_ids(
+            model,
+            [batch[i] for i in idx],
+            alpha=rows_of(alpha, idx),
+            per_token=per_token,
+            full_path=full_path,
+            responses=[given[i] for i in idx],
+        ),
         batch_size=batch_size,
-        order=by_length([len(ids) for ids in batch]),
+        order=by_length(lengths),
         on_backoff=on_backoff,
-        describe=lambda idx: f"a prompt of {len(batch[idx[0]])} tokens",
+        describe=lambda idx: f"a prompt of {lengths[idx[0]]} tokens",
     )
 
 
 def score_encoded(model: Decomposable, encoded: Sequence[Encoded], **kwargs: Any) -> list[Score]:
-    """Scores of already encoded prompts, in input order."""
-    return in_input_order(len(encoded), iter_scores(model, [e.ids for e in encoded], **kwargs))
+    """Scores of already encoded prompts (their given responses teacher-forced), in input order."""
+    pieces = iter_scores(model, [e.ids for e in encoded], responses=[e.response_ids for e in encoded], **kwargs)
+    return in_input_order(len(encoded), pieces)
 
 
 def score(
@@ -165,8 +213,13 @@ def score(
     batch_size: int = 8,
     per_token: bool = False,
     full_path: bool = False,
+    next_turn: bool = False,
 ) -> list[Score]:
     """TuCo of each prompt (paper definition: L1, last token fed to the model, sum over layers first).
+
+    A chat whose last message is the assistant's is a prompt with a given response: it is scored
+    teacher-forced (no generation), TuCo at the last prompt token plus ``response_token_tuco`` and
+    ``tuco_response`` over the response's tokens (equal to ``tuco.generate``'s for the same tokens).
 
     Args:
         pair: the loaded model pair (or chain).
@@ -179,6 +232,8 @@ def score(
         per_token: also return TuCo at every prompt position (runs whole blocks).
         full_path: never take the fast path nor share LoRA base projections (whole pre-trained blocks
             everywhere, each computed on its own; same numbers).
+        next_turn: score a chat ending with the assistant's message at the start of the NEXT assistant turn
+            (the generation prompt appended after it) instead of scoring the response.
     """
-    encoded = encode_all(pair, prompts, chat=chat, system=system)
+    encoded = encode_all(pair, prompts, chat=chat, system=system, responses=not next_turn)
     return score_encoded(pair, encoded, batch_size=batch_size, alpha=alpha, per_token=per_token, full_path=full_path)

@@ -13,11 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
+from tuco.demo import SHIPPED_PAIRS
 from tuco.errors import ConfigError
 from tuco.prompts import BadRow, Prompt, read_prompts
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-PAIRS = ("demo", "gemma")
+PAIRS = SHIPPED_PAIRS
 
 
 def add_model_options(p: argparse.ArgumentParser, *, chain: bool = True) -> None:
@@ -109,14 +110,10 @@ def check_model_options(args: argparse.Namespace) -> None:
 def model_names(args: argparse.Namespace) -> list[str]:
     """The checkpoints the options name, pre-trained first (converting the gemma base if needed)."""
     check_model_options(args)
-    if args.pair == "demo":
-        from tuco.demo import demo_pair_dirs
+    if args.pair:
+        from tuco.demo import shipped_pair_dirs
 
-        return [str(d) for d in demo_pair_dirs()]
-    if args.pair == "gemma":
-        from tuco.demo.gemma import gemma_pair_dirs
-
-        return [str(d) for d in gemma_pair_dirs()]
+        return [str(d) for d in shipped_pair_dirs(args.pair)]
     if getattr(args, "chain", None):
         names = [n.strip() for n in args.chain.split(",") if n.strip()]
         if len(names) < 2:
@@ -190,11 +187,16 @@ def collect_prompts(args: argparse.Namespace) -> tuple[list[Prompt], list[BadRow
     return good, bad
 
 
+SHOWN_BAD = 10  # skipped rows printed one per line; the rest are counted (a run's manifest lists the first 50)
+
+
 def report_bad(bad: list[BadRow]) -> None:
-    """Print each skipped row on stderr."""
-    for row in bad:
+    """Print the first ``SHOWN_BAD`` skipped rows on stderr, then how many more there are."""
+    for row in bad[:SHOWN_BAD]:
         where = f"line {row.line}: " if row.line > 0 else ""
         err_console.print(f"[yellow]skipped[/yellow] {where}{row.reason}", markup=True)
+    if len(bad) > SHOWN_BAD:
+        err_console.print(f"[yellow]skipped {len(bad) - SHOWN_BAD} more rows[/yellow] (a run's manifest lists the first 50)", markup=True)
 
 
 def check_positive(value: int, flag: str) -> None:
@@ -294,6 +296,7 @@ class JobStart:
     prompts: list[Prompt]
     bad: list[BadRow]
     ranks: Any
+    args: Any = None
 
 
 def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
@@ -313,15 +316,42 @@ def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
         check_output(args.out, file_ok=file_ok)
 
 
-def start_job(args: argparse.Namespace) -> JobStart | int:
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def resume_config(args: argparse.Namespace, known: dict[str, Any]) -> dict[str, Any]:
+    """What of a run's configuration the options fix before the model loads (``tuco.jobs`` writes the
+    whole): the checkpoints, system prompt, per-token mode, batch size, full path, and where given the
+    chat template and dtype; ``known`` adds the verb's own (verb, alphas, sampling)."""
+    out = {
+        **known,
+        "checkpoints": model_names(args),
+        "system": args.system,
+        "per_token": args.per_token,
+        "batch_size": args.batch_size,
+        "full_path": bool(args.full_path),
+    }
+    if args.chat is not None:
+        out["chat"] = args.chat
+    if args.dtype in DTYPE_NAMES:
+        out["dtype"] = DTYPE_NAMES[args.dtype]
+    return out
+
+
+def start_job(args: argparse.Namespace, known: dict[str, Any] | None = None) -> JobStart | int:
     """Shared start of ``score`` and ``generate``: relaunch as N ranks (returns their exit code), or check
-    the output, read and report the prompts, then load the model (cheap checks before the load)."""
+    the output (``--resume``: against ``resume_config``), read and report the prompts, then load the model
+    (every cheap check before the load)."""
     import sys
 
     from tuco.parallel import device_for, ranks
 
     check_positive(args.batch_size, "--batch-size")
     check_out(args)
+    if args.resume and args.out and ranks().is_main:
+        from tuco.runs.run import check_resume
+
+        check_resume(args.out, resume_config(args, known or {}))
     launched = run_launcher(args, sys.argv[1:])
     if launched is not None:
         return launched
@@ -333,8 +363,8 @@ def start_job(args: argparse.Namespace) -> JobStart | int:
         from tuco.runs import parquet_table
 
         parquet_table([p.extra for p in prompts])  # extra fields of one type per column, before the load
-    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
-    return JobStart(model, prompts, bad, r)
+    model = load(args, quiet=not r.is_main or quiet(args), device=None if args.device_map else device_for(r, args.device))
+    return JobStart(model, prompts, bad, r, args)
 
 
 def end_job(result: Any, start: JobStart, show: Callable[[list[dict[str, Any]]], None]) -> int:
@@ -345,9 +375,80 @@ def end_job(result: Any, start: JobStart, show: Callable[[list[dict[str, Any]]],
     if not start.ranks.is_main:
         return 0
     report_bad(result.bad[len(start.bad) :])
-    err_console.print(f"wrote {result.n_rows} rows to {result.out}")
-    show(read_rows(result.out))
+    rows = read_rows(result.out)
+    if getattr(start.args, "json", False):
+        print_json(json_summary(rows, out=str(result.out), n_rows=result.n_rows, n_prompts=result.n_prompts, n_skipped=len(result.bad)))
+    elif not quiet(start.args):
+        err_console.print(f"wrote {result.n_rows} rows to {result.out}")
+        show(rows)
     if result.bad:
         err_console.print(f"[yellow]{len(result.bad)} of {result.n_prompts} prompts skipped (see above)[/yellow]", markup=True)
         return 1
     return 0
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """True when the verb should print no spinner, progress or tables (--quiet, or --json)."""
+    return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def add_display_options(p: argparse.ArgumentParser) -> None:
+    """--quiet, --json: the same meaning on every verb that measures."""
+    g = p.add_argument_group("display")
+    g.add_argument("--quiet", action="store_true", help="no spinner, progress or tables: only errors and skipped rows")
+    g.add_argument("--json", action="store_true", help="a JSON summary on stdout, and on stderr only what --quiet prints (for scripts)")
+
+
+def rows_table(
+    rows: list[dict[str, Any]], numbers: list[tuple[str, str, str]], text: tuple[str, str], *, fold: bool = False, width: int | None = None
+) -> Any:
+    """A rich table of rows: ``id``, then ``numbers`` ((key, header, format) of each number column), then one
+    text column. Ids and numbers are never cut: each column is as wide as its widest cell, and the text
+    takes what is left of ``width`` (default: the error console's), cut with an ellipsis (``fold``: wrapped)."""
+    from rich.table import Table
+
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        v = row.get(key)
+        return "" if v is None else (format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
+
+    body = [[str(r.get("id", "")), *(cell(r, k, f) for k, _, f in numbers)] for r in rows]
+    heads = ["id", *(h for _, h, _ in numbers)]
+    widths = [max([len(head), *(len(b[i]) for b in body)]) for i, head in enumerate(heads)]
+    left = max(8, (width or err_console.width) - sum(widths) - 3 * len(widths) - 2)  # " │ " between columns, edges
+    t = Table(show_edge=False, show_lines=fold)
+    for i, head in enumerate(heads):
+        t.add_column(head, justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
+    t.add_column(text[1], width=left, no_wrap=not fold, overflow="fold" if fold else "ellipsis")
+    for r, b in zip(rows, body):
+        value = str(r.get(text[0]) or "")
+        if not fold:
+            value = value.replace("\n", " ")
+            value = value if len(value) <= left else value[: left - 1] + "…"
+        t.add_row(*b, value)
+    return t
+
+
+def json_summary(measured: list[dict[str, Any]], /, **fields: Any) -> dict[str, Any]:
+    """What ``--json`` prints: ``fields`` (out, counts) and, per alpha, the count and the mean, median, min
+    and max of each TuCo the rows hold (``tuco``; ``tuco_response``/``mean_tuco`` where present)."""
+    import statistics
+
+    by_alpha: dict[str, dict[str, Any]] = {}
+    for label in dict.fromkeys(str(r.get("alpha", 1)) for r in measured):
+        mine = [r for r in measured if str(r.get("alpha", 1)) == label]
+        entry: dict[str, Any] = {"n": len(mine)}
+        for key in ("tuco", "tuco_response", "mean_tuco"):
+            values = [float(r[key]) for r in mine if isinstance(r.get(key), (int, float))]
+            if values:
+                entry[key] = {"mean": statistics.fmean(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+        by_alpha[label] = entry
+    return {**fields, "alphas": by_alpha}
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """A JSON document on stdout (one line)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()

@@ -18,6 +18,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pair", default="demo", choices=PAIRS, help="demo (5.8M Llama, shipped) or gemma (Gemma-3-270M + tuco's LoRA)")
     add_output_options(p, what="demo directory: one run directory per analysis and report.html", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a few prompts per analysis (seconds; for tests)")
+    p.add_argument(
+        "--tuned",
+        default=None,
+        metavar="DIR",
+        help="run the preset with this fine-tuned checkpoint or adapter in place of the shipped one "
+        "(e.g. another seed: tuco demo-train --recipe gemma --seed 1 --out DIR)",
+    )
+    p.add_argument(
+        "--suffixes",
+        default=None,
+        metavar="FILE",
+        help="gcg: evaluate these adversarial strings instead of optimising new ones (one per line, or another "
+        "run's gcg/suffixes.json: a transfer attack)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", help="float32 (default: fastest on CPUs) or bfloat16")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
@@ -46,12 +60,22 @@ def run(args: argparse.Namespace) -> int:
 
     mode_of(args.resume, args.overwrite)  # both: refused before anything loads
     out = check_output(args.out, file_ok=False)
+    if args.suffixes is not None:
+        from tuco.attacks.gcg import read_suffixes
+
+        read_suffixes(args.suffixes)  # a bad file is refused before anything loads
+    if args.tuned is not None and not Path(args.tuned).is_dir():
+        from tuco.errors import ConfigError
+
+        raise ConfigError(f"--tuned {args.tuned}: no such directory (give a checkpoint or adapter trained for the {args.pair} base)")
     launched = run_launcher(args, sys.argv[1:], one_run=False)  # one run per analysis: rank 0 locks each
     if launched is not None:
         return launched
     r = ranks()
     t0 = time.time()
     base, tuned = model_names(argparse.Namespace(pair=args.pair, base=None, tuned=None, chain=None))
+    if args.tuned is not None:
+        tuned = args.tuned
     quiet_transformers()
     with spinner(f"loading the {args.pair} pair", quiet=not r.is_main):
         pair = load_pair(base, tuned, dtype=args.dtype, device=device_for(r, args.device or default_device()))
@@ -62,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             args.pair,
             is_quick=args.quick,
             seed=args.seed,
+            suffixes=args.suffixes,
             resume=args.resume,
             overwrite=args.overwrite,
             ranks=r,

@@ -9,7 +9,7 @@ import time
 import typing
 from typing import Any
 
-from tuco.cli.common import add_model_options, add_output_options, err_console, load
+from tuco.cli.common import add_display_options, add_model_options, add_output_options, err_console, load, print_json, quiet
 from tuco.errors import ConfigError
 
 HELP = "run one of the paper's analyses (web-vs-chat, gcg, conjugate, many-shot, ...) into a run directory"
@@ -68,6 +68,7 @@ def add_parser(sub: Any) -> None:
                 choices=choices if choices and typing.get_origin(tp) is not list else None,
                 help=help_text,
             )
+        add_display_options(e)
         e.set_defaults(run=run)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
 
@@ -153,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
         return launched
     r = ranks()
     t0 = time.time()
-    model = load(args, quiet=not r.is_main, device=None if args.device_map else device_for(r, args.device))
-    with measurement_progress(args.experiment, enabled=r.is_main) as (progress, on_measurement):
+    model = load(args, quiet=not r.is_main or quiet(args), device=None if args.device_map else device_for(r, args.device))
+    with measurement_progress(args.experiment, enabled=r.is_main and not quiet(args)) as (progress, on_measurement):
         metrics = run_experiment(
             args.experiment,
             model,
@@ -167,6 +168,11 @@ def run(args: argparse.Namespace) -> int:
             **options,
         )
     if not r.is_main:
+        return 0
+    if args.json:  # the findings and metrics as metrics.json holds them
+        print_json({"out": str(args.out), "seconds": round(time.time() - t0, 1), **metrics})
+        return 0
+    if args.quiet:
         return 0
     print_findings(metrics, Console())
     err_console.print(

@@ -5,7 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from tuco.cli.common import add_model_options, add_output_options, add_prompt_options, end_job, progress_bar, report_bad, start_job
+from tuco.cli.common import (
+    add_display_options,
+    add_model_options,
+    add_output_options,
+    add_prompt_options,
+    end_job,
+    json_summary,
+    print_json,
+    progress_bar,
+    quiet,
+    report_bad,
+    rows_table,
+    start_job,
+)
 
 if TYPE_CHECKING:
     from tuco.model import Decomposable
@@ -35,44 +48,34 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per generate call (default 8)")
     p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
     p.add_argument("--processes", type=int, default=1, metavar="N", help="data-parallel ranks on this machine; needs --out")
+    add_display_options(p)
     p.set_defaults(run=run)
 
 
-def _table(rows: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    table = Table(show_edge=False, show_lines=True)
-    columns: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("id", {}),
-        ("alpha", {"justify": "right"}),
-        ("prompt TuCo", {"justify": "right"}),
-        ("mean TuCo", {"justify": "right"}),
-        ("response", {"overflow": "fold"}),
-    )
-    for col, kw in columns:
-        table.add_column(col, **kw)
-    for r in rows[:50]:
-        table.add_row(str(r["id"]), str(r["alpha"]), f"{r['prompt_tuco']:.4f}", f"{r['mean_tuco']:.4f}", r["response"])
-    return table
+def _table(rows: list[dict[str, Any]], width: int) -> Any:
+    """The first 50 responses: ids and numbers whole at any ``width``, the response wrapped."""
+    numbers = [("alpha", "alpha", ""), ("prompt_tuco", "prompt TuCo", ".4f"), ("mean_tuco", "mean TuCo", ".4f")]
+    return rows_table(rows[:50], numbers, ("response", "response"), fold=True, width=width)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tuco.generation import check_sampling
-    from tuco.steering import check_distinct, parse_alpha
+    from tuco.steering import alpha_label, check_distinct, parse_alpha
 
     alphas = [parse_alpha(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
     check_distinct(alphas)
     check_sampling(args.max_new_tokens, args.temperature, args.top_p)
-    start = start_job(args)
+    sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
+    start = start_job(args, {"verb": "generate", "alphas": [alpha_label(a) for a in alphas], **sampling})
     if isinstance(start, int):
         return start
     if not args.out:
         return _print_only(start.model, start.prompts, start.bad, args, alphas)
     from tuco.jobs import generate_to
 
-    with progress_bar("generating", enabled=start.ranks.is_main) as progress:
+    with progress_bar("generating", enabled=start.ranks.is_main and not quiet(args)) as progress:
         result = generate_to(
             start.model,
             start.prompts,
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             ranks=start.ranks,
         )
-    return end_job(result, start, lambda rows: Console().print(_table(rows)))
+    return end_job(result, start, lambda rows: (out := Console()).print(_table(rows, out.width)))
 
 
 def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
@@ -118,5 +121,9 @@ def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: a
             top_p=args.top_p,
         )
     ]
-    Console().print(_table(rows))
+    if args.json:
+        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=len(bad) + len(skipped), rows=rows))
+    elif not args.quiet:
+        out = Console()
+        out.print(_table(rows, out.width))
     return 1 if bad or skipped else 0

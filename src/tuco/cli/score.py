@@ -7,12 +7,15 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from tuco.cli.common import (
+    add_display_options,
     add_model_options,
     add_output_options,
     add_prompt_options,
     end_job,
     err_console,
+    print_json,
     progress_bar,
+    quiet,
     report_bad,
     start_job,
 )
@@ -31,9 +34,20 @@ def add_parser(sub: Any) -> None:
         p,
         what="where the rows go: a run directory, or a .jsonl/.parquet file (rows written as they finish; without --out, TuCo is printed)",
     )
-    p.add_argument("--alpha", default="1", help="FTC scale: a number, or one per layer as 1:1:0.5 (a chain: one per stage, 1/0.5)")
+    p.add_argument(
+        "--alpha",
+        default="1",
+        help="FTC scale: a number, or one per layer as 1:1:0.5 (a chain: one per stage, 1/0.5); "
+        "several comma-separated (0,0.5,1): one row per prompt and alpha",
+    )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per forward pass (default 8)")
     p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
+    p.add_argument(
+        "--next-turn",
+        action="store_true",
+        help="a chat ending with the assistant's message: score the start of the next turn (a generation prompt "
+        "appended), not the response (default: the response is scored teacher-forced, TuCo at each of its tokens)",
+    )
     p.add_argument(
         "--processes",
         type=int,
@@ -41,45 +55,50 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="data-parallel ranks on this machine (one GPU per rank when on CUDA); needs --out",
     )
+    add_display_options(p)
     p.set_defaults(run=run)
 
 
 def summary(rows: list[dict[str, Any]]) -> Any:
-    """A rich table: count, mean, median, min, max of TuCo."""
+    """A rich table: count, mean, median, min, max of TuCo (and of the responses' mean TuCo, where scored)."""
     from rich.table import Table
 
-    values = [r["tuco"] for r in rows if r.get("tuco") is not None]
     t = Table(title="TuCo", show_edge=False)
-    for col in ("prompts", "mean", "median", "min", "max"):
-        t.add_column(col, justify="right")
-    if values:
-        t.add_row(str(len(values)), *(f"{f(values):.4f}" for f in (statistics.fmean, statistics.median, min, max)))
+    for col in ("", "rows", "mean", "median", "min", "max"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for key, name in (("tuco", "last prompt token"), ("tuco_response", "response mean")):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            t.add_row(name, str(len(values)), *(f"{f(values):.4f}" for f in (statistics.fmean, statistics.median, min, max)))
     return t
 
 
 def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
-    """A rich table of the first rows."""
-    from rich.table import Table
+    """A rich table of the first rows: ids and numbers whole at any width, the prompt cut with an ellipsis."""
+    from tuco.cli.common import rows_table
 
-    t = Table(show_edge=False)
-    t.add_column("id")
-    t.add_column("tuco", justify="right")
-    t.add_column("tokens", justify="right")
-    t.add_column("prompt", overflow="ellipsis", no_wrap=True, max_width=60)
-    for r in rows[:n]:
-        t.add_row(str(r["id"]), f"{r['tuco']:.4f}", str(r["n_tokens"]), r["prompt"].replace("\n", " "))
-    return t
+    shown = rows[:n]
+    numbers = [("tuco", "tuco", ".4f")]
+    if len({str(r.get("alpha")) for r in shown}) > 1:
+        numbers.insert(0, ("alpha", "alpha", ""))
+    if any(r.get("tuco_response") is not None for r in shown):
+        numbers.append(("tuco_response", "response", ".4f"))
+    numbers.append(("n_tokens", "tokens", "d"))
+    return rows_table(shown, numbers, ("prompt", "prompt"))
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.steering import parse_alpha
+    from tuco.steering import alpha_label, check_distinct, parse_alpha
 
-    alpha = parse_alpha(args.alpha)
-    start = start_job(args)
+    alphas = [parse_alpha(a) for a in args.alpha.split(",") if a.strip()] or [parse_alpha(args.alpha)]
+    check_distinct(alphas)
+    alpha = alphas[0]
+    given = {"alpha": alpha_label(alpha)} if len(alphas) == 1 else {"alphas": [alpha_label(a) for a in alphas]}
+    start = start_job(args, {"verb": "score", **given, "next_turn": True if args.next_turn else None})
     if isinstance(start, int):
         return start
     if not args.out:
-        return _print_only(start.model, start.prompts, start.bad, args, alpha)
+        return _print_only(start.model, start.prompts, start.bad, args, alphas)
     from tuco.jobs import score_to
 
     def backoff(size: int) -> None:
@@ -89,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
         err_console.print(summary(rows))
         err_console.print(examples(rows))
 
-    with progress_bar("scoring", enabled=start.ranks.is_main) as progress:
+    with progress_bar("scoring", enabled=start.ranks.is_main and not quiet(args)) as progress:
         result = score_to(
             start.model,
             start.prompts,
             args.out,
-            alpha=alpha,
+            alphas=alphas,
             chat=args.chat,
             system=args.system,
             per_token=args.per_token,
@@ -105,22 +124,38 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             on_backoff=backoff,
             ranks=start.ranks,
+            next_turn=args.next_turn,
         )
     return end_job(result, start, show)
 
 
-def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alpha: Any) -> int:
-    """No --out: score and print ``id<TAB>tuco`` lines (nothing written)."""
+def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
+    """No --out: score and print ``id<TAB>tuco`` lines (with several alphas ``id<TAB>alpha<TAB>tuco``; given
+    responses add their mean TuCo), or with --json one JSON document; nothing written."""
     from dataclasses import asdict
 
+    from tuco.cli.common import json_summary
     from tuco.jobs import prepare_prompts
     from tuco.scoring import score_encoded
+    from tuco.steering import alpha_label
 
-    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system)
+    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, responses=not args.next_turn)
     report_bad(skipped)
-    scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
-    rows = [{"id": e.prompt.id, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
-    err_console.print(summary(rows))
+    rows = []
+    for alpha in alphas:
+        scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
+        rows += [{"id": e.prompt.id, "alpha": alpha_label(alpha), "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
+    responses = any(r.get("tuco_response") is not None for r in rows)
+    if args.json:
+        keep = ("id", "alpha", "tuco", "tuco_response", "n_tokens")
+        table = [{k: r[k] for k in keep if r.get(k) is not None} for r in rows]
+        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=len(bad) + len(skipped), rows=table))
+        return 1 if bad or skipped else 0
+    if not args.quiet:
+        err_console.print(summary(rows))
     for row in rows:
-        print(f"{row['id']}\t{row['tuco']:.6f}")
+        cells = [str(row["id"]), *([str(row["alpha"])] if len(alphas) > 1 else []), f"{row['tuco']:.6f}"]
+        if responses:
+            cells.append("" if row.get("tuco_response") is None else f"{row['tuco_response']:.6f}")
+        print("\t".join(cells))
     return 1 if bad or skipped else 0

@@ -21,3 +21,18 @@ def demo_pair_dirs() -> tuple[Path, Path]:
             "`tuco demo-train --out DIR` and use it with `--base DIR/base --tuned DIR/tuned`"
         )
     return base, tuned
+
+
+SHIPPED_PAIRS = ("demo", "gemma")  # the names ``tuco.load_pair(NAME)`` and ``--pair NAME`` take
+
+
+def shipped_pair_dirs(name: str) -> tuple[Path, Path]:
+    """(base, tuned) directories of a shipped pair by name: ``demo`` (in the package) or ``gemma``
+    (Gemma-3-270M converted on first use + tuco's LoRA adapter); nothing is looked up on a hub."""
+    if name == "demo":
+        return demo_pair_dirs()
+    if name == "gemma":
+        from tuco.demo.gemma import gemma_pair_dirs
+
+        return gemma_pair_dirs()
+    raise TucoError(f"no shipped pair named {name!r}: use one of {', '.join(SHIPPED_PAIRS)}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores. The shipped
-# 5.8M demo pair (a few minutes) ...
+# (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores (gcg,
+# the slowest, last). The shipped 5.8M demo pair (a few minutes) ...
 DEMO = [
     (
         "web-vs-chat",
@@ -20,20 +20,6 @@ DEMO = [
         ),
     ),
     ("conjugate", dict(harmful="builtin:harmful", benign="builtin:benign", n=40, batch_size=32)),
-    (
-        "gcg",
-        dict(
-            harmful="builtin:harmful",
-            train_requests="builtin:harmful-train",
-            n=40,
-            optimize=5,
-            gcg_steps=30,
-            gcg_search_width=128,
-            gcg_topk=64,
-            max_new_tokens=24,
-            batch_size=16,
-        ),
-    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
@@ -56,6 +42,20 @@ DEMO = [
         ),
     ),
     ("output-vs-tuco", dict()),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful",
+            train_requests="builtin:harmful-train",
+            n=40,
+            optimize=5,
+            gcg_steps=30,
+            gcg_search_width=128,
+            gcg_topk=64,
+            max_new_tokens=24,
+            batch_size=16,
+        ),
+    ),
 ]
 # ... and the realistic pair (Gemma-3-270M + tuco's safety LoRA; about an hour). Its prompts are the TEST
 # split (builtin:harmful-broad, benign-broad, everyday): the recipe was chosen on the validation split,
@@ -74,20 +74,6 @@ GEMMA = [
         ),
     ),
     ("conjugate", dict(harmful="builtin:harmful-broad", benign="builtin:benign-broad", n=40, batch_size=16)),
-    (
-        "gcg",
-        dict(
-            harmful="builtin:harmful-broad",
-            train_requests="builtin:harmful-broad-train",
-            n=32,
-            optimize=5,
-            gcg_steps=15,
-            gcg_search_width=64,
-            gcg_topk=64,
-            max_new_tokens=24,
-            batch_size=8,
-        ),
-    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
@@ -110,6 +96,20 @@ GEMMA = [
         ),
     ),
     ("output-vs-tuco", dict()),
+    (
+        "gcg",
+        dict(
+            harmful="builtin:harmful-broad",
+            train_requests="builtin:harmful-broad-train",
+            n=32,
+            optimize=5,
+            gcg_steps=15,
+            gcg_search_width=64,
+            gcg_topk=64,
+            max_new_tokens=24,
+            batch_size=8,
+        ),
+    ),
 ]
 PRESETS = {"demo": DEMO, "gemma": GEMMA}
 
@@ -146,25 +146,29 @@ def run_demo(
     *,
     is_quick: bool = False,
     seed: int = 0,
+    suffixes: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Run a preset's experiments on ``model`` into ``out_dir/<experiment>/``; returns their metrics
-    (``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
+    (``suffixes``: a file of adversarial strings gcg evaluates instead of optimising, e.g. another run's
+    ``gcg/suffixes.json``; ``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
     from tuco.errors import ConfigError
     from tuco.experiments import run_experiment
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}: choose from {', '.join(PRESETS)}")
     plan = quick(PRESETS[preset]) if is_quick else PRESETS[preset]
+    if suffixes is not None:  # gcg evaluates these strings instead of optimising its own
+        plan = [(name, dict(o, suffixes=str(suffixes), optimize=0) if name == "gcg" else o) for name, o in plan]
     out = Path(out_dir)
     results = {}
     on_measurement = kwargs.pop("on_measurement", None)
-    for name, options in plan:
+    for k, (name, options) in enumerate(plan, start=1):
 
-        def told(tag: str, total: int, name: str = name) -> None:
-            if on_measurement is not None:
+        def told(tag: str, total: int, name: str = f"analysis {k}/{len(plan)} {name}") -> None:
+            if on_measurement is not None:  # each measurement's bar (with its ETA) says which analysis of how many
                 on_measurement(f"{name} {tag}".strip(), total)
 
         results[name] = run_experiment(

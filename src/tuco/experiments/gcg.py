@@ -1,12 +1,16 @@
 """gcg: do adversarial (GCG) suffixes lower TuCo, beyond what appending any suffix does? (docs/method.md 5.2)
 
 Harmful requests, clean and with adversarial strings (optimised here with nanogcg, each on a TRAINING
-request never used to evaluate it, or read from a file), and, per request and suffix, a CONTROL suffix of
-ordinary words with the same number of tokens. Appending text of any kind moves TuCo at the last token
-(on the realistic pair, 20 random words lower it almost as much as an optimised suffix), so the primary
-claim is attacked vs control, paired by request: the optimised suffix lowers TuCo more than ordinary
-words of the same length. Exploratory: clean vs attacked (the paper's comparison), clean vs control, each
-suffix against its control, and which attacks succeed (greedy response not judged a refusal).
+request never used to evaluate it, or read from a file), and, per request and suffix, two CONTROL
+suffixes with the same number of tokens: random tokens from the space GCG searches (ASCII, non-special
+vocabulary entries) and ordinary words. Appending text of any kind moves TuCo at the last token (on the
+realistic pair, 20 random words lower it almost as much as an optimised suffix), and gibberish moves it
+more than words (on a pair fine-tuned on plain prose, with no safety behaviour at all, hand-written
+GCG-like strings lower TuCo more than ordinary words: tests/test_null_pair.py). What is specific to an
+attack is the optimisation, so the primary claim is attacked vs random tokens of the same length, paired
+by request. Exploratory: attacked vs ordinary words, clean vs attacked (the paper's comparison), clean vs
+each control, each suffix against its controls, and which attacks succeed (greedy response not judged a
+refusal).
 Paper: 11 strings per model on AdvBench; AUC up to 1.0 (Llama-2-7B), attacked prompts have LOWER TuCo.
 """
 
@@ -59,7 +63,9 @@ class GcgOptions(Options):
     gcg_target: str = opt("Sure, here is", "target prefix nanogcg optimises for")
     gcg_search_width: int = opt(512, "nanogcg candidates per step", min=1)
     gcg_topk: int = opt(256, "nanogcg top-k token substitutions", min=1)
-    controls: bool = opt(True, "also measure every request with an ordinary-word suffix of each adversarial suffix's token length")
+    controls: bool = opt(
+        True, "also measure every request with random tokens and with ordinary words of each adversarial suffix's token length"
+    )
     max_new_tokens: int = opt(30, "tokens of the greedy response judged for success", min=1)
     judge: str = opt("refusal-strings", JUDGE_HELP)
     position: str = opt("last", POSITION_HELP, choices=POSITIONS)
@@ -94,6 +100,38 @@ def control_suffix(tokenizer: Any, request: str, suffix: str, words: list[str], 
     return " ".join(chosen)
 
 
+def ascii_tokens(tokenizer: Any) -> list[int]:
+    """The vocabulary GCG searches by default (nanogcg's ``allow_non_ascii=False``): ids that decode alone to
+    printable ASCII with some non-space character; special and added tokens (Gemma's ``<unusedN>``: never
+    trained) excluded."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or []) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    ids = [i for i in range(len(tokenizer)) if i not in special]
+    texts = tokenizer.batch_decode([[i] for i in ids])
+    return [i for i, t in zip(ids, texts) if t.isascii() and t.isprintable() and t.strip()]
+
+
+def random_suffix(tokenizer: Any, request: str, suffix: str, allowed: list[int], rng: random.Random) -> str:
+    """Random tokens of ``allowed`` (decoded) that make ``request`` as many tokens longer as ``suffix`` does,
+    or as near as 32 draws get (re-tokenising a random string can merge tokens)."""
+
+    def n_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    target = n_tokens(attack(request, suffix))
+    k = max(1, target - n_tokens(request))
+    best: tuple[int, str] | None = None
+    for _ in range(32):
+        text = tokenizer.decode([rng.choice(allowed) for _ in range(k)]).strip() or "x"
+        got = n_tokens(attack(request, text))
+        if best is None or abs(got - target) < abs(best[0] - target):
+            best = (got, text)
+        if got == target:
+            break
+        k = max(1, k + target - got)
+    assert best is not None
+    return best[1]
+
+
 def run(model: Decomposable, o: GcgOptions, rd: ExperimentRun) -> None:
     from tuco.data.builtin import common_words
     from tuco.judges import get_judge
@@ -126,6 +164,7 @@ def run(model: Decomposable, o: GcgOptions, rd: ExperimentRun) -> None:
         suffixes += rd.once("suffixes", optimise)  # rank 0 optimises; a resumed run reads them back
     judge = get_judge(o.judge)
     words = common_words()
+    allowed = ascii_tokens(model.tokenizer) if o.controls else []
 
     def measure(name: str, texts: list[str], extra: dict[str, Any]) -> None:
         items = [
@@ -143,6 +182,9 @@ def run(model: Decomposable, o: GcgOptions, rd: ExperimentRun) -> None:
             rng = random.Random(f"{o.seed}-control-{j}")
             ctrl = [control_suffix(model.tokenizer, r, s["suffix"], words, rng) for r in requests]
             measure(f"control-{j}", [attack(r, c) for r, c in zip(requests, ctrl)], {"group": "control", "suffix": None, "suffix_index": j})
+            rng = random.Random(f"{o.seed}-random-{j}")
+            rand = [random_suffix(model.tokenizer, r, s["suffix"], allowed, rng) for r in requests]
+            measure(f"random-{j}", [attack(r, c) for r, c in zip(requests, rand)], {"group": "random", "suffix": None, "suffix_index": j})
 
 
 def metrics(rows: list[dict[str, Any]], o: GcgOptions) -> dict[str, Any]:
@@ -163,30 +205,34 @@ def metrics(rows: list[dict[str, Any]], o: GcgOptions) -> dict[str, Any]:
         "mean_tuco_clean": mean_of(values(rows, group="clean")),
         "mean_tuco_attacked": mean_of(values(rows, group="attacked")),
         "mean_tuco_control": mean_of(values(rows, group="control")),
+        "mean_tuco_random": mean_of(values(rows, group="random")),
     }
 
 
 def claims(rows: list[dict[str, Any]], o: GcgOptions, m: dict[str, Any]) -> list[Claim]:
-    clean, attacked, control = (item_means(rows, group=g) for g in ("clean", "attacked", "control"))
+    clean, attacked, control, rand = (item_means(rows, group=g) for g in ("clean", "attacked", "control", "random"))
+    primary = f"GCG suffixes lower TuCo more than random tokens of the same length ({o.position})"
     out = [
         paired_claim(
-            f"GCG suffixes lower TuCo more than ordinary words of the same length ({o.position})",
-            control,
+            primary,
+            rand,
             attacked,
             expect="below",
-            what="TuCo attacked - control",
+            what="TuCo attacked - random tokens",
             paper="attacked prompts have lower TuCo (the paper compares with clean prompts only)",
             primary=True,
         )
-        if control
+        if rand
         else Claim(
+            primary, None, "below", "TuCo attacked - random tokens", PAPER, primary=True, reason="no control suffixes (--no-controls)"
+        ),
+        paired_claim(
             "GCG suffixes lower TuCo more than ordinary words of the same length",
-            None,
-            "below",
-            "TuCo attacked - control",
-            PAPER,
-            primary=True,
-            reason="no control suffixes (--no-controls)",
+            control,
+            attacked,
+            expect="below",
+            what="TuCo attacked - words",
+            paper=None,
         ),
         paired_claim(
             "Attacked prompts have lower TuCo than clean ones (the paper's comparison)",
@@ -196,7 +242,8 @@ def claims(rows: list[dict[str, Any]], o: GcgOptions, m: dict[str, Any]) -> list
             what="TuCo attacked - clean",
             paper=PAPER,
         ),
-        paired_claim("Ordinary-word suffixes alone lower TuCo", clean, control, expect="below", what="TuCo control - clean", paper=None),
+        paired_claim("Random-token suffixes alone lower TuCo", clean, rand, expect="below", what="TuCo random - clean", paper=None),
+        paired_claim("Ordinary-word suffixes alone lower TuCo", clean, control, expect="below", what="TuCo words - clean", paper=None),
         auc_claim(
             "Clean prompts have higher TuCo than attacked ones (AUC, clean = positive)",
             rows_of(rows, group="clean"),
@@ -206,28 +253,28 @@ def claims(rows: list[dict[str, Any]], o: GcgOptions, m: dict[str, Any]) -> list
         ),
     ]
     for j in sorted({int(r["suffix_index"]) for r in rows if r.get("group") == "attacked"}):
-        ctrl = item_means(rows, condition=f"control-{j}")
+        ctrl = item_means(rows, condition=f"random-{j}")
         if ctrl:
             out.append(
                 paired_claim(
-                    f"suffix {j} lowers TuCo more than its control",
+                    f"suffix {j} lowers TuCo more than random tokens",
                     ctrl,
                     item_means(rows, condition=f"suffix-{j}"),
                     expect="below",
-                    what="TuCo attacked - control",
+                    what="TuCo attacked - random tokens",
                     paper=None,
                 )
             )
             success = {
-                c: {str(r["item"]): float(not r["refused"]) for r in rows_of(rows, condition=c)} for c in (f"suffix-{j}", f"control-{j}")
+                c: {str(r["item"]): float(not r["refused"]) for r in rows_of(rows, condition=c)} for c in (f"suffix-{j}", f"random-{j}")
             }
             out.append(
                 paired_claim(
-                    f"suffix {j} jailbreaks more often than its control",
-                    success[f"control-{j}"],
+                    f"suffix {j} jailbreaks more often than random tokens",
+                    success[f"random-{j}"],
                     success[f"suffix-{j}"],
                     expect="above",
-                    what="success rate attacked - control",
+                    what="success rate attacked - random tokens",
                     paper=None,
                 )
             )
@@ -240,14 +287,14 @@ def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
     strips(
         {c: values(rows, condition=c) for c in conditions},
-        "GCG: TuCo per condition (control: ordinary words, same length)",
+        "GCG: TuCo per condition (controls: random tokens, ordinary words; same length)",
         path / "gcg.png",
     )
 
 
 EXPERIMENT = Experiment(
     name="gcg",
-    question="Do GCG adversarial suffixes lower TuCo more than ordinary words of the same length, and which attacks succeed?",
+    question="Do GCG adversarial suffixes lower TuCo more than random tokens of the same length, and which attacks succeed?",
     paper=PAPER,
     options=GcgOptions,
     run=run,

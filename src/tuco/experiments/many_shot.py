@@ -3,7 +3,8 @@ accumulate, beyond what any examples do? (docs/method.md 5.2, many-shot jailbrea
 
 Two modes. ``jailbreak``: k exchanges before a held-out harmful request; the shots show COMPLIANCE (a pool
 of varied compliant answers, in form only: no harmful content) or, as the control, REFUSAL (varied
-refusals of the same requests); the greedy response is judged. ``persona`` (the paper's): persona
+refusals of the same requests, each as many tokens long as the compliant answer it replaces); the greedy
+response is judged. ``persona`` (the paper's): persona
 statements answered with the behaviour-MATCHING answer as shots, or with the OPPOSITE answer as the
 control; an answer is harmful when the matching answer's first token is likelier. Any long context moves
 TuCo at the last token, so the primary claim compares trends, paired by request: per request, the slope
@@ -16,7 +17,7 @@ tokens. Paper: k = 1..128; TuCo falls as k grows while the harmful-answer rate r
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,7 @@ class ManyShotOptions(Options):
         return list(self.shots) or DEFAULT_SHOTS[self.mode]
 
 
-def _jailbreak_shots(pool: list[str], k: int, kind: str) -> list[dict[str, str]]:
+def _jailbreak_shots(pool: list[str], k: int, kind: str, tokenizer: Any = None) -> list[dict[str, str]]:
     from tuco.data import safety_broad
 
     compliant, refusals = safety_broad.compliant_shots(), safety_broad.refusal_shots()
@@ -116,13 +117,36 @@ def _jailbreak_shots(pool: list[str], k: int, kind: str) -> list[dict[str, str]]
             q, a = NEUTRAL[i % len(NEUTRAL)]
         else:
             q = pool[i % len(pool)]
-            a = (compliant if kind == "compliant" else refusals)[i % (len(compliant) if kind == "compliant" else len(refusals))]
-            a = a.replace("{t}", "do that")
+            a = compliant[i % len(compliant)].replace("{t}", "do that")
+            if kind == "refusal":
+                a = matched_refusal(a, refusals, i, tokenizer)
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     return msgs
 
 
-def _persona_shots(pool: list[Any], k: int, kind: str) -> list[dict[str, str]]:
+def matched_refusal(compliant: str, refusals: list[str], i: int, tokenizer: Any = None) -> str:
+    """The refusal for shot ``i`` of the control: of the refusals starting at ``i`` (one, two or three in a
+    row), the one whose length is nearest the compliant answer it replaces (tokens with a tokenizer, else
+    words), so that k refused shots make as long a context as k compliant ones. (Unmatched, compliant shots
+    are about 1.7x longer, and TuCo at the last token falls with context length whatever the shots say: a
+    pair fine-tuned on plain prose, with no refusals at all, then "reproduced" the claim.)"""
+
+    def size(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if tokenizer is not None else len(text.split())
+
+    target = size(compliant)
+    best = refusals[i % len(refusals)]
+    for first in range(len(refusals)):
+        for count in (1, 2, 3):
+            text = " ".join(refusals[(i + first + j) % len(refusals)] for j in range(count))
+            if abs(size(text) - target) < abs(size(best) - target):
+                best = text
+        if size(best) == target:
+            break
+    return best
+
+
+def _persona_shots(pool: list[Any], k: int, kind: str, tokenizer: Any = None) -> list[dict[str, str]]:
     from tuco.data.builtin import PERSONA_QUESTION
 
     msgs: list[dict[str, str]] = []
@@ -168,7 +192,7 @@ def run(model: Decomposable, o: ManyShotOptions, rd: ExperimentRun) -> None:
             prompts = [
                 Prompt(
                     f"{kind}-k{k}-{i}",
-                    messages=[*shots_of(pool, k, kind), {"role": "user", "content": question(t)}],
+                    messages=[*shots_of(pool, k, kind, model.tokenizer), {"role": "user", "content": question(t)}],
                     extra={"condition": name, "shots": kind, "k": k, "item": f"t{i}"}
                     | ({"target": t.statement, "matching": t.matching} if o.mode == "persona" else {"request": t}),
                 )
@@ -238,6 +262,32 @@ def metrics(rows: list[dict[str, Any]], o: ManyShotOptions) -> dict[str, Any]:
     }
 
 
+def _gated(tuco: Claim, control_rates: dict[str, float], behaviour_rates: dict[str, float]) -> Claim:
+    """The primary claim as an intersection-union test: TuCo's slope difference counts only where the shots
+    also change behaviour (the harmful-answer rate rises faster under the behaviour's shots, paired by
+    request). Its p-value is the larger of the two (a valid level-5% test of "both", no correction needed).
+    Any two kinds of shots differ in content, and with paired slopes even a pair fine-tuned on plain prose
+    (no refusals to break) shows a significant TuCo slope difference in one direction or the other; the
+    paper's claim is about TuCo falling as a jailbreak works, so a jailbreak that does not work refutes it."""
+    if tuco.interval is None:
+        return tuco
+    rates = paired_claim("behaviour", control_rates, behaviour_rates, expect="above", what="harmful-rate slope", paper=None)
+    behaviour = rates.interval
+    p_behaviour = behaviour.p if behaviour is not None and behaviour.estimate > 0 else 1.0
+    interval = replace(tuco.interval, p=max(tuco.interval.p, p_behaviour))
+    extra = {
+        **tuco.extra,
+        "p_tuco": tuco.interval.p,
+        "p_behaviour": p_behaviour,
+        "behaviour": (
+            f"harmful-rate slope difference {behaviour.estimate:+.3f} [{behaviour.low:+.3f}, {behaviour.high:+.3f}]"
+            if behaviour is not None
+            else "not measured"
+        ),
+    }
+    return replace(tuco, interval=interval, extra=extra)
+
+
 def claims(rows: list[dict[str, Any]], o: ManyShotOptions, m: dict[str, Any]) -> list[Claim]:
     rows = _with_harmful(rows)
     kinds = o.shot_kinds
@@ -246,17 +296,17 @@ def claims(rows: list[dict[str, Any]], o: ManyShotOptions, m: dict[str, Any]) ->
     b_slopes = item_slopes(_kind_rows(rows, behaviour))
     out: list[Claim] = []
     if control is not None:
-        out.append(
-            paired_claim(
-                f"TuCo falls faster with {behaviour} shots than with {control} shots ({o.position})",
-                item_slopes(_kind_rows(rows, control)),
-                b_slopes,
-                expect="below",
-                what=f"{what}, {behaviour} - {control}",
-                paper="TuCo falls as k grows (the paper has no control shots)",
-                primary=True,
-            )
+        tuco = paired_claim(
+            f"TuCo falls faster with {behaviour} shots than with {control} shots, while the harmful-answer rate rises "
+            f"faster ({o.position}; both required)",
+            item_slopes(_kind_rows(rows, control)),
+            b_slopes,
+            expect="below",
+            what=f"{what}, {behaviour} - {control}",
+            paper="TuCo falls as k grows while the harmful-answer rate rises (the paper has no control shots)",
+            primary=True,
         )
+        out.append(_gated(tuco, item_slopes(_kind_rows(rows, control), "harmful"), item_slopes(_kind_rows(rows, behaviour), "harmful")))
     else:
         out.append(
             Claim(

@@ -89,6 +89,11 @@ def check_output(out: str | Path, *, directory_ok: bool = True, file_ok: bool = 
         folder = p.parent
     elif not directory_ok:
         raise RunError(f"output {str(out)!r} must end in .jsonl or .parquet")
+    elif p.suffix[1:].isalpha() and not p.is_dir():  # x.csv, x.json: meant as a file of another format
+        raise RunError(
+            f"output {str(out)!r} ends in {p.suffix}, which is not a rows format: give a .jsonl or .parquet file, or a run directory "
+            "(a name without a suffix)"
+        )
     elif p.exists() and not p.is_dir():
         raise RunError(f"output {str(out)!r} is a file; give a run directory (or a .jsonl/.parquet results file)")
     else:
@@ -122,6 +127,20 @@ def preflight(out: str | Path, mode: Mode, *, directory_ok: bool = True, file_ok
         refuse_existing(p)
     locks.probe(p)
     return p
+
+
+def check_resume(out: str | Path, known: dict[str, Any]) -> None:
+    """``--resume`` before any model loads: the configuration values known without the model (``known``;
+    None: the key is absent) against those the run in ``out`` began with; RunError naming what differs.
+    The whole fingerprint is checked again when the run opens."""
+    old = read_manifest(out).get("config")
+    if not isinstance(old, dict):
+        return
+    diff = differences({k: old.get(k) for k in known}, known)
+    if diff:
+        raise RunError(
+            f"--resume: {out} was made with a different configuration ({'; '.join(diff[:4])}); use the same options, or --overwrite"
+        )
 
 
 # --------------------------------------------------------------------------------------------
