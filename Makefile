@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install demo demo-gemma test test-fast test-tf5 test-tf4 check format readme-help bench faults clean
+.PHONY: install demo demo-gemma test test-fast test-tf5 test-tf4 check format readme-help findings bench faults clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -60,6 +60,10 @@ format: $(VENV)/.installed
 
 readme-help: $(VENV)/.installed
 	$(VENV)/bin/python docs/readme_help.py README.md
+
+# README.md and docs/findings-gemma.md: the findings blocks, regenerated from docs/findings/*.json
+findings: $(VENV)/.installed
+	$(VENV)/bin/python docs/findings.py render README.md docs/findings-gemma.md
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/speed.py --quick

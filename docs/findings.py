@@ -42,7 +42,9 @@ def collect(suite: Path, label: str) -> dict[str, Any]:
             "dtype": config.get("dtype"),
             "tuco_git_sha": (manifest.get("versions") or {}).get("tuco_git_sha"),
             "seconds": manifest.get("seconds"),
-            "findings": [{k: f.get(k) for k in keep} for f in metrics.get("findings", [])],
+            "findings": [
+                {**{k: f.get(k) for k in keep}, "also": (f.get("extra") or {}).get("behaviour")} for f in metrics.get("findings", [])
+            ],
         }
     return out
 
@@ -58,7 +60,8 @@ def _cell(f: dict[str, Any] | None) -> str:
     if f.get("estimate") is None:
         return f"{f['verdict']}"
     verdict = f["verdict"] if f["verdict"] not in SUPPORTED else f"**{f['verdict']}**"
-    return f"{f['measured']}, {f.get('n_text') or f.get('n')}: {verdict}"
+    also = f" (and {f['also']})" if f.get("also") else ""
+    return f"{f['measured']}{also}, {f.get('n_text') or f.get('n')}: {verdict}"
 
 
 def _primary(snapshot: dict[str, Any], experiment: str) -> list[dict[str, Any]]:
@@ -93,8 +96,9 @@ def experiment_table(snapshot: dict[str, Any], experiment: str) -> str:
         kind = "primary" if f.get("primary") else "exploratory"
         holm = f" (Holm p {f['p_holm']:.3g})" if f.get("p_holm") is not None else ""
         mde = f"; detectable effect {f['mde']:.3f}" if f.get("mde") else ""
+        also = f" (and {f['also']})" if f.get("also") else ""
         rows.append(
-            f"| {kind} | {f['claim']} | {f.get('measured', '')}{mde} | {f.get('n_text') or f.get('n') or ''} | {f['verdict']}{holm} |"
+            f"| {kind} | {f['claim']} | {f.get('measured', '')}{also}{mde} | {f.get('n_text') or f.get('n') or ''} | {f['verdict']}{holm} |"
         )
     return "\n".join(rows)
 
@@ -118,7 +122,7 @@ def _snapshots(names: list[str]) -> list[dict[str, Any]]:
 
 @block("summary")
 def _summary() -> str:
-    return primary_table(_snapshots(["demo", "gemma-seed0", "gemma-seed1", "gemma-seed2", "gemma-null"]))
+    return primary_table(_snapshots(["demo", "gemma-seed0", "gemma-seed1", "gemma-seed2"]))
 
 
 for _exp in ORDER:
@@ -126,10 +130,10 @@ for _exp in ORDER:
     @block(f"gemma-{_exp}")
     def _section(exp: str = _exp) -> str:
         snaps = _snapshots(["gemma-seed0"])
-        seeds = _snapshots(["gemma-seed0", "gemma-seed1", "gemma-seed2", "gemma-null"])
+        seeds = _snapshots(["gemma-seed0", "gemma-seed1", "gemma-seed2"])
         parts = [experiment_table(snaps[0], exp)] if snaps else [f"(no run of {exp} yet)"]
         if len(seeds) > 1:
-            parts.append("Primary claims on every adapter seed and the null adapter:\n\n" + primary_table_for(seeds, exp))
+            parts.append("Primary claims on every adapter seed (the spread is part of the finding):\n\n" + primary_table_for(seeds, exp))
         return "\n\n".join(parts)
 
 
@@ -138,7 +142,8 @@ def primary_table_for(snapshots: list[dict[str, Any]], experiment: str) -> str:
     rows = ["| adapter | claim | measured (95% interval) | n | verdict |", "|---|---|---|---|---|"]
     for s in snapshots:
         for f in _primary(s, experiment):
-            rows.append(f"| {s['label']} | {f['claim']} | {f.get('measured', '')} | {f.get('n_text') or ''} | {f['verdict']} |")
+            also = f" (and {f['also']})" if f.get("also") else ""
+            rows.append(f"| {s['label']} | {f['claim']} | {f.get('measured', '')}{also} | {f.get('n_text') or ''} | {f['verdict']} |")
     return "\n".join(rows)
 
 

