@@ -136,12 +136,13 @@ def matched_refusal(compliant: str, refusals: list[str], i: int, tokenizer: Any 
 
     target = size(compliant)
     best = refusals[i % len(refusals)]
+    gap = abs(size(best) - target)
     for first in range(len(refusals)):
         for count in (1, 2, 3):
             text = " ".join(refusals[(i + first + j) % len(refusals)] for j in range(count))
-            if abs(size(text) - target) < abs(size(best) - target):
-                best = text
-        if size(best) == target:
+            if abs(size(text) - target) < gap:
+                best, gap = text, abs(size(text) - target)
+        if gap == 0:
             break
     return best
 
@@ -189,10 +190,11 @@ def run(model: Decomposable, o: ManyShotOptions, rd: ExperimentRun) -> None:
     for k in o.ks:
         for kind in ["none"] if k == 0 else o.shot_kinds:  # k = 0: no shots, one measurement shared by every kind
             name = "k=0" if k == 0 else f"{kind} k={k}"
+            shots = shots_of(pool, k, kind, model.tokenizer)  # the same k shots before every target
             prompts = [
                 Prompt(
                     f"{kind}-k{k}-{i}",
-                    messages=[*shots_of(pool, k, kind, model.tokenizer), {"role": "user", "content": question(t)}],
+                    messages=[*shots, {"role": "user", "content": question(t)}],
                     extra={"condition": name, "shots": kind, "k": k, "item": f"t{i}"}
                     | ({"target": t.statement, "matching": t.matching} if o.mode == "persona" else {"request": t}),
                 )
