@@ -42,7 +42,18 @@ def add_parser(sub: Any) -> None:
     t = sub.add_parser("demo-train", help=TRAIN_HELP, description=TRAIN_HELP)
     t.add_argument("--recipe", default="demo", choices=PAIRS, help="demo (pre-train + SFT, ~80 min) or gemma (LoRA, ~15-25 min)")
     t.add_argument("--out", required=True, metavar="DIR", help="where the trained pair (or adapter) and recipe.json go")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="training seed (the data drawn stays the shipped recipe's)")
+    t.add_argument(
+        "--finetune-only",
+        action="store_true",
+        help="demo: fine-tune the shipped base again with --seed instead of pre-training a new one (another fine-tuning run)",
+    )
+    t.add_argument(
+        "--null",
+        action="store_true",
+        help="a null adapter with no safety training, for calibration: demo: a LoRA trained on prose; gemma: a random LoRA "
+        "at the shipped adapter's per-module weight norm",
+    )
     t.set_defaults(run=run_train)
 
 
@@ -108,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.null:
+        return run_null(args)
     if args.recipe == "gemma":
         from tuco.demo.evaluate import write_gemma_card
         from tuco.demo.gemma_recipe import GemmaRecipe, train_gemma
@@ -118,10 +131,32 @@ def run_train(args: argparse.Namespace) -> int:
         from tuco.demo.evaluate import write_cards
         from tuco.demo.train import Recipe, train_demo
 
-        seconds = train_demo(args.out, Recipe(seed=args.seed))["wall_seconds"]
+        if args.finetune_only:
+            from tuco.demo.train import finetune_shipped
+
+            seconds = finetune_shipped(args.out, Recipe(seed=args.seed, data_seed=0))["wall_seconds"]
+        else:
+            seconds = train_demo(args.out, Recipe(seed=args.seed))["wall_seconds"]
         behaviour, cards = write_cards(args.out), "cards"
     print(
         f"trained in {seconds:.0f} s; tuned refuses {behaviour['tuned']['harmful_refusal']:.0%} of held-out "
         f"harmful and {behaviour['tuned']['benign_refusal']:.0%} of benign requests; {cards} in {args.out}"
     )
+    return 0
+
+
+def run_null(args: argparse.Namespace) -> int:
+    """``demo-train --null``: one null adapter (no safety training) for the recipe's base."""
+    from tuco.demo.nulls import ProseNull, prose_lora, random_lora
+
+    if args.recipe == "gemma":
+        from tuco.demo.gemma import ADAPTER_DIR
+
+        record = random_lora(ADAPTER_DIR, args.out, args.seed)
+        print(f"null adapter (random LoRA, {record['modules']} modules at the shipped adapter's norm) in {args.out}")
+    else:
+        from tuco.demo import demo_pair_dirs
+
+        record = prose_lora(demo_pair_dirs()[0], args.out, ProseNull(seed=args.seed))
+        print(f"null adapter (prose LoRA, {record['tokens']} tokens) in {args.out} in {record['wall_seconds']:.0f} s")
     return 0

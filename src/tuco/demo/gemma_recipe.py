@@ -26,7 +26,8 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 class GemmaRecipe:
     """Every knob of the recipe (the defaults made the shipped adapter)."""
 
-    seed: int = 0
+    seed: int = 0  # the adapter's initialisation and the batch order
+    data_seed: int = 0  # which chats are drawn from the data (fixed across seeds: same data, only the seed differs)
     rank: int = 16
     lora_alpha: int = 32
     lr: float = 4e-4
@@ -47,11 +48,11 @@ def build_chats(r: GemmaRecipe) -> dict[str, list[list[dict[str, str]]]]:
     from tuco.data import safety_broad
     from tuco.demo import data
 
-    rng = random.Random(r.seed)
-    safety = safety_broad.training_chats(r.n_harmful, r.n_benign, seed=r.seed, n_everyday=r.n_everyday)
-    general = data.general_chats(r.n_general + 2 * r.n_multiturn, seed=r.seed, max_answer_chars=r.max_answer_chars)
+    rng = random.Random(r.data_seed)
+    safety = safety_broad.training_chats(r.n_harmful, r.n_benign, seed=r.data_seed, n_everyday=r.n_everyday)
+    general = data.general_chats(r.n_general + 2 * r.n_multiturn, seed=r.data_seed, max_answer_chars=r.max_answer_chars)
     general, spare = general[: r.n_general], general[r.n_general :]
-    extra_safety = safety_broad.training_chats(r.n_multiturn, r.n_multiturn, seed=r.seed + 7)
+    extra_safety = safety_broad.training_chats(r.n_multiturn, r.n_multiturn, seed=r.data_seed + 7)
     multi = []
     for i in range(r.n_multiturn):  # 2-3 exchanges: general ones, then (often) a safety one last
         turns = spare[2 * i] + (spare[2 * i + 1] if rng.random() < 0.5 else [])

@@ -29,6 +29,9 @@ class Recipe:
     """Every knob of the recipe (the defaults made the shipped pair)."""
 
     seed: int = 0
+    # which general and safety chats the fine-tune draws (fixed across fine-tuning seeds, so that seeds differ
+    # only in the order of the batches); None: ``seed`` (how the shipped pair was made, with seed 0)
+    data_seed: int | None = None
     vocab_size: int = 4096
     layers: int = 6
     hidden: int = 256
@@ -308,8 +311,9 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     tokenizer = AutoTokenizer.from_pretrained(out / "base")
     tokenizer.chat_template = CHAT_TEMPLATE
     tuned = LlamaForCausalLM.from_pretrained(out / "base", dtype=torch.float32)
-    chats = general_chats if general_chats is not None else data.general_chats(r.sft_general, seed=r.seed)
-    safety_chats = safety.safety_conversations(seed=r.seed)
+    data_seed = r.seed if r.data_seed is None else r.data_seed
+    chats = general_chats if general_chats is not None else data.general_chats(r.sft_general, seed=data_seed)
+    safety_chats = safety.safety_conversations(seed=data_seed)
     sft_chats = chats + safety_chats * r.sft_safety_repeat
     random.Random(r.seed).shuffle(sft_chats)
     log = [e for e in record["log"] if e["phase"] == "pretrain"]  # a re-run replaces the SFT entries
@@ -322,3 +326,20 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     record["wall_seconds"] = round(record.get("pretrain_wall_seconds", 0) + time.time() - t0, 1)
     (out / "recipe.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def finetune_shipped(out_dir: str | Path, recipe: Recipe) -> dict:
+    """Phase 2 again on the SHIPPED base (copied into ``out_dir/base`` with its recipe.json): a new
+    fine-tuning run of the demo pair for ``recipe.seed`` (the other seeds of the same fine-tune)."""
+    import shutil
+
+    from tuco.demo import PAIR_DIR, demo_pair_dirs
+
+    out = Path(out_dir)
+    base, _ = demo_pair_dirs()
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "base").exists():
+        shutil.rmtree(out / "base")
+    shutil.copytree(base, out / "base")
+    shutil.copy(PAIR_DIR / "recipe.json", out / "recipe.json")
+    return finetune_demo(out, recipe)
