@@ -106,8 +106,17 @@ def _pairs(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _random_factors(
+    shape_a: tuple[int, ...], shape_b: tuple[int, ...], target: float, scaling: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian A [r, in] and B [out, r] with ``||scaling * B A||_F == target``."""
+    a = torch.randn(shape_a, generator=g) / math.sqrt(shape_a[1])
+    b = torch.randn(shape_b, generator=g) / math.sqrt(shape_b[1])
+    return a, b * (target / max(1e-30, scaling * float(torch.linalg.matrix_norm(b @ a))))
+
+
 def random_lora(reference_dir: str | Path, out_dir: str | Path, seed: int) -> dict[str, Any]:
-    """A LoRA with the reference adapter's config and, module by module, its product's Frobenius norm
+    """A LoRA with the reference adapter's config and, module by module, its update's Frobenius norm
     ``||B A||_F``, in random directions (A and B Gaussian, seeded): fine-tuning of the same size with no
     training signal at all. The reference's NOTICE (Gemma's terms) is copied with it."""
     from safetensors.torch import load_file, save_file
@@ -121,9 +130,7 @@ def random_lora(reference_dir: str | Path, out_dir: str | Path, seed: int) -> di
     for _prefix, (ka, kb) in sorted(_pairs(tensors).items()):
         a_ref, b_ref = tensors[ka].float(), tensors[kb].float()
         target = float(torch.linalg.matrix_norm(b_ref @ a_ref))
-        a = torch.randn(a_ref.shape, generator=g) / math.sqrt(a_ref.shape[1])
-        b = torch.randn(b_ref.shape, generator=g) / math.sqrt(b_ref.shape[1])
-        b = b * (target / float(torch.linalg.matrix_norm(b @ a)))
+        a, b = _random_factors(tuple(a_ref.shape), tuple(b_ref.shape), target, 1.0, g)
         new[ka], new[kb] = a.to(tensors[ka].dtype), b.to(tensors[kb].dtype)
         norms.append(target)
     for key, value in tensors.items():  # anything that is not a LoRA pair (none in tuco's adapters) as is
@@ -132,10 +139,47 @@ def random_lora(reference_dir: str | Path, out_dir: str | Path, seed: int) -> di
     shutil.copy(ref / "adapter_config.json", out / "adapter_config.json")
     if (ref / "NOTICE").exists():
         shutil.copy(ref / "NOTICE", out / "NOTICE")
+    return _record(out, "random LoRA at the reference adapter's per-module update norm ||B A||_F (no training)", seed, ref, norms)
+
+
+def random_lora_like(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path, seed: int, rank: int = 16) -> dict[str, Any]:
+    """A rank-``rank`` LoRA on ``base_dir`` whose update has, module by module, the Frobenius norm of the full
+    fine-tune's ``||W_tuned - W_base||_F`` (every projection of every decoder block), in random directions:
+    the size of a real fine-tune with no training signal. The demo recipe's nulls."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = Path(out_dir)
+    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tuned = AutoModelForCausalLM.from_pretrained(tuned_dir, dtype=torch.float32)
+    tuned_weights = dict(tuned.named_parameters())
+    delta = {n: float((p.detach() - tuned_weights[n].detach()).norm()) for n, p in base.named_parameters()}
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
+    model: Any = get_peft_model(base, config)
+    g = torch.Generator().manual_seed(seed)
+    norms = []
+    with torch.no_grad():
+        for name, module in sorted(model.named_modules(), key=lambda kv: kv[0]):
+            if not hasattr(module, "lora_A") or "default" not in getattr(module, "lora_A", {}):
+                continue
+            weight_name = name.removeprefix("base_model.model.") + ".weight"
+            target = delta[weight_name]
+            la, lb = module.lora_A["default"].weight, module.lora_B["default"].weight
+            a, b = _random_factors(tuple(la.shape), tuple(lb.shape), target, module.scaling["default"], g)
+            la.copy_(a)
+            lb.copy_(b)
+            norms.append(target)
+    model.save_pretrained(out, safe_serialization=True)
+    return _record(
+        out, "random LoRA at the full fine-tune's per-module update norm ||W_tuned - W_base||_F (no training)", seed, tuned_dir, norms
+    )
+
+
+def _record(out: Path, what: str, seed: int, reference: str | Path, norms: list[float]) -> dict[str, Any]:
     record = {
-        "null": "random LoRA at the reference adapter's per-module weight norm ||B A||_F (no training)",
+        "null": what,
         "seed": seed,
-        "reference": str(ref),
+        "reference": str(reference),
         "modules": len(norms),
         "mean_module_norm": round(sum(norms) / max(1, len(norms)), 6),
     }
