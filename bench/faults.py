@@ -49,7 +49,7 @@ sys.exit(main([*args, "--resume"]))
 def make_pair(root: Path) -> tuple[Path, Path]:
     """A tiny llama pair on disk (the same one every time: seeded)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from tuco.tiny import save_tiny_pair
+    from tuco.demo.tiny import save_tiny_pair
 
     return save_tiny_pair(root, "llama")
 
@@ -157,7 +157,7 @@ def run_faults(kills: int, seed: int, processes: int = 1, n_prompts: int = 800, 
         base, tuned = make_pair(root / "pair")
         prompts = make_prompts(root / "p.jsonl", n_prompts)
         ref = root / "ref.jsonl"
-        from tuco.parallel import rank_threads
+        from tuco.runs.parallel import rank_threads
 
         # the reference runs with the threads each rank gets: bit-for-bit equality holds at equal threads per process
         ref_env = {**ENV, "OMP_NUM_THREADS": str(rank_threads(processes))} if processes > 1 else ENV

@@ -16,9 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from tuco.pair import ModelPair  # noqa: E402
-from tuco.scoring import iter_scores  # noqa: E402
-from tuco.tiny import tiny_models  # noqa: E402
+from tuco.demo.tiny import tiny_models  # noqa: E402
+from tuco.measures.scoring import iter_scores  # noqa: E402
+from tuco.models.pair import ModelPair  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import tuco  # noqa: E402
 from speed import smollm_pair  # noqa: E402
-from tuco.placement import misplaced_layers  # noqa: E402
+from tuco.models.placement import misplaced_layers  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from tuco.stats import quantile
+from tuco.stats.summary import quantile
 
 ALPHAS = (0.5, 1.0, 1.25)
 TOPICS = ["bread", "the sea", "a dragon who learned to read", "how rain forms", "chess openings", "a trip to the mountains"]

@@ -16,7 +16,7 @@ HuggingFaceTB/SmolLM2-135M), "llama3-proportions" (GQA 4:1, feed-forward 3.5 x h
 
 A LoRA pair ("gemma3-270m-lora": the shape of google/gemma-3-270m with a random rank-16 adapter on every
 linear layer) against a plain forward / ``generate`` of the same PEFT model: ``lora_score_ratio`` (the
-pre-trained stage reuses the base projections the fine-tuned pass computed, ``tuco.lora_share``) next to
+pre-trained stage reuses the base projections the fine-tuned pass computed, ``tuco.engine.lora_share``) next to
 ``lora_score_ratio_unshared`` (the fast path alone), and ``lora_generate_ratio`` (per-token TuCo).
 
 A context sweep on the SmolLM2 shape: score and generate ratios of the full pair at T = 128, 512 and 2048
@@ -46,12 +46,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from tuco.batching import pad, run_backbone  # noqa: E402
-from tuco.chain import ModelChain  # noqa: E402
-from tuco.layers import decoder_layers  # noqa: E402
-from tuco.pair import ModelPair  # noqa: E402
-from tuco.scoring import score_ids  # noqa: E402
-from tuco.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
+from tuco.demo.tiny import perturb_blocks, tiny_models, tiny_tokenizer  # noqa: E402
+from tuco.engine.layers import decoder_layers  # noqa: E402
+from tuco.measures.batching import pad, run_backbone  # noqa: E402
+from tuco.measures.scoring import score_ids  # noqa: E402
+from tuco.models.chain import ModelChain  # noqa: E402
+from tuco.models.pair import ModelPair  # noqa: E402
 
 SHAPES = {
     "smollm2-135m": dict(
@@ -156,8 +156,8 @@ def gemma_lora_pair(dtype: torch.dtype, device: str, rank: int = 16, base: torch
 
 def score_unshared(pair: ModelPair, ids: list[list[int]]) -> None:
     """``score_ids``'s forward pass with the fast path but no LoRA base projection shared (for comparison)."""
-    from tuco.decomposition import Engine, Recorder
-    from tuco.layers import per_position_modules
+    from tuco.engine.decomposition import Engine, Recorder
+    from tuco.engine.layers import per_position_modules
 
     b = pad(ids, pair.tokenizer.pad_token_id, pair.device)
     rec = Recorder(pair.n_layers, last_index=b.last, last_index_len=b.width)
@@ -251,7 +251,7 @@ def bench_pair(
         )
 
     def tuco_generate(alpha):
-        from tuco.generation import generate_ids
+        from tuco.measures.generation import generate_ids
 
         def run():
             out = generate_ids(pair, gen_ids, alpha=alpha, max_new_tokens=new_tokens)
@@ -288,7 +288,7 @@ def bench_pair(
 
 def bench_context(pair: ModelPair, seq: int, batch: int, new_tokens: int, repeats: int) -> dict:
     """Score and generate ratios (TuCo / plain) for ``batch`` prompts of ``seq`` tokens each."""
-    from tuco.generation import generate_ids
+    from tuco.measures.generation import generate_ids
 
     g = torch.Generator().manual_seed(seq)
     ids = [torch.randint(10, pair.config.vocab_size, (seq,), generator=g).tolist() for _ in range(batch)]
@@ -337,7 +337,7 @@ def context_sweep(pair: ModelPair, lengths: tuple[int, ...], tokens: int, new_to
 _LOAD_AND_SCORE = """
 import json, sys, torch, tuco
 from transformers import AutoModelForCausalLM
-from tuco.scoring import score_ids
+from tuco.measures.scoring import score_ids
 kind, base, tuned = sys.argv[1:4]
 ids = torch.randint(10, 300, (4, 101), generator=torch.Generator().manual_seed(0))  # the same tokens for every kind
 if kind in ("one", "plain"):  # the base alone / the PEFT model: one backbone forward (scoring skips the LM head too)

@@ -17,8 +17,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tuco.pair import ModelPair  # noqa: E402
-from tuco.tiny import FAMILIES, save_tiny_pair, tiny_models, tiny_tokenizer  # noqa: E402
+from tuco.demo.tiny import FAMILIES, save_tiny_pair, tiny_models, tiny_tokenizer  # noqa: E402
+from tuco.models.pair import ModelPair  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -127,8 +127,8 @@ def brute_auc(pos, neg):
 def check_findings(findings):
     """Every recorded verdict is the one its own recorded interval, p-value (Holm over the measured primary
     claims, in order) and paper range give; an unmeasured claim has no numbers and says so."""
-    from tuco.claims import NOT_MEASURED, verdict
-    from tuco.intervals import Interval, holm
+    from tuco.stats.claims import NOT_MEASURED, verdict
+    from tuco.stats.intervals import Interval, holm
 
     primary = [f for f in findings if f["primary"] and f["estimate"] is not None]
     assert [f["p_holm"] for f in primary] == pytest.approx(holm([f["p"] for f in primary]))

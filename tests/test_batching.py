@@ -8,10 +8,10 @@ import torch
 
 import tuco
 from conftest import PROMPTS
-from tuco import scoring
-from tuco.batching import by_length, encode_prompts, in_batches, last_index, pad
 from tuco.errors import TucoError
-from tuco.prompts import Prompt, as_prompts, encode
+from tuco.measures import scoring
+from tuco.measures.batching import by_length, encode_prompts, in_batches, last_index, pad
+from tuco.measures.prompts import Prompt, as_prompts, encode
 
 
 def test_pad_left_and_right_read_the_last_token_from_the_mask():
@@ -74,7 +74,7 @@ def test_length_bucketing_returns_input_order(llama_pair):
 
 
 def test_only_the_last_position_goes_through_the_head(llama_pair):
-    from tuco.batching import last_logits
+    from tuco.measures.batching import last_logits
 
     ids = [llama_pair.tokenizer(p)["input_ids"] for p in PROMPTS]
     b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from conftest import cli
-from tuco.calibration import calibrate, threshold_at_fpr
+from tuco.experiments.calibration import calibrate, threshold_at_fpr
 
 
 @pytest.mark.parametrize("fpr", [0.01, 0.05, 0.2, 0.5])

@@ -10,12 +10,12 @@ import torch
 
 import tuco
 from conftest import PROMPTS
-from tuco.batching import pad
-from tuco.chain import ModelChain, load_chain
-from tuco.decomposition import Recorder
-from tuco.layers import decoder_layers
-from tuco.pair import ModelPair
-from tuco.tiny import perturb_blocks, tiny_models
+from tuco.demo.tiny import perturb_blocks, tiny_models
+from tuco.engine.decomposition import Recorder
+from tuco.engine.layers import decoder_layers
+from tuco.measures.batching import pad
+from tuco.models.chain import ModelChain, load_chain
+from tuco.models.pair import ModelPair
 
 
 def three(models, only_layer=None, scale=0.4):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuco.claims import MIN_N, TOO_FEW, Claim, judge, verdict
-from tuco.intervals import Interval, holm
+from tuco.stats.claims import MIN_N, TOO_FEW, Claim, judge, verdict
+from tuco.stats.intervals import Interval, holm
 
 
 def iv(est, lo, hi, p=0.001, n=(40, 40), null=0.5):

@@ -13,7 +13,7 @@ import pytest
 
 import tuco
 from conftest import ENV, cli, cli_process
-from tuco.pair import load_pair
+from tuco.models.pair import load_pair
 from tuco.runs import manifest_path, read_rows
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -220,7 +220,7 @@ def test_generate_bad_settings(models_args, extra, message):
 
 
 def test_mismatched_pair_cli(tmp_path, llama_dirs):
-    from tuco.tiny import save_tiny_pair
+    from tuco.demo.tiny import save_tiny_pair
 
     _, odd = save_tiny_pair(tmp_path, "llama", layers=2)
     res = cli("score", "--base", str(llama_dirs[0]), "--tuned", str(odd), "--prompt", "Hi")
@@ -253,8 +253,8 @@ def test_read_only_output_is_a_one_line_error(tmp_path, models_args):
 def test_chain_cli_scores_one_share_per_stage(tmp_path, tokenizer):
     import copy
 
-    from tuco.layers import decoder_layers
-    from tuco.tiny import perturb_blocks, tiny_models
+    from tuco.demo.tiny import perturb_blocks, tiny_models
+    from tuco.engine.layers import decoder_layers
 
     base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
     third = copy.deepcopy(tuned)
@@ -369,7 +369,7 @@ def test_generate_prints_the_samples_it_writes(tmp_path, models_args):
     shown = cli("generate", *models_args, *args, check_rc=0).stdout
     cli("generate", *models_args, *args, "--out", str(tmp_path / "g.jsonl"), check_rc=0)
     import tuco
-    from tuco.pair import load_pair
+    from tuco.models.pair import load_pair
 
     pair = load_pair(models_args[1], models_args[3], device="cpu")
     prompts = ["Tell me", "Hi there you", "x"]

@@ -106,7 +106,7 @@ def test_third_party_deprecation_warnings_are_filtered():
         warnings.simplefilter("always")
         quiet_third_party()
         warnings.warn_explicit("old API", FutureWarning, "peft/tuners/lora.py", 1, module="peft.tuners.lora")
-        warnings.warn_explicit("ours", UserWarning, "tuco/pair.py", 1, module="tuco.pair")
+        warnings.warn_explicit("ours", UserWarning, "tuco/pair.py", 1, module="tuco.models.pair")
     assert [str(w.message) for w in seen] == ["ours"]
 
 

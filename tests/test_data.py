@@ -17,9 +17,9 @@ from tuco.attacks.encodings import ENCODINGS, encode_as, leetspeak, reverse_word
 from tuco.attacks.many_shot import many_shot, no_examples
 from tuco.data import builtin, hub, safety_broad, sources
 from tuco.data.builtin import PERSONAS, Statement
+from tuco.data.judges import is_refusal
 from tuco.data.sources import load_prompts, load_questions, load_statements, question_from_record, spread
 from tuco.errors import ConfigError, InputError, PromptError
-from tuco.judges import is_refusal
 
 
 def test_hh_rlhf_transcripts_become_chats_up_to_the_last_human_turn():

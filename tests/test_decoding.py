@@ -1,4 +1,4 @@
-"""Continuous batching (tuco.decoding): rows that join and leave a running batch at different steps, each at
+"""Continuous batching (tuco.measures.decoding): rows that join and leave a running batch at different steps, each at
 its own alpha, equal the same prompt generated alone (tokens, per-token TuCo) on every family, sliding-window
 caches included; samples come from each row's own generator; logprobs equal the model's own."""
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import PROMPTS
-from tuco.batching import pad
-from tuco.decoding import Decoder, Row
+from tuco.demo.tiny import FAMILIES, tiny_models
 from tuco.errors import ConfigError
-from tuco.generation import generate_ids
-from tuco.pair import ModelPair
-from tuco.tiny import FAMILIES, tiny_models
+from tuco.measures.batching import pad
+from tuco.measures.decoding import Decoder, Row
+from tuco.measures.generation import generate_ids
+from tuco.models.pair import ModelPair
 
 # full attention and sliding window in the fast tier; every other family in the slow tier (make test)
 FAST = ("llama", "gemma3_text")

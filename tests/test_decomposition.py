@@ -11,13 +11,13 @@ import torch
 
 import tuco
 from conftest import PROMPTS
-from tuco import layers
-from tuco.batching import pad, run_backbone
-from tuco.decomposition import Recorder
-from tuco.pair import ModelPair
-from tuco.scoring import score_ids
-from tuco.steering import StageAlphas
-from tuco.tiny import MOE_FAMILIES, tiny_models
+from tuco.demo.tiny import MOE_FAMILIES, tiny_models
+from tuco.engine import layers
+from tuco.engine.alpha import StageAlphas
+from tuco.engine.decomposition import Recorder
+from tuco.measures.batching import pad, run_backbone
+from tuco.measures.scoring import score_ids
+from tuco.models.pair import ModelPair
 
 MIXED = PROMPTS + ["A much longer prompt, so that the batch is left-padded with rows of very different lengths here."]
 
@@ -134,7 +134,7 @@ def test_rows_of_equal_length_attend_without_a_mask(side, pair):
 
 def test_attention_without_a_mask_before_the_last_position_stays_whole():
     """An unmasked (causal-by-flag) attention read before the last position cannot be cut to one query."""
-    from tuco import attention_at
+    from tuco.engine import attention_at
 
     seen = []
 
@@ -162,7 +162,7 @@ def test_right_padding_reads_the_right_position(llama_pair):
             rec = Recorder(llama_pair.n_layers, last_index=b.last, last_index_len=b.width)
             with torch.no_grad(), llama_pair.engine(recorder=rec, full_path=full):
                 llama_pair.tuned.model(**b.model_inputs())
-            got[side, full] = tuco.metrics.tuco(rec.records[0].sum_ptc, rec.records[0].sum_ftc)
+            got[side, full] = tuco.engine.metrics.tuco(rec.records[0].sum_ptc, rec.records[0].sum_ftc)
     for key, value in got.items():
         torch.testing.assert_close(value, got["left", True], rtol=1e-5, atol=1e-6, msg=str(key))
 
@@ -180,7 +180,7 @@ def test_unknown_family_keeps_whole_blocks_and_says_so(tokenizer, monkeypatch, c
     p = ModelPair(tuned=tuned, base=base, tokenizer=tok)
     monkeypatch.delitem(layers.REGISTRY, "llama")
     monkeypatch.setattr(layers, "_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="tuco.layers"):
+    with caplog.at_level(logging.WARNING, logger="tuco.engine.layers"):
         assert layers.per_position_modules(tuned) == ()
         ids = [tok(q)["input_ids"] for q in MIXED]
         assert _fast_rows(p, ids) == 0
@@ -267,7 +267,7 @@ def _run(model, ids, alpha):
 
 def test_per_row_alpha_equals_each_row_alone(pair):
     ids = [pair.tokenizer(p)["input_ids"] for p in MIXED]
-    mixed, rec, _ = _run(pair, ids, tuco.steering.RowAlphas(ROW_ALPHAS))
+    mixed, rec, _ = _run(pair, ids, tuco.engine.alpha.RowAlphas(ROW_ALPHAS))
     for i, a in enumerate(ROW_ALPHAS):
         alone, rec1, _ = _run(pair, [ids[i]], a)  # independent: the row alone, one alpha for the whole pass
         torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-5)
@@ -283,19 +283,19 @@ def test_per_row_alpha_one_everywhere_is_the_fine_tuned_model_on_the_fast_path(l
     b = pad(ids, llama_pair.tokenizer.pad_token_id, "cpu")
     with torch.no_grad():
         plain = llama_pair.tuned(**b.model_inputs()).logits
-    rows, rec, fast_rows = _run(llama_pair, ids, tuco.steering.RowAlphas([1.0] * len(ids)))
+    rows, rec, fast_rows = _run(llama_pair, ids, tuco.engine.alpha.RowAlphas([1.0] * len(ids)))
     assert fast_rows > 0 and rec.steered is None
     for i, n in enumerate(b.lengths):
         assert torch.equal(rows[i], plain[i, b.width - n :])  # bit for bit
     # a row at alpha 1 inside a steered batch: its own alpha-1 run, to fp32 tolerance
-    mixed, _, fast_mixed = _run(llama_pair, ids, tuco.steering.RowAlphas([1.0, 0.3, 1.0, 2.0]))
+    mixed, _, fast_mixed = _run(llama_pair, ids, tuco.engine.alpha.RowAlphas([1.0, 0.3, 1.0, 2.0]))
     assert fast_mixed == 0
     for i in (0, 2):
         torch.testing.assert_close(mixed[i], plain[i, b.width - b.lengths[i] :], rtol=1e-5, atol=1e-5)
 
 
 def test_per_row_alpha_in_score_generate_and_steer(llama_pair):
-    rows = tuco.steering.RowAlphas(ROW_ALPHAS)
+    rows = tuco.engine.alpha.RowAlphas(ROW_ALPHAS)
     together = tuco.score(llama_pair, MIXED, alpha=rows, batch_size=4)
     gens = tuco.generate(llama_pair, MIXED, alpha=rows, max_new_tokens=6, batch_size=4)
     for i, a in enumerate(ROW_ALPHAS):
@@ -306,12 +306,12 @@ def test_per_row_alpha_in_score_generate_and_steer(llama_pair):
         assert gens[i].token_ids == g.token_ids and gens[i].alpha == a
         assert gens[i].token_tuco == pytest.approx(g.token_tuco, rel=1e-4, abs=1e-6)
     with pytest.raises(tuco.TucoError, match="one alpha per prompt"):
-        tuco.score(llama_pair, MIXED, alpha=tuco.steering.RowAlphas([1.0, 0.5]))
+        tuco.score(llama_pair, MIXED, alpha=tuco.engine.alpha.RowAlphas([1.0, 0.5]))
     b = pad([llama_pair.tokenizer(p)["input_ids"] for p in MIXED], llama_pair.tokenizer.pad_token_id, "cpu")
     with pytest.raises(tuco.TucoError, match="batch has 4 rows"), torch.no_grad():
-        with tuco.steer(llama_pair, alpha=tuco.steering.RowAlphas([0.5, 1.0])):
+        with tuco.steer(llama_pair, alpha=tuco.engine.alpha.RowAlphas([0.5, 1.0])):
             llama_pair.tuned(**b.model_inputs())
-    assert not any(isinstance(m, tuco.decomposition.TuCoLayer) for m in llama_pair.ft_layers)  # restored
+    assert not any(isinstance(m, tuco.engine.decomposition.TuCoLayer) for m in llama_pair.ft_layers)  # restored
 
 
 def test_per_row_stage_alphas_on_a_chain(models):
@@ -320,7 +320,7 @@ def test_per_row_stage_alphas_on_a_chain(models):
     chain = chain_of(three(models)[:3], models[2])
     ids = [chain.tokenizer(p)["input_ids"] for p in MIXED]
     per_stage = [StageAlphas((1.0, 0.0)), StageAlphas((0.5, 1.0)), 1.0, StageAlphas((0.0, 0.0))]
-    mixed, rec, _ = _run(chain, ids, tuco.steering.RowAlphas(per_stage))
+    mixed, rec, _ = _run(chain, ids, tuco.engine.alpha.RowAlphas(per_stage))
     for i, a in enumerate(per_stage):
         alone, rec1, _ = _run(chain, [ids[i]], a)
         torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-5)

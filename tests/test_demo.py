@@ -10,11 +10,11 @@ import pytest
 import tuco
 from conftest import check_findings, cli
 from tuco.data import safety
-from tuco.demo import PAIR_DIR, demo_pair_dirs
+from tuco.data.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
 from tuco.demo.evaluate import base_refusal, behaviour
 from tuco.demo.run import PRESETS
 from tuco.demo.train import GEMMA_CHAT, Recipe, cosine_lr, encode_chat, pad_batch, train_demo, train_tokenizer
-from tuco.judges import REFUSAL_STRINGS, is_refusal, refusal_rate
+from tuco.models.shipped import PAIR_DIR, demo_pair_dirs
 from tuco.runs import read_rows
 
 DOCS = [
@@ -81,7 +81,7 @@ def test_sft_labels_cover_only_assistant_tokens():
 def test_encode_chat_equals_the_rendered_template_in_both_formats():
     """Turn by turn equals tokenizing the whole rendered chat: the demo's template, and Gemma's (its turn
     markers added as special tokens to a byte-level BPE, as they are in Gemma's tokenizer)."""
-    from tuco.demo import gemma
+    from tuco.models import shipped as gemma
 
     chat = CHATS[0] + [{"role": "user", "content": " And tea? "}, {"role": "assistant", "content": "Tea is a drink. "}]
     tok = train_tokenizer(DOCS[:50], 400)
@@ -226,8 +226,8 @@ def test_stage2_chain_attribution(tmp_path):
     """A chain where we know the answer: a second stage that teaches a sign-off on food answers. Responses
     with the sign-off attribute more to stage 2 than those without (interval above 0), and refusals stay
     with stage 1 (stage 1's share above stage 2's, interval above 0)."""
-    from tuco.chain import load_chain
     from tuco.demo.stage2 import attribution, train_stage2
+    from tuco.models.chain import load_chain
 
     train_stage2(PAIR_DIR, tmp_path / "stage2")
     base, tuned = demo_pair_dirs()

@@ -10,13 +10,13 @@ import pytest
 
 import tuco
 from conftest import brute_auc, check_findings, cli
-from tuco.choices import choose
 from tuco.data.builtin import PERSONA_QUESTION
 from tuco.errors import ConfigError, InputError, RunError
 from tuco.experiments import NAMES, get, run_experiment, validate
-from tuco.outputco import output_baselines
+from tuco.measures.choices import choose
+from tuco.measures.outputco import output_baselines
 from tuco.runs import SCHEMA_VERSION, read_rows
-from tuco.stats import cross_validated_alpha
+from tuco.stats.summary import cross_validated_alpha
 
 
 def check_run_dir(out, name):
@@ -421,7 +421,7 @@ def test_boolean_options_are_bare_flags_and_subpackages_load_from_the_top(tmp_pa
 def test_suffixes_transfer_from_a_gcg_run_exactly(tmp_path):
     """A gcg run's suffixes.json gives back the exact strings (leading and trailing spaces kept); a line file
     strips them; anything else is one clear error."""
-    from tuco.attacks.gcg import read_suffixes
+    from tuco.data.sources import read_suffixes
     from tuco.errors import ConfigError
 
     run = tmp_path / "suffixes.json"

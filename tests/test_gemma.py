@@ -11,9 +11,10 @@ import json
 
 import pytest
 
+import tuco
 from tuco.data import safety_broad
-from tuco.demo import gemma
 from tuco.errors import TucoError
+from tuco.models import shipped as gemma
 
 
 def test_cache_dir_respects_tuco_cache_and_xdg(monkeypatch, tmp_path):
@@ -91,7 +92,7 @@ def test_shipped_card_is_rendered_from_its_measurements(tmp_path):
 @pytest.fixture(scope="module")
 def gemma_pair():
     pytest.importorskip(gemma.PACKAGE)
-    return gemma.gemma_pair(dtype="float32", device="cpu")
+    return tuco.load_pair("gemma", dtype="float32", device="cpu")
 
 
 @pytest.mark.slow
@@ -128,7 +129,7 @@ def test_alpha_one_and_zero_are_peft_on_and_off(gemma_pair):
 @pytest.mark.slow
 def test_small_held_out_refusal_check(gemma_pair):
     import tuco
-    from tuco.judges import refusal_rate
+    from tuco.data.judges import refusal_rate
 
     # the recipe was chosen to meet these bounds on the validation split: this checks the shipped adapter still
     # does; what it does on the test split (lower) is measured and reported on its card, not held to them

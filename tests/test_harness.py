@@ -8,7 +8,7 @@ import pytest
 
 lm_eval = pytest.importorskip("lm_eval")
 
-import tuco.harness  # noqa: E402,F401  (registers the "tuco" model)
+import tuco.integrations.lm_eval  # noqa: E402,F401  (registers the "tuco" model)
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +73,14 @@ def test_per_layer_alpha_uses_the_one_syntax(llama_dirs, task_dir):
 
 
 def test_a_bad_alpha_fails_before_the_models_load(monkeypatch):
-    from tuco import harness
     from tuco.errors import ConfigError
+    from tuco.integrations import lm_eval as harness
 
     def no_load(*args, **kwargs):
         raise AssertionError("models loaded before the alpha was checked")
 
     monkeypatch.setattr(harness, "load_pair", no_load, raising=False)
-    monkeypatch.setattr("tuco.pair.load_pair", no_load)
+    monkeypatch.setattr("tuco.models.pair.load_pair", no_load)
     with pytest.raises(ConfigError, match="not a number"):
         harness.TucoLM(base="b", tuned="t", alpha="x")
 
@@ -95,7 +95,7 @@ def test_launcher_runs_lm_eval_cli(llama_dirs, task_dir):
         [
             sys.executable,
             "-m",
-            "tuco.harness",
+            "tuco.integrations.lm_eval",
             "--model",
             "tuco",
             "--model_args",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import brute_auc
-from tuco.intervals import (
+from tuco.stats.intervals import (
     auc_ci,
     detectable_effect,
     diff_ci,

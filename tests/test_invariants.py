@@ -9,13 +9,13 @@ import torch
 
 import tuco
 from conftest import PROMPTS
-from tuco import metrics
-from tuco.batching import last_index, pad, position_ids
-from tuco.decomposition import Recorder, TuCoLayer
-from tuco.layers import decoder_layers, final_norm
-from tuco.pair import ModelPair
-from tuco.prompts import Prompt, encode
-from tuco.tiny import tiny_models
+from tuco.demo.tiny import tiny_models
+from tuco.engine import metrics
+from tuco.engine.decomposition import Recorder, TuCoLayer
+from tuco.engine.layers import decoder_layers, final_norm
+from tuco.measures.batching import last_index, pad, position_ids
+from tuco.measures.prompts import Prompt, encode
+from tuco.models.pair import ModelPair
 
 ATOL = 1e-5
 
@@ -291,7 +291,7 @@ def test_hidden_states_under_steering_and_base_untouched(models):
     assert len(base_after) == len(base_before) == p.n_layers + 1  # no hooks of the tuned model on PT blocks
     for a, b in zip(base_before, base_after):
         assert torch.equal(a, b)
-    if tuco.decomposition._active_collector is None:
+    if tuco.engine.decomposition._active_collector is None:
         pytest.skip("transformers 4.x reports the FT block outputs as hidden states under steering")
     real = mask.bool()
     for got, want in zip(steered[1:-1], outs[:-1]):  # [-1] is after the final norm

@@ -11,10 +11,10 @@ import torch
 import tuco
 from conftest import PROMPTS
 from tuco.errors import PromptError, RunError
-from tuco.jobs import generate_to, score_to
-from tuco.pair import ModelPair
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.models.pair import ModelPair
 from tuco.runs import manifest_path, read_rows
+from tuco.runs.jobs import generate_to, score_to
 
 MANY = [Prompt(str(i), text=f"prompt {i} " + "word " * (i % 7), extra={"k": i}) for i in range(23)]
 
@@ -45,7 +45,7 @@ def test_score_to_equals_score_in_input_order(llama_pair, tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_interrupted_run_resumes_to_the_uninterrupted_rows(tokenizer, tmp_path, dtype):
-    from tuco.tiny import tiny_models
+    from tuco.demo.tiny import tiny_models
 
     base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
     pair = ModelPair(tuned=tuned.to(dtype), base=base.to(dtype), tokenizer=tok)
@@ -114,7 +114,7 @@ def test_unicode_prompt_and_response_make_a_readable_finished_run(llama_pair, tm
 def test_bfloat16_batch_size_changes_numbers_within_a_bound(tokenizer, tmp_path):
     """What holds in bfloat16 (README): a prompt's TuCo depends on the batch it shares by up to ~1e-2 of
     its value; the same batch size gives the same rows, interrupted or not (tested above)."""
-    from tuco.tiny import tiny_models
+    from tuco.demo.tiny import tiny_models
 
     base, tuned, tok = tiny_models("llama", tokenizer=tokenizer)
     pair = ModelPair(tuned=tuned.to(torch.bfloat16), base=base.to(torch.bfloat16), tokenizer=tok)
@@ -127,7 +127,7 @@ def test_bfloat16_batch_size_changes_numbers_within_a_bound(tokenizer, tmp_path)
 def test_two_processes_give_the_rows_of_one(tmp_path, models_args):
     """`--processes 2` (real ranks, gloo) writes the very rows of one process, in input order, shards merged."""
     from conftest import ENV, assert_same_rows, cli_process, write_prompts
-    from tuco.parallel import rank_threads
+    from tuco.runs.parallel import rank_threads
 
     prompts = write_prompts(tmp_path / "p.jsonl", 30)
     one, two, default = tmp_path / "one.jsonl", tmp_path / "two.jsonl", tmp_path / "default.jsonl"

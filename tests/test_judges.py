@@ -10,8 +10,7 @@ import hashlib
 import pytest
 import torch
 
-from tuco.errors import JudgeError
-from tuco.judges import (
+from tuco.data.judges import (
     HARMBENCH_CONTEXTUAL_TEMPLATE,
     HARMBENCH_TEMPLATE,
     ClassifierJudge,
@@ -20,6 +19,7 @@ from tuco.judges import (
     get_judge,
     judge_input,
 )
+from tuco.errors import JudgeError
 
 # A chat template of Llama Guard 3's shape: the conversation is laid out turn by turn as User/Agent,
 # and the task asks about the LAST turn's role.

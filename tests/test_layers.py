@@ -10,9 +10,9 @@ from torch import nn
 
 import tuco
 from conftest import PROMPTS
-from tuco import layers
+from tuco.demo.tiny import FAMILIES, tiny_models
+from tuco.engine import layers
 from tuco.errors import UnsupportedModelError
-from tuco.tiny import FAMILIES, tiny_models
 
 
 def test_every_registered_family_has_its_blocks_and_norm(models):
@@ -42,7 +42,7 @@ def test_gemma3_query_norm_is_not_per_position(tokenizer):
 def test_generic_discovery_without_registry_entry_warns(monkeypatch, llama_pair, caplog):
     monkeypatch.delitem(layers.REGISTRY, "llama")
     monkeypatch.setattr(layers, "_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="tuco.layers"):
+    with caplog.at_level(logging.WARNING, logger="tuco.engine.layers"):
         assert layers.layer_path(llama_pair.tuned) == "model.layers"
         assert len(tuco.score(llama_pair, PROMPTS[:1])) == 1
     assert caplog.text.count("not in tuco's layer registry") == 1 and "REGISTRY" in caplog.text

@@ -13,14 +13,14 @@ import torch
 
 import tuco
 from conftest import PROMPTS
-from tuco import lora_share
-from tuco import model as model_module
-from tuco.batching import pad, run_backbone
-from tuco.chain import ModelChain
-from tuco.decomposition import Recorder
-from tuco.layers import per_position_modules, same_input_modules
-from tuco.pair import ModelPair
-from tuco.tiny import FAMILIES, MOE_FAMILIES, tiny_models
+from tuco.demo.tiny import FAMILIES, MOE_FAMILIES, tiny_models
+from tuco.engine import lora_share
+from tuco.engine.decomposition import Recorder
+from tuco.engine.layers import per_position_modules, same_input_modules
+from tuco.measures.batching import pad, run_backbone
+from tuco.models import decomposable as model_module
+from tuco.models.chain import ModelChain
+from tuco.models.pair import ModelPair
 
 peft = pytest.importorskip("peft")
 
@@ -135,13 +135,13 @@ def test_one_alpha_per_row_with_sharing(tokenizer, monkeypatch):
     p = ModelPair(tuned=lora_model("llama", tokenizer), base=None, tokenizer=tokenizer)
     alphas = [1.0, 0.5, 1.3, 0.0, 1.0][: len(MIXED)]
     kw = dict(max_new_tokens=5, batch_size=len(MIXED))
-    mixed = tuco.generate(p, MIXED, alpha=tuco.steering.RowAlphas(alphas), **kw)
+    mixed = tuco.generate(p, MIXED, alpha=tuco.engine.alpha.RowAlphas(alphas), **kw)
     solo = [tuco.generate(p, [prompt], alpha=a, **kw)[0] for prompt, a in zip(MIXED, alphas)]
     for m, s in zip(mixed, solo):
         assert m.token_ids == s.token_ids
         assert m.token_tuco == pytest.approx(s.token_tuco, rel=1e-4, abs=1e-5)
     unshared(monkeypatch)
-    for a, b in zip(mixed, tuco.generate(p, MIXED, alpha=tuco.steering.RowAlphas(alphas), **kw)):
+    for a, b in zip(mixed, tuco.generate(p, MIXED, alpha=tuco.engine.alpha.RowAlphas(alphas), **kw)):
         assert a.token_ids == b.token_ids and a.token_tuco == b.token_tuco
 
 
@@ -180,7 +180,7 @@ def test_modules_to_save_on_the_input_norm_falls_back_exactly(tokenizer, monkeyp
                 prm.mul_(1.5)  # the adapter's own norm: q, k and v see other inputs in the fine-tuned stage
     p = ModelPair(tuned=model, base=None, tokenizer=tokenizer)
     monkeypatch.setattr(lora_share, "_LOGGED", set())
-    with caplog.at_level(logging.WARNING, logger="tuco.lora_share"):
+    with caplog.at_level(logging.WARNING, logger="tuco.engine.lora_share"):
         got, engine = run(p, MIXED, alpha=0.9)
     assert engine.shared_calls == 0
     assert "ModulesToSaveWrapper" in caplog.text and "feed 'self_attn.k_proj' different inputs" in caplog.text
@@ -192,7 +192,7 @@ def test_modules_to_save_on_the_input_norm_falls_back_exactly(tokenizer, monkeyp
 def test_dora_is_not_shared_and_still_exact(tokenizer, monkeypatch, caplog):
     p = ModelPair(tuned=lora_model("llama", tokenizer, use_dora=True), base=None, tokenizer=tokenizer)
     monkeypatch.setattr(lora_share, "_LOGGED", set())
-    with caplog.at_level(logging.WARNING, logger="tuco.lora_share"):
+    with caplog.at_level(logging.WARNING, logger="tuco.engine.lora_share"):
         got, engine = run(p, MIXED)
         run(p, MIXED)
     assert engine.shared_calls == p.n_layers  # the input norm only

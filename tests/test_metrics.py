@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from tuco import metrics
-from tuco.decomposition import Engine, Recorder, Stage, normalize_alphas
+from tuco.engine import metrics
+from tuco.engine.decomposition import Engine, Recorder, Stage, normalize_alphas
 from tuco.errors import ConfigError
 
 

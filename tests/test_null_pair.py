@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from tuco.claims import VERDICTS
 from tuco.experiments import run_experiment
+from tuco.stats.claims import VERDICTS
 
 SUPPORTED = {v for v in VERDICTS if v.startswith(("reproduced", "direction reproduced"))}
 SUFFIXES = [
@@ -28,7 +28,7 @@ def null_pair(tmp_path_factory):
     import tuco
     from tuco.data.builtin import web_prose
 
-    base_dir, tuned_dir = tuco.demo.demo_pair_dirs()
+    base_dir, tuned_dir = tuco.models.shipped.demo_pair_dirs()
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(tuned_dir)  # the chat template the experiments render with

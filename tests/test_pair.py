@@ -7,9 +7,9 @@ import torch
 
 import tuco
 from conftest import PROMPTS
+from tuco.demo.tiny import save_tiny_pair, tiny_models
 from tuco.errors import IncompatiblePairError, TucoError
-from tuco.pair import ModelPair, load_pair
-from tuco.tiny import save_tiny_pair, tiny_models
+from tuco.models.pair import ModelPair, load_pair
 
 peft = pytest.importorskip("peft")
 

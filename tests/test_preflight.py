@@ -38,8 +38,8 @@ def test_resume_with_other_options_is_refused_before_the_model_loads(tmp_path, m
 
 def test_load_pair_takes_paths_and_shipped_names(llama_dirs):
     import tuco
-    from tuco.demo import demo_pair_dirs
     from tuco.errors import ConfigError
+    from tuco.models.shipped import demo_pair_dirs
 
     base, tuned = llama_dirs
     pair = tuco.load_pair(Path(base), Path(tuned), device="cpu")
@@ -65,12 +65,12 @@ def adapter_dir(tmp_path_factory, llama_dirs):
 
 @pytest.fixture()
 def weights_never_load(monkeypatch):
-    import tuco.pair
+    import tuco.models.pair
 
     def refuse(*args, **kwargs):
         raise AssertionError("weights were loaded")
 
-    monkeypatch.setattr(tuco.pair, "_load_model", refuse)
+    monkeypatch.setattr(tuco.models.pair, "_load_model", refuse)
 
 
 def unnamed_copy(adapter, tmp_path):
@@ -87,9 +87,9 @@ def unnamed_copy(adapter, tmp_path):
 
 
 def test_adapter_on_a_base_of_another_width_fails_before_loading(tmp_path, adapter_dir, weights_never_load):
+    from tuco.demo.tiny import save_tiny_pair
     from tuco.errors import IncompatiblePairError
-    from tuco.pair import load_pair
-    from tuco.tiny import save_tiny_pair
+    from tuco.models.pair import load_pair
 
     wide, _ = save_tiny_pair(tmp_path, "llama", hidden=64)
     with pytest.raises(IncompatiblePairError, match="was trained on .*differs from the base.*hidden_size 32 vs 64"):
@@ -101,7 +101,7 @@ def test_adapter_on_a_base_of_another_width_fails_before_loading(tmp_path, adapt
 
 
 def test_adapter_on_another_architecture_names_the_missing_modules(tmp_path, adapter_dir, weights_never_load):
-    from tuco.tiny import save_tiny_pair
+    from tuco.demo.tiny import save_tiny_pair
 
     gpt2, _ = save_tiny_pair(tmp_path, "gpt2")
     res = cli("score", "--base", str(gpt2), "--tuned", str(unnamed_copy(adapter_dir, tmp_path)), "--prompt", "Hi", "--device", "cpu")
@@ -110,7 +110,7 @@ def test_adapter_on_another_architecture_names_the_missing_modules(tmp_path, ada
 
 
 def test_adapter_on_its_own_base_passes_the_check(llama_dirs, adapter_dir):
-    from tuco.adapter_check import check_adapter
+    from tuco.models.adapter_check import check_adapter
 
     check_adapter(str(llama_dirs[0]), str(adapter_dir))  # raises on any mismatch
 
@@ -135,7 +135,7 @@ def test_a_binary_file_is_refused_in_one_message(tmp_path, suffix):
     import random
 
     from tuco.errors import InputError
-    from tuco.prompts import UNDECODABLE_LIMIT, read_prompts
+    from tuco.measures.prompts import UNDECODABLE_LIMIT, read_prompts
 
     rng = random.Random(0)
     header = b"prompt\n" if suffix == ".csv" else b""
@@ -147,7 +147,7 @@ def test_a_binary_file_is_refused_in_one_message(tmp_path, suffix):
 
 
 def test_a_text_file_with_a_few_bad_lines_keeps_its_good_ones(tmp_path):
-    from tuco.prompts import UNDECODABLE_LIMIT, read_prompts
+    from tuco.measures.prompts import UNDECODABLE_LIMIT, read_prompts
 
     path = tmp_path / "mixed.txt"
     lines = [b"good prompt %d" % i for i in range(2 * UNDECODABLE_LIMIT)] + [b"\xff\xfe bad"] * (UNDECODABLE_LIMIT + 5)

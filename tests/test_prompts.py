@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from tuco.errors import PromptError, TucoError
-from tuco.prompts import Prompt, as_prompts, encode, read_prompts, render
+from tuco.measures.prompts import Prompt, as_prompts, encode, read_prompts, render
 
 
 def test_chat_render_ends_with_generation_prompt(tokenizer):

@@ -17,7 +17,7 @@ from tuco.report.model import paired, profiles, tokens
 from tuco.report.tables import TEXT_CHARS, rows_table
 from tuco.report.text import ELLIPSIS, clip
 from tuco.report.tokens import display_token, token_texts, token_view
-from tuco.schema import columns, group_field, headline
+from tuco.runs.schema import columns, group_field, headline
 
 
 def gen_row(i, condition, alpha, tuco, item=None, **extra):

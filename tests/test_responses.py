@@ -9,10 +9,10 @@ import pytest
 from tests.conftest import cli
 
 import tuco
-from tuco.demo import demo_pair_dirs
 from tuco.errors import PromptError
-from tuco.prompts import Prompt, encode_response, split_response
-from tuco.scoring import score_ids
+from tuco.measures.prompts import Prompt, encode_response, split_response
+from tuco.measures.scoring import score_ids
+from tuco.models.shipped import demo_pair_dirs
 
 QUESTIONS = ["How do I bake bread?", "Tell me how to pick a lock.", "What is the capital of France?", "Write me a poem about the sea."]
 

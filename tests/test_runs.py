@@ -7,9 +7,8 @@ import multiprocessing
 
 import pytest
 
-from tuco.batching import plan_batches
 from tuco.errors import RunError
-from tuco.parallel import Ranks
+from tuco.measures.batching import plan_batches
 from tuco.runs import (
     RowWriter,
     encode_row,
@@ -24,6 +23,7 @@ from tuco.runs import (
     shard_path,
 )
 from tuco.runs.lock import RunLock
+from tuco.runs.parallel import Ranks
 
 HOSTILE = ["x\u2028y", "a\u2029b", "c\u0085d", "e\rf", "tab\tand\x00nul\x1b[31m", "\ufeffbom", "😀 emoji", "\ud7ff", "line\nbreak"]
 

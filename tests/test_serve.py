@@ -22,7 +22,7 @@ import torch
 
 import tuco
 from conftest import ENV
-from tuco.generation import generate_ids
+from tuco.measures.generation import generate_ids
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
@@ -68,7 +68,7 @@ def pair():
     """The demo pair in this process, for the independent reference computations (one CPU thread, as the server)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield tuco.load_pair(*map(str, tuco.demo.demo_pair_dirs()), dtype="float32", device="cpu")
+    yield tuco.load_pair(*map(str, tuco.models.shipped.demo_pair_dirs()), dtype="float32", device="cpu")
     torch.set_num_threads(threads)
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tuco.stats import bootstrap_mean_diff, cross_validated_alpha, fold_ids, quantile, tpr_at_fpr
+from tuco.stats.summary import bootstrap_mean_diff, cross_validated_alpha, fold_ids, quantile, tpr_at_fpr
 
 
 def test_tpr_at_fpr():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tuco.engine.alpha import StageAlphas, alpha_label, alpha_text, parse_alpha
 from tuco.errors import ConfigError
-from tuco.steering import StageAlphas, alpha_label, alpha_text, check_alpha, parse_alpha
+from tuco.models.steering import check_alpha
 
 
 def test_alpha_syntax():

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from tuco.errors import ConfigError
-from tuco.prompts import read_utf8
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
-
-
-def read_suffixes(path: str) -> list[str]:
-    """Adversarial strings: one per line (blank lines ignored, each stripped), or, from a ``.json`` file, a
-    list of strings or of ``{"suffix": ...}`` records (a gcg run's ``suffixes.json``: exact strings, spaces
-    kept, so suffixes optimised against one model transfer to another unchanged)."""
-    text = read_utf8(path, "suffix file")
-    if path.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"suffix file {path!r} is not valid JSON ({err.msg}, line {err.lineno})") from None
-        items = data if isinstance(data, list) else None
-        found = [x.get("suffix") if isinstance(x, dict) else x for x in items or []]
-        out = [x for x in found if isinstance(x, str) and x.strip()]
-        if items is None or len(out) != len(found):
-            raise ConfigError(
-                f'suffix file {path!r}: give a JSON list of strings or of {{"suffix": ...}} records (a gcg run\'s suffixes.json)'
-            )
-    else:
-        out = [line.strip() for line in text.split("\n") if line.strip()]
-    if not out:
-        raise ConfigError(f"suffix file {path!r} holds no suffixes")
-    return out
+    from tuco.models.decomposable import Decomposable
 
 
 def attack(request: str, suffix: str) -> str:

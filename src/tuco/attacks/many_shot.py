@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuco.data.builtin import PERSONA_QUESTION, Statement
-from tuco.prompts import Messages
+from tuco.measures.prompts import Messages
 
 
 def persona_turn(s: Statement) -> Messages:

@@ -32,8 +32,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.calibration import calibrate_run
     from tuco.cli.common import check_positive
+    from tuco.experiments.calibration import calibrate_run
 
     check_positive(args.boot, "--boot")
     c = calibrate_run(args.path, fpr=args.fpr, score=args.score, label=args.label, n_boot=args.boot, seed=args.seed)

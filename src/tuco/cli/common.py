@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from tuco.demo import SHIPPED_PAIRS
 from tuco.errors import ConfigError
-from tuco.prompts import BadRow, Prompt, read_prompts
+from tuco.measures.prompts import BadRow, Prompt, read_prompts
+from tuco.models.shipped import SHIPPED_PAIRS
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 PAIRS = SHIPPED_PAIRS
@@ -111,7 +111,7 @@ def model_names(args: argparse.Namespace) -> list[str]:
     """The checkpoints the options name, pre-trained first (converting the gemma base if needed)."""
     check_model_options(args)
     if args.pair:
-        from tuco.demo import shipped_pair_dirs
+        from tuco.models.shipped import shipped_pair_dirs
 
         return [str(d) for d in shipped_pair_dirs(args.pair)]
     if getattr(args, "chain", None):
@@ -151,11 +151,11 @@ def load(args: argparse.Namespace, *, quiet: bool = False, device: str | None = 
     )
     with spinner(f"loading {', '.join(names)}", quiet):
         if len(names) > 2 or getattr(args, "chain", None):
-            from tuco.chain import load_chain
+            from tuco.models.chain import load_chain
 
             model: Any = load_chain(names, **kwargs)
         else:
-            from tuco.pair import load_pair
+            from tuco.models.pair import load_pair
 
             model = load_pair(names[0], names[1], **kwargs)
     model.full_path = bool(args.full_path)
@@ -229,7 +229,7 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
 @contextmanager
 def measurement_progress(label: str, enabled: bool = True) -> Iterator[tuple[Callable[[int, int], None], Callable[[str, int], None]]]:
     """A progress bar with an ETA per measurement of an experiment, on stderr; yields the ``progress`` and
-    ``on_measurement`` callbacks ``tuco.jobs.Job`` calls."""
+    ``on_measurement`` callbacks ``tuco.runs.jobs.Job`` calls."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -259,8 +259,7 @@ def run_launcher(args: argparse.Namespace, argv: list[str], *, one_run: bool = T
     """For --processes N > 1 (and not already a rank): start N ranks of this very command (``one_run``:
     they write one run, whose lock is held for them); returns their exit code. None when this process
     should do the work itself. The output was checked before (``check_out``)."""
-    from tuco import parallel
-    from tuco.runs import launch
+    from tuco.runs import launch, parallel
 
     check_positive(args.processes, "--processes")
     r = parallel.ranks()
@@ -302,8 +301,8 @@ class JobStart:
 def check_out(args: argparse.Namespace, *, file_ok: bool = True) -> None:
     """The output options before any model loads: --resume/--overwrite (one of them, with --out), and (rank
     0) the output itself; ranks only check its path (rank 0 owns the run)."""
-    from tuco.parallel import ranks
     from tuco.runs import check_output, mode_of, preflight
+    from tuco.runs.parallel import ranks
 
     mode = mode_of(args.resume, args.overwrite)
     if mode != "new" and not args.out:
@@ -320,7 +319,7 @@ DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", 
 
 
 def resume_config(args: argparse.Namespace, known: dict[str, Any]) -> dict[str, Any]:
-    """What of a run's configuration the options fix before the model loads (``tuco.jobs`` writes the
+    """What of a run's configuration the options fix before the model loads (``tuco.runs.jobs`` writes the
     whole): the checkpoints, system prompt, per-token mode, batch size, full path, and where given the
     chat template and dtype; ``known`` adds the verb's own (verb, alphas, sampling)."""
     out = {
@@ -344,7 +343,7 @@ def start_job(args: argparse.Namespace, known: dict[str, Any] | None = None) -> 
     (every cheap check before the load)."""
     import sys
 
-    from tuco.parallel import device_for, ranks
+    from tuco.runs.parallel import device_for, ranks
 
     check_positive(args.batch_size, "--batch-size")
     check_out(args)

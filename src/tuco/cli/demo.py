@@ -65,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from tuco.cli.common import default_device, measurement_progress, model_names, quiet_transformers, run_launcher, spinner
     from tuco.cli.experiment import print_findings
     from tuco.demo.run import run_demo
-    from tuco.pair import load_pair
-    from tuco.parallel import device_for, ranks
+    from tuco.models.pair import load_pair
     from tuco.runs import check_output, mode_of
+    from tuco.runs.parallel import device_for, ranks
 
     mode_of(args.resume, args.overwrite)  # both: refused before anything loads
     out = check_output(args.out, file_ok=False)
     if args.suffixes is not None:
-        from tuco.attacks.gcg import read_suffixes
+        from tuco.data.sources import read_suffixes
 
         read_suffixes(args.suffixes)  # a bad file is refused before anything loads
     if args.tuned is not None and not Path(args.tuned).is_dir():
@@ -150,12 +150,12 @@ def run_null(args: argparse.Namespace) -> int:
     from tuco.demo.nulls import ProseNull, prose_lora, random_lora
 
     if args.recipe == "gemma":
-        from tuco.demo.gemma import ADAPTER_DIR
+        from tuco.models.shipped import ADAPTER_DIR
 
         record = random_lora(ADAPTER_DIR, args.out, args.seed)
         print(f"null adapter (random LoRA, {record['modules']} modules at the shipped adapter's norm) in {args.out}")
     else:
-        from tuco.demo import demo_pair_dirs
+        from tuco.models.shipped import demo_pair_dirs
 
         record = prose_lora(demo_pair_dirs()[0], args.out, ProseNull(seed=args.seed))
         print(f"null adapter (prose LoRA, {record['tokens']} tokens) in {args.out} in {record['wall_seconds']:.0f} s")

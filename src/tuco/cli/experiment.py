@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tuco.cli.common import check_out, measurement_progress, run_launcher
     from tuco.experiments import run_experiment, validate
-    from tuco.parallel import device_for, ranks
+    from tuco.runs.parallel import device_for, ranks
 
     options = options_from(args)
     checked = validate(args.experiment, **options)  # cheap: before any model loads

@@ -21,7 +21,7 @@ from tuco.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 
@@ -61,19 +61,18 @@ def _table(rows: list[dict[str, Any]], width: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from tuco.generation import check_sampling
-    from tuco.steering import alpha_label, check_distinct, parse_alpha
+    from tuco.engine.alpha import Alpha, check_distinct
+    from tuco.measures.sampling import Sampling
 
-    alphas = [parse_alpha(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
+    alphas = [Alpha.of(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
     check_distinct(alphas)
-    check_sampling(args.max_new_tokens, args.temperature, args.top_p)
-    sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
-    start = start_job(args, {"verb": "generate", "alphas": [alpha_label(a) for a in alphas], **sampling})
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    start = start_job(args, {"verb": "generate", "alphas": [a.label for a in alphas], **sampling.settings()})
     if isinstance(start, int):
         return start
     if not args.out:
-        return _print_only(start.model, start.prompts, start.bad, args, alphas)
-    from tuco.jobs import generate_to
+        return _print_only(start.model, start.prompts, start.bad, args, alphas, sampling)
+    from tuco.runs.jobs import generate_to
 
     with progress_bar("generating", enabled=start.ranks.is_main and not quiet(args)) as progress:
         result = generate_to(
@@ -98,28 +97,21 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, lambda rows: (out := Console()).print(_table(rows, out.width)))
 
 
-def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
+def _print_only(
+    model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any], sampling: Any
+) -> int:
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 
-    from tuco.generation import generate_encoded
-    from tuco.jobs import prepare_prompts
+    from tuco.measures.generation import generate_encoded
+    from tuco.runs.jobs import prepare_prompts
 
     encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, extra=args.max_new_tokens)
     report_bad(skipped)
     rows = [
         {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
         for alpha in alphas
-        for g in generate_encoded(
-            model,
-            encoded,
-            alpha=alpha,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-        )
+        for g in generate_encoded(model, encoded, alpha=alpha, batch_size=args.batch_size, sampling=sampling)
     ]
     if args.json:
         print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=len(bad) + len(skipped), rows=rows))

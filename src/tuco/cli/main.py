@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 some rows skipped, 2 error, 130 interrupted)."""
-    from tuco.parallel import LAUNCHED, die_with_parent
+    from tuco.runs.parallel import LAUNCHED, die_with_parent
 
     if os.environ.get(LAUNCHED):
         die_with_parent()  # a rank started by `tuco --processes N` never outlives its launcher

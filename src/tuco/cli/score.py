@@ -21,7 +21,7 @@ from tuco.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 
@@ -88,18 +88,17 @@ def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.steering import alpha_label, check_distinct, parse_alpha
+    from tuco.engine.alpha import Alpha, check_distinct
 
-    alphas = [parse_alpha(a) for a in args.alpha.split(",") if a.strip()] or [parse_alpha(args.alpha)]
+    alphas = [Alpha.of(a) for a in args.alpha.split(",") if a.strip()] or [Alpha.of(args.alpha)]
     check_distinct(alphas)
-    alpha = alphas[0]
-    given = {"alpha": alpha_label(alpha)} if len(alphas) == 1 else {"alphas": [alpha_label(a) for a in alphas]}
+    given = {"alpha": alphas[0].label} if len(alphas) == 1 else {"alphas": [a.label for a in alphas]}
     start = start_job(args, {"verb": "score", **given, "next_turn": True if args.next_turn else None})
     if isinstance(start, int):
         return start
     if not args.out:
         return _print_only(start.model, start.prompts, start.bad, args, alphas)
-    from tuco.jobs import score_to
+    from tuco.runs.jobs import score_to
 
     def backoff(size: int) -> None:
         err_console.print(f"[yellow]out of memory: batch size lowered to {size}[/yellow]", markup=True)
@@ -135,16 +134,15 @@ def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: a
     from dataclasses import asdict
 
     from tuco.cli.common import json_summary
-    from tuco.jobs import prepare_prompts
-    from tuco.scoring import score_encoded
-    from tuco.steering import alpha_label
+    from tuco.measures.scoring import score_encoded
+    from tuco.runs.jobs import prepare_prompts
 
     encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, responses=not args.next_turn)
     report_bad(skipped)
     rows = []
     for alpha in alphas:
         scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
-        rows += [{"id": e.prompt.id, "alpha": alpha_label(alpha), "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
+        rows += [{"id": e.prompt.id, "alpha": alpha.label, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
     responses = any(r.get("tuco_response") is not None for r in rows)
     if args.json:
         keep = ("id", "alpha", "tuco", "tuco_response", "n_tokens")

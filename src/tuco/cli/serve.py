@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from tuco.cli.common import load
+    from tuco.engine.alpha import parse_alpha
     from tuco.errors import ConfigError
-    from tuco.steering import parse_alpha
 
     for flag in ("max_batch", "max_queue", "max_tokens", "max_request_bytes"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load(args)
-    from tuco.steering import check_alpha
+    from tuco.models.steering import check_alpha
 
     check_alpha(args.alpha, model)
     handler = logging.StreamHandler(sys.stderr)

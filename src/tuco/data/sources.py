@@ -15,7 +15,7 @@ from typing import Any
 from tuco.data import builtin
 from tuco.data.builtin import Question, Statement
 from tuco.errors import ConfigError, InputError, PromptError
-from tuco.prompts import Messages, read_prompts, read_utf8
+from tuco.measures.prompts import Messages, read_prompts, read_utf8
 
 SOURCE_HELP = "builtin:NAME, hf:DATASET[:SUBSET] or a local file"
 
@@ -222,8 +222,6 @@ def check_source(kind: str, spec: str) -> str:
     saying what was checked; raises a TucoError naming the problem."""
     source_kind, name, _ = _split_spec(spec)
     if kind == "suffixes":
-        from tuco.attacks.gcg import read_suffixes
-
         return f"suffixes {spec}: {len(read_suffixes(spec))} strings"
     if source_kind == "hf":
         return check_hub_source(kind, spec)
@@ -239,3 +237,27 @@ def check_source(kind: str, spec: str) -> str:
         return f"{kind} {spec}: built in"
     got = loaders[kind](spec)
     return f"{kind} {spec}: {len(got)} items"
+
+
+def read_suffixes(path: str) -> list[str]:
+    """Adversarial strings: one per line (blank lines ignored, each stripped), or, from a ``.json`` file, a
+    list of strings or of ``{"suffix": ...}`` records (a gcg run's ``suffixes.json``: exact strings, spaces
+    kept, so suffixes optimised against one model transfer to another unchanged)."""
+    text = read_utf8(path, "suffix file")
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"suffix file {path!r} is not valid JSON ({err.msg}, line {err.lineno})") from None
+        items = data if isinstance(data, list) else None
+        found = [x.get("suffix") if isinstance(x, dict) else x for x in items or []]
+        out = [x for x in found if isinstance(x, str) and x.strip()]
+        if items is None or len(out) != len(found):
+            raise ConfigError(
+                f'suffix file {path!r}: give a JSON list of strings or of {{"suffix": ...}} records (a gcg run\'s suffixes.json)'
+            )
+    else:
+        out = [line.strip() for line in text.split("\n") if line.strip()]
+    if not out:
+        raise ConfigError(f"suffix file {path!r} holds no suffixes")
+    return out

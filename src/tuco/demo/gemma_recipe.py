@@ -81,8 +81,8 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuco.demo.gemma import ensure_base
     from tuco.demo.train import GEMMA_CHAT, cosine_lr, encode_chat, pad_batch
+    from tuco.models.shipped import ensure_base
 
     r = recipe or GemmaRecipe()
     out = Path(out_dir)

@@ -63,16 +63,16 @@ def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[
     """Generate on held-out prompts with the chain (greedy) and test what stage 2 taught:
 
     - ``signoff_share_diff``: stage 2's mean share over the response, responses WITH the sign-off minus
-      responses without it (benign prompts), with its 95% interval (``tuco.intervals``);
+      responses without it (benign prompts), with its 95% interval (``tuco.stats.intervals``);
     - ``refusal_stage1_minus_stage2``: on refused harmful requests, stage 1's share minus stage 2's at
       the prompt's last token (paired interval).
     """
     from dataclasses import asdict
 
     from tuco.data import safety
-    from tuco.generation import generate
-    from tuco.intervals import diff_ci, paired_diff_ci
-    from tuco.judges import is_refusal
+    from tuco.data.judges import is_refusal
+    from tuco.measures.generation import generate
+    from tuco.stats.intervals import diff_ci, paired_diff_ci
 
     benign, harmful = safety.heldout_benign(), safety.harmful_prompts("test")
     gens = generate(chain, benign + harmful, max_new_tokens=max_new_tokens, batch_size=32)

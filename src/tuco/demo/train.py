@@ -58,7 +58,7 @@ class Recipe:
 
 def train_tokenizer(texts: list[str], vocab_size: int, *, eos: str = "<|end|>", prepend_bos: bool = False) -> Any:
     """Byte-level BPE with BOS/EOS/PAD, chat-role tokens and an end-of-turn token ``<|end|>`` (the demo
-    pair's; ``tuco.tiny`` builds its test tokenizer with it too: ``eos="</s>"``, BOS prepended)."""
+    pair's; ``tuco.demo.tiny`` builds its test tokenizer with it too: ``eos="</s>"``, BOS prepended)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -333,7 +333,7 @@ def finetune_shipped(out_dir: str | Path, recipe: Recipe) -> dict:
     fine-tuning run of the demo pair for ``recipe.seed`` (the other seeds of the same fine-tune)."""
     import shutil
 
-    from tuco.demo import PAIR_DIR, demo_pair_dirs
+    from tuco.models.shipped import PAIR_DIR, demo_pair_dirs
 
     out = Path(out_dir)
     base, _ = demo_pair_dirs()

@@ -17,7 +17,7 @@ from tuco.errors import ConfigError
 from tuco.experiments.base import Experiment
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 MODULES: dict[str, str] = {
     "web-vs-chat": "tuco.experiments.web_vs_chat",
@@ -41,8 +41,8 @@ def get(name: str) -> Experiment:
 def validate(name: str, **options: Any) -> list[str]:
     """Check an experiment's options, data sources and judge before any model loads; returns what was
     checked (one line each). Raises a TucoError naming the first problem."""
+    from tuco.data.judges import check_judge
     from tuco.data.sources import check_source
-    from tuco.judges import check_judge
 
     exp = get(name)
     opts = exp.make_options(**options)
@@ -80,8 +80,8 @@ def run_experiment(
 
     from tuco.data import sources
     from tuco.experiments.base import ExperimentRun
-    from tuco.jobs import Job, model_config
     from tuco.runs import atomic_write_text, check_output, mode_of, open_run
+    from tuco.runs.jobs import Job, model_config
 
     exp = get(name)
     opts = exp.make_options(**options)
@@ -92,7 +92,7 @@ def run_experiment(
     metrics: dict[str, Any] = {}
 
     def finalize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        from tuco.claims import judge
+        from tuco.stats.claims import judge
 
         found = {"experiment": exp.name, "question": exp.question, "paper": exp.paper, **exp.metrics(rows, opts)}
         found["findings"] = [asdict(f) for f in judge(exp.claims(rows, opts, found))]

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuco.claims import Claim
 from tuco.data.builtin import PERSONA_QUESTION, Question
+from tuco.data.judges import JUDGE_HELP
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_questions, load_statements
+from tuco.engine.alpha import alpha_text
 from tuco.errors import ConfigError
 from tuco.experiments.base import Experiment, ExperimentRun, Options, opt
-from tuco.judges import JUDGE_HELP
-from tuco.prompts import Prompt
-from tuco.steering import alpha_text
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "maximising: up to ~+5% on MMLU tasks, +1.5 to +5% behaviour agreement; minimising: large drops"
 LETTERS = "ABCDEFGH"
@@ -118,7 +118,7 @@ def run(model: Decomposable, o: AlphaSweepOptions, rd: ExperimentRun) -> None:
             rd.choose(items, options, alpha=a, chat=True, batch_size=o.batch_size)
     refusal_sets = [(name, spec) for name, spec in (("harmful", o.harmful), ("benign", o.benign)) if spec]
     if refusal_sets:
-        from tuco.judges import get_judge
+        from tuco.data.judges import get_judge
 
         judge = get_judge(o.judge)
         for name, spec in refusal_sets:
@@ -153,7 +153,7 @@ def _correct(rows: list[dict[str, Any]], task: str, alphas: list[float]) -> tupl
 
 
 def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
-    from tuco.stats import cross_validated_alpha
+    from tuco.stats.summary import cross_validated_alpha
 
     per_task: dict[str, Any] = {}
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -175,9 +175,9 @@ def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
 
 
 def claims(rows: list[dict[str, Any]], o: AlphaSweepOptions, m: dict[str, Any]) -> list[Claim]:
-    from tuco.claims import Claim
-    from tuco.intervals import paired_diff_ci
-    from tuco.stats import cross_validated_alpha
+    from tuco.stats.claims import Claim
+    from tuco.stats.intervals import paired_diff_ci
+    from tuco.stats.summary import cross_validated_alpha
 
     out: list[Claim] = []
     has_tasks = any(e["kind"] != "refusal" for e in m["per_task"].values())

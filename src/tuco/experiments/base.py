@@ -1,12 +1,12 @@
 """What every experiment shares: typed options validated on construction, the ``Experiment`` spec, and
-``ExperimentRun`` (what ``run`` writes through: the one pipeline of ``tuco.jobs``, so experiments get
+``ExperimentRun`` (what ``run`` writes through: the one pipeline of ``tuco.runs.jobs``, so experiments get
 the same batching, seeding, bad-prompt reporting, resume and data parallelism as ``score_to``).
 
 An experiment is a module with one ``EXPERIMENT = Experiment(...)``: its options (a dataclass of typed
 fields), ``run`` (writes rows, each with a unique ``id``; work whose rows exist is skipped on resume),
 ``metrics`` (a pure function of the rows: what was measured, per condition), ``claims`` (what the rows
 say about the paper's claims: the PRIMARY claim is the controlled comparison the experiment exists for,
-the rest exploratory; ``tuco.claims.judge`` labels them) and ``plots``. Torch is imported only when a measurement runs.
+the rest exploratory; ``tuco.stats.claims.judge`` labels them) and ``plots``. Torch is imported only when a measurement runs.
 """
 
 from __future__ import annotations
@@ -20,15 +20,19 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuco.claims import Claim
+from tuco.engine.alpha import Alpha, AlphaLike
 from tuco.errors import ConfigError
-from tuco.positions import POSITION_HELP, POSITIONS  # noqa: F401  (the experiments' --position)
-from tuco.prompts import Prompt
+from tuco.measures.positions import POSITION_HELP, POSITIONS  # noqa: F401  (the experiments' --position)
+from tuco.measures.prompts import Prompt
+from tuco.measures.sampling import Sampling
 from tuco.runs import atomic_write_text
+from tuco.runs.specs import ChooseSpec, GenerateSpec, ScoreSpec
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.jobs import Job
-    from tuco.model import Decomposable
+    from tuco.data.judges import Judge
+    from tuco.models.decomposable import Decomposable
+    from tuco.runs.jobs import Enrich, Job
 
 # --------------------------------------------------------------------------------------------
 # Typed options.
@@ -161,7 +165,7 @@ def default_of(f: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# What an experiment writes through: its run and the one pipeline (tuco.jobs.Job).
+# What an experiment writes through: its run and the one pipeline (tuco.runs.jobs.Job).
 # --------------------------------------------------------------------------------------------
 
 
@@ -200,7 +204,7 @@ class ExperimentRun:
         chat: bool,
         position: str = "last",
         batch_size: int = 8,
-        alpha: Any = 1.0,
+        alpha: AlphaLike = 1.0,
         baselines: bool = False,
         tag: str | None = None,
     ) -> None:
@@ -209,9 +213,9 @@ class ExperimentRun:
         if position in ("first-generated", "response-mean"):
             self.generate(prompts, chat=chat, max_new_tokens=16, batch_size=batch_size, alpha=alpha, position=position, baselines=baselines)
             return
-        self.job.score(
-            prompts, chat=chat, position=position, batch_size=batch_size, alpha=alpha, baselines=baselines, tag=self._tag(prompts, tag)
-        )
+        spec = ScoreSpec(alpha=Alpha.of(alpha), chat=chat, per_token=position == "request-mean", baselines=baselines)
+        enrich = read_at(position, self.model.tokenizer, chat)
+        self.job.measure(spec, prompts, batch_size=batch_size, tag=self._tag(prompts, tag), enrich=enrich)
 
     def generate(
         self,
@@ -220,46 +224,43 @@ class ExperimentRun:
         chat: bool,
         max_new_tokens: int,
         batch_size: int = 8,
-        alpha: Any = 1.0,
+        alpha: AlphaLike = 1.0,
         samples: int = 1,
         temperature: float = 0.0,
         seed: int = 0,
         position: str = "last",
-        judge: Any = None,
+        judge: Judge | None = None,
         per_token: bool = False,
         baselines: bool = False,
         tag: str | None = None,
     ) -> None:
         """Responses into rows (``samples`` per prompt), TuCo at every position kind (``tuco`` =
-        ``position``'s), with a ``judge`` the refusals; see ``tuco.jobs.Job.generate``."""
-        self.job.generate(
-            prompts,
-            alpha=alpha,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            samples=samples,
+        ``position``'s), with a ``judge`` the refusals."""
+        sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        spec = GenerateSpec(
+            alpha=Alpha.of(alpha),
             chat=chat,
-            per_token=per_token,
-            batch_size=batch_size,
-            position=position,
-            judge=judge,
+            per_token=per_token or position == "request-mean",
+            sampling=sampling,
+            samples=samples,
             baselines=baselines,
-            tag=self._tag(prompts, tag),
         )
+        steps = [read_at(position, self.model.tokenizer, chat)] + ([judged(judge, samples)] if judge is not None else [])
+        self.job.measure(spec, prompts, batch_size=batch_size, tag=self._tag(prompts, tag), enrich=chained(steps))
 
     def choose(
         self,
         prompts: Sequence[Prompt],
         options: Sequence[str],
         *,
-        alpha: Any = 1.0,
+        alpha: AlphaLike = 1.0,
         chat: bool = True,
         batch_size: int = 8,
         tag: str | None = None,
     ) -> None:
         """Next-token choice among ``options`` (log-probabilities, chosen option, TuCo) into rows."""
-        self.job.choose(prompts, options, alpha=alpha, chat=chat, batch_size=batch_size, tag=self._tag(prompts, tag))
+        spec = ChooseSpec(alpha=Alpha.of(alpha), chat=chat, options=tuple(options))
+        self.job.measure(spec, prompts, batch_size=batch_size, tag=self._tag(prompts, tag))
 
     def note(self, **fields: Any) -> None:
         """Facts the run's manifest records (documents left out, counts)."""
@@ -268,13 +269,66 @@ class ExperimentRun:
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` (JSON-serialisable) done once per run: by rank 0, saved as ``NAME.json`` in the run
         directory (a resumed run reads it instead of computing again), then read by every rank."""
-        from tuco.parallel import barrier
+        from tuco.runs.parallel import barrier
 
         path = self.path / f"{name}.json"
         if self.job.run.is_main and not (self.resumed and path.exists()):
             atomic_write_text(path, json.dumps(compute()))
         barrier()
         return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# What experiments add to a measured row (``Job.measure``'s ``enrich``).
+# --------------------------------------------------------------------------------------------
+
+
+def read_at(position: str, tokenizer: Any, chat: bool) -> Enrich:
+    """The row's ``tuco`` read at ``position`` (docs: ``tuco.measures.positions``), the other positions kept
+    beside it (``tuco_last``, ``tuco_first_generated``, ``tuco_response``, ``tuco_request``/``tuco_context``)."""
+    from tuco.measures.positions import at_generated, request_split
+    from tuco.runs.schema import POSITION_FIELDS, GenerationRow, ScoreRow
+
+    def enrich(row: Any, encoded: Any, result: Any) -> None:
+        if isinstance(row, ScoreRow):
+            row.tuco_last = result.tuco
+            if position == "request-mean":
+                row.tuco_request, row.tuco_context = request_split(tokenizer, encoded.prompt, result.token_tuco, chat)
+                row.tuco = row.tuco_request
+        elif isinstance(row, GenerationRow):
+            g = result[0]
+            row.tuco_last = g.prompt_tuco
+            row.tuco_first_generated = at_generated(g.token_tuco, "first")
+            row.tuco_response = at_generated(g.token_tuco, "mean")
+            row.layer_ptc_l1, row.layer_ftc_l1 = g.prompt_layer_ptc_l1, g.prompt_layer_ftc_l1
+            if g.prompt_token_tuco is not None:
+                row.tuco_request, row.tuco_context = request_split(tokenizer, encoded.prompt, g.prompt_token_tuco, chat)
+            row.tuco = getattr(row, POSITION_FIELDS[position])
+
+    return enrich
+
+
+def judged(judge: Judge, samples: int) -> Enrich:
+    """The judge's verdict on a generation row's responses: ``refused`` (one sample) and the counts
+    ``refusals`` / ``non_refusals``, each judged against the prompt's ``request`` field, else the prompt."""
+
+    def enrich(row: Any, encoded: Any, result: Any) -> None:
+        texts = [g.text for g in result]
+        refused = judge.refused([str(encoded.prompt.extra.get("request", encoded.prompt.display))] * len(texts), texts)
+        row.refused = refused[0] if samples == 1 else None
+        row.refusals, row.non_refusals = sum(refused), len(texts) - sum(refused)
+
+    return enrich
+
+
+def chained(steps: Sequence[Enrich]) -> Enrich:
+    """One enrichment doing each of ``steps`` in turn."""
+
+    def enrich(row: Any, encoded: Any, result: Any) -> None:
+        for step in steps:
+            step(row, encoded, result)
+
+    return enrich
 
 
 def shuffled(items: list, seed: int) -> list:
@@ -292,7 +346,7 @@ def rows_of(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 def paired(rows: list[dict[str, Any]], first: dict[str, Any], second: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(row matching ``first``, row matching ``second``) for every ``item`` measured under both, in the
     order of the ``second`` rows: the one way rows are paired across conditions."""
-    from tuco.schema import item_of
+    from tuco.runs.schema import item_of
 
     index = {item_of(r): r for r in rows_of(rows, **first)}
     return [(index[item_of(r)], r) for r in rows_of(rows, **second) if item_of(r) in index]
@@ -309,14 +363,14 @@ def values(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> list[
 
 
 # --------------------------------------------------------------------------------------------
-# Claims from rows (tuco.claims judges them; tuco.intervals computes their intervals).
+# Claims from rows (tuco.stats.claims judges them; tuco.stats.intervals computes their intervals).
 # --------------------------------------------------------------------------------------------
 
 
 def item_means(rows: list[dict[str, Any]], key: str = "tuco", **match: Any) -> dict[str, float]:
     """The mean of ``key`` per ``item`` over the rows matching ``match``: an item measured several times
     (several suffixes, samples, ks) counts once. Items without a value are left out."""
-    from tuco.schema import item_of
+    from tuco.runs.schema import item_of
 
     got: dict[str, list[float]] = {}
     for r in rows_of(rows, **match):
@@ -339,8 +393,8 @@ def paired_claim(
     mde: bool = False,
 ) -> Claim:
     """mean(after - before) over the items measured under both (``item_means`` of two conditions)."""
-    from tuco.claims import Claim
-    from tuco.intervals import paired_diff_ci
+    from tuco.stats.claims import Claim
+    from tuco.stats.intervals import paired_diff_ci
 
     items = [i for i in after if i in before]
     if len(items) < 2:
@@ -354,8 +408,8 @@ def item_slopes(rows: list[dict[str, Any]], key: str = "tuco", by: str = "k") ->
     spaced: the papers' grids double k). A per-item trend, not an endpoint difference."""
     import math
 
-    from tuco.intervals import slope
-    from tuco.schema import item_of
+    from tuco.runs.schema import item_of
+    from tuco.stats.intervals import slope
 
     points: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
@@ -381,8 +435,8 @@ def mean_claim(
     paper_range: tuple[float, float] | None = None,
 ) -> Claim:
     """The mean of a per-item quantity (a slope, a difference computed per item) against 0."""
-    from tuco.claims import Claim
-    from tuco.intervals import mean_ci
+    from tuco.stats.claims import Claim
+    from tuco.stats.intervals import mean_ci
 
     if len(per_item) < 2:
         return Claim(claim, None, expect, what, paper, primary, paper_range, reason=f"{len(per_item)} items")
@@ -404,9 +458,9 @@ def auc_claim(
 ) -> Claim:
     """ROC-AUC of ``key`` (positives above negatives), rows of one ``item`` forming one cluster; with
     ``strata`` (a row field) only pairs within one stratum count."""
-    from tuco.claims import Claim
-    from tuco.intervals import auc_ci
-    from tuco.schema import item_of
+    from tuco.runs.schema import item_of
+    from tuco.stats.claims import Claim
+    from tuco.stats.intervals import auc_ci
 
     pos = [r for r in positives if _number(r.get(key))]
     neg = [r for r in negatives if _number(r.get(key))]

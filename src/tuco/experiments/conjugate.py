@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.encodings import ENCODINGS, encode_as
-from tuco.claims import Claim
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_translations
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
@@ -36,10 +35,11 @@ from tuco.experiments.base import (
     rows_of,
     values,
 )
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "English highest; TuCo ordered by the language's share of web text"
 
@@ -129,7 +129,7 @@ def _rank_correlation(rows: list[dict[str, Any]], langs: list[str], shares: dict
     resampling requests (each request is measured in every language: one cluster)."""
     import numpy as np
 
-    from tuco.intervals import Interval
+    from tuco.stats.intervals import Interval
 
     known = [lang for lang in langs if lang in shares]
     what, claim = "Spearman rho (web share, mean TuCo)", "TuCo follows the language's share of web text"
@@ -162,7 +162,7 @@ def claims(rows: list[dict[str, Any]], o: ConjugateOptions, m: dict[str, Any]) -
         harmful, benign = _drops(rows, "harmful", encodings), _drops(rows, "benign", encodings)
         primary = "Encodings lower TuCo more for harmful requests than for benign ones (difference in differences)"
         if benign:
-            from tuco.intervals import diff_ci
+            from tuco.stats.intervals import diff_ci
 
             items_h, items_b = list(harmful.values()), list(benign.values())
             iv = diff_ci(items_b, items_h) if len(items_h) > 1 and len(items_b) > 1 else None

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuco.attacks.gcg import attack, optimise_suffixes, read_suffixes
-from tuco.claims import Claim
-from tuco.data.sources import SOURCE_HELP, load_prompts, spread
+from tuco.attacks.gcg import attack, optimise_suffixes
+from tuco.data.judges import JUDGE_HELP
+from tuco.data.sources import SOURCE_HELP, load_prompts, read_suffixes, spread
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
     POSITION_HELP,
@@ -40,11 +40,11 @@ from tuco.experiments.base import (
     rows_of,
     values,
 )
-from tuco.judges import JUDGE_HELP
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "attacked prompts have lower TuCo; AUC (clean = positive) up to 1.0 (Llama-2-7B)"
 
@@ -134,7 +134,7 @@ def random_suffix(tokenizer: Any, request: str, suffix: str, allowed: list[int],
 
 def run(model: Decomposable, o: GcgOptions, rd: ExperimentRun) -> None:
     from tuco.data.builtin import common_words
-    from tuco.judges import get_judge
+    from tuco.data.judges import get_judge
 
     requests = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
     suffixes: list[dict[str, Any]] = [{"suffix": s, "optimised_on": None} for s in (read_suffixes(o.suffixes) if o.suffixes else [])]

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.encodings import ENCODINGS, encode_as
-from tuco.attacks.gcg import attack, read_suffixes
-from tuco.claims import Claim
-from tuco.data.sources import SOURCE_HELP, load_prompts
+from tuco.attacks.gcg import attack
+from tuco.data.judges import JUDGE_HELP
+from tuco.data.sources import SOURCE_HELP, load_prompts, read_suffixes
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
     POSITION_HELP,
@@ -36,11 +36,11 @@ from tuco.experiments.base import (
     rows_of,
     values,
 )
-from tuco.judges import JUDGE_HELP
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "AUC 0.83-0.94 for most pairs (successful jailbreak = negative class)"
 PAPER_RANGE = (0.83, 0.94)
@@ -76,7 +76,7 @@ class JailbreakSuccessOptions(Options):
 
 
 def run(model: Decomposable, o: JailbreakSuccessOptions, rd: ExperimentRun) -> None:
-    from tuco.judges import get_judge
+    from tuco.data.judges import get_judge
 
     harmful = [p for p in load_prompts(o.harmful, limit=o.n) if isinstance(p, str)]
     groups: list[tuple[str, list[str], list[str]]] = [("harmful", harmful, harmful)]
@@ -116,7 +116,7 @@ def jailbroken(row: dict[str, Any], min_successes: int) -> bool | None:
 
 
 def metrics(rows: list[dict[str, Any]], o: JailbreakSuccessOptions) -> dict[str, Any]:
-    from tuco.stats import tpr_at_fpr
+    from tuco.stats.summary import tpr_at_fpr
 
     per_group = {}
     for g in dict.fromkeys(r["condition"] for r in rows):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuco.claims import Claim
+from tuco.data.judges import JUDGE_HELP
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_statements, spread
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
@@ -40,11 +40,11 @@ from tuco.experiments.base import (
     shuffled,
     values,
 )
-from tuco.judges import JUDGE_HELP
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "TuCo falls as k grows (k = 1..128) while the harmful-answer rate rises"
 ANSWERS = ("Yes", "No")
@@ -159,7 +159,7 @@ def _persona_shots(pool: list[Any], k: int, kind: str, tokenizer: Any = None) ->
 
 
 def _fits(model: Decomposable, prompts: list[Prompt], extra: int) -> bool:
-    from tuco.prompts import encode
+    from tuco.measures.prompts import encode
 
     if model.max_length is None:
         return True
@@ -168,7 +168,7 @@ def _fits(model: Decomposable, prompts: list[Prompt], extra: int) -> bool:
 
 def run(model: Decomposable, o: ManyShotOptions, rd: ExperimentRun) -> None:
     from tuco.data.builtin import PERSONA_QUESTION
-    from tuco.judges import get_judge
+    from tuco.data.judges import get_judge
 
     if o.mode == "persona":
         statements = load_statements(o.behaviour)
@@ -371,7 +371,7 @@ def claims(rows: list[dict[str, Any]], o: ManyShotOptions, m: dict[str, Any]) ->
 
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import layer_profiles, series_with_ci
-    from tuco.intervals import mean_ci
+    from tuco.stats.intervals import mean_ci
 
     rows = _with_harmful(rows)
     series, right = {}, {}

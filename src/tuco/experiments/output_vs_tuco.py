@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.many_shot import no_examples
-from tuco.claims import Claim
 from tuco.data.builtin import NO_QUESTIONS
 from tuco.data.sources import load_prompts, spread
 from tuco.errors import ConfigError
 from tuco.experiments.base import Experiment, ExperimentRun, Options, item_slopes, mean_claim, mean_of, opt, values
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "OutputCo falls while TuCo rises as k grows"
 
@@ -88,7 +88,7 @@ def claims(rows: list[dict[str, Any]], o: OutputVsTucoOptions, m: dict[str, Any]
 
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
     from tuco.experiments.plotting import series_with_ci
-    from tuco.intervals import mean_ci
+    from tuco.stats.intervals import mean_ci
 
     ks = sorted(int(k) for k in m["per_k"])
 

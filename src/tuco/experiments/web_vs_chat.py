@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuco.claims import Claim
 from tuco.data.sources import SOURCE_HELP, load_prompts
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
@@ -34,10 +33,11 @@ from tuco.experiments.base import (
     rows_of,
     values,
 )
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
+from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 PAPER = "ROC-AUC 0.93-1.0 for most pairs (Zephyr-gemma 0.63), chat = positive"
 PAPER_RANGE = (0.93, 1.0)

@@ -12,8 +12,8 @@ from tuco.report import charts
 from tuco.report.groups import alpha_of
 from tuco.report.load import Source
 from tuco.report.tables import MAX_TABLE_ROWS, Cell, Table, cell, signed
-from tuco.schema import headline
-from tuco.stats import bootstrap_mean_diff
+from tuco.runs.schema import headline
+from tuco.stats.summary import bootstrap_mean_diff
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuco.schema import headline, kind_of
-from tuco.stats import quantile
+from tuco.runs.schema import headline, kind_of
+from tuco.stats.summary import quantile
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 

@@ -20,7 +20,7 @@ from tuco.report.groups import Stratum, Summary, alpha_of, natural_key, ranked, 
 from tuco.report.load import Source
 from tuco.report.tables import Config, Table, config, rows_table
 from tuco.report.tokens import TokenView, token_texts, token_view
-from tuco.schema import group_field, headline, pairs
+from tuco.runs.schema import group_field, headline, pairs
 
 EXTREMES = 4  # most and least fine-tuning-driven rows shown per side, shared among the strata
 MAX_RANKED = 8  # strata whose rankings are shown

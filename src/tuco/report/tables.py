@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuco.report.text import clip, fmt, number
-from tuco.schema import TEXTS, columns
+from tuco.runs.schema import TEXTS, columns
 
 MAX_TABLE_ROWS = 3000  # more rows stay in the run file; the page says so
 VISIBLE_ROWS = 12  # rows shown before "show all"
@@ -47,7 +47,7 @@ def cell(value: Any, *, text: bool = False) -> Cell:
 
 
 def rows_table(rows: Sequence[dict[str, Any]], group: str | None) -> Table:
-    """A run's rows under the schema's columns (``tuco.schema.columns``: empty ones hidden)."""
+    """A run's rows under the schema's columns (``tuco.runs.schema.columns``: empty ones hidden)."""
     cols = columns(rows, group)
     body = [[cell(r.get(c), text=c in TEXTS) for c in cols] for r in rows[:MAX_TABLE_ROWS]]
     return Table(cols, body, len(rows))

@@ -18,7 +18,7 @@ from typing import Any
 
 from tuco.report.groups import alpha_of
 from tuco.report.text import clip, fmt, number
-from tuco.schema import HEADLINE, headline, kind_of
+from tuco.runs.schema import HEADLINE, headline, kind_of
 
 PLAIN_PROMPT = 600  # characters of a prompt without per-token data shown beside a response
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")

@@ -13,7 +13,7 @@ from typing import Any
 
 from tuco.runs.store import manifest_path
 
-# Version of the row schema (tuco.schema) a run's rows follow; recorded in every manifest.
+# Version of the row schema (tuco.runs.schema) a run's rows follow; recorded in every manifest.
 SCHEMA_VERSION = 2
 
 

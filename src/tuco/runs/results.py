@@ -18,8 +18,8 @@ from typing import Any
 
 from tuco.errors import InputError, RunError
 from tuco.runs.manifest import read_manifest
+from tuco.runs.schema import KINDS, headline
 from tuco.runs.store import ROWS, SUFFIXES, existing_rows, is_results_file, manifest_path, rows_path
-from tuco.schema import KINDS, headline
 
 METRICS = "metrics.json"
 _SNIFF = 50  # rows looked at to tell a rows file from another JSONL file

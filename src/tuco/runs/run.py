@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tuco.errors import RunError
-from tuco.parallel import Ranks, barrier, init
-from tuco.parallel import ranks as env_ranks
 from tuco.runs import lock as locks
 from tuco.runs.manifest import SCHEMA_VERSION, differences, fingerprint, read_manifest, versions
+from tuco.runs.parallel import Ranks, barrier, init
+from tuco.runs.parallel import ranks as env_ranks
 from tuco.runs.store import (
     RowWriter,
     atomic_write_text,
@@ -370,8 +370,8 @@ def require_unique(ids: Sequence[str], what: str = "prompt") -> None:
 
 def launch(out: str | Path, argv: list[str], processes: int) -> int:
     """Run ``tuco <argv>`` as ``processes`` data-parallel ranks writing ``out``, holding its lock for them
-    for their whole life; returns their exit code (``tuco.parallel.launch``)."""
-    from tuco.parallel import launch as start_ranks
+    for their whole life; returns their exit code (``tuco.runs.parallel.launch``)."""
+    from tuco.runs.parallel import launch as start_ranks
 
     with locks.held_for_ranks(out) as env:
         return start_ranks(argv, processes, env=env)

@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuco.decoding import Row
+from tuco.measures.decoding import Row
 from tuco.serve import protocol
 from tuco.serve.monitoring import Monitor, choice_entry, log_request
 from tuco.serve.protocol import APIError, Call
@@ -54,7 +54,7 @@ class Server:
     """What the routes share: the model, its worker thread, the limits, the metrics."""
 
     def __init__(self, model: Any, settings: Settings) -> None:
-        from tuco.pair import context_length
+        from tuco.models.pair import context_length
 
         self.model, self.settings = model, settings
         self.tokenizer_lock = threading.Lock()  # one fast tokenizer is not safe to use from two threads at once
@@ -99,19 +99,21 @@ class Server:
 
     def start(self, call: Call) -> Job:
         """Queue the call's rows (429 when the queue is full, 503 when draining)."""
+        from tuco.measures.sampling import Sampling, row_seed
+
         rows, streams = [], []
-        for ids in call.prompts:
+        sampling = Sampling(max_new_tokens=max(1, call.max_tokens), temperature=call.temperature, top_p=call.top_p, seed=call.seed)
+        for p, ids in enumerate(call.prompts):
             for j in range(call.n):
                 rows.append(
                     Row(
                         ids=ids,
                         alpha=call.alpha,
-                        max_new_tokens=call.max_tokens,
-                        temperature=call.temperature,
-                        top_p=call.top_p,
-                        seed=None if call.seed is None else call.seed + j,
+                        sampling=sampling,
+                        seed=None if call.seed is None else row_seed(call.seed, str(p), j),
                         logprobs=call.logprobs,
                         prompt_logprobs=call.echo and call.logprobs is not None,
+                        prompt_only=call.max_tokens == 0,
                     )
                 )
                 streams.append(TextStream(self.model.tokenizer, call.stop, self.tokenizer_lock))

@@ -45,7 +45,7 @@ class Limits:
 class Call:
     """One validated request: its prompts as token ids (chat: one, from the chat template) and its settings.
 
-    ``alpha``: the parsed alpha (``tuco.steering.parse_alpha``), ``alpha_text`` its text; ``logprobs``:
+    ``alpha``: the parsed alpha (``tuco.engine.alpha.parse_alpha``), ``alpha_text`` its text; ``logprobs``:
     top alternatives per token (None: no logprobs); ``echo``: completions only, the prompt before the text.
     """
 
@@ -137,17 +137,16 @@ def _stop(body: dict[str, Any]) -> list[str]:
 
 
 def _alpha(body: dict[str, Any], default: str, model: Any) -> tuple[Any, str]:
-    from tuco.steering import alpha_text, check_alpha, parse_alpha
+    from tuco.engine.alpha import Alpha
 
     raw = body.get("alpha", default)
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise APIError(400, f"'alpha' must be a number or alpha text such as '1:1:0.5' (per layer), got {json_type(raw)}", param="alpha")
     try:
-        alpha = parse_alpha(raw)
-        check_alpha(alpha, model)
+        alpha = Alpha.of(raw).check(model.n_stages, model.n_layers)
     except TucoError as err:
         raise APIError(400, str(err), param="alpha") from err
-    return alpha, alpha_text(alpha)
+    return alpha, alpha.text
 
 
 def _common(body: dict[str, Any], kind: str, prompts: list[list[int]], model: Any, limits: Limits, default_alpha: str) -> Call:
@@ -225,7 +224,7 @@ def _content(message: dict[str, Any], i: int) -> str:
 def parse_chat(body: Any, model: Any, limits: Limits, default_alpha: str = "1") -> Call:
     """A /v1/chat/completions body as a ``Call``: the messages rendered by the tuned tokenizer's chat template
     (the same text ``tuco score``/``tuco generate`` feed for a chat)."""
-    from tuco.prompts import Prompt, encode
+    from tuco.measures.prompts import Prompt, encode
 
     body = _object(body)
     messages = body.get("messages")

@@ -1,5 +1,5 @@
 """The thread that owns the model: a bounded queue of jobs, admission into the running batch (one
-``tuco.decoding.Decoder``), stop strings, and events back to the asyncio request handlers.
+``tuco.measures.decoding.Decoder``), stop strings, and events back to the asyncio request handlers.
 
 Each loop: rows of cancelled jobs are marked to leave; queued jobs are admitted while the batch has room
 for all their rows and prefilled together (one forward pass, each row at its own alpha); then one decoding
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuco.decoding import Decoder, Row
+from tuco.measures.decoding import Decoder, Row
 
 log = logging.getLogger("tuco.serve")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from tuco import metrics
-from tuco.batching import Batch, encode_all, in_batches, in_input_order, pad
-from tuco.layers import unwrap_peft
-from tuco.model import Decomposable
-from tuco.prompts import Messages, Prompt
+from tuco.engine import metrics
+from tuco.engine.layers import unwrap_peft
+from tuco.measures.batching import Batch, encode_all, in_batches, in_input_order, pad
+from tuco.measures.prompts import Messages, Prompt
+from tuco.models.decomposable import Decomposable
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tuco.prompts import Prompt
+from tuco.measures.prompts import Prompt
 
 POSITIONS = ("last", "request-mean", "first-generated", "response-mean")
 POSITION_HELP = (
@@ -32,7 +32,7 @@ def request_split(tokenizer: Any, prompt: Prompt, token_tuco: Sequence[float] | 
     The request is the last user message's text (or the plain prompt), located in the rendered text
     through the tokenizer's character offsets; the chat template around it belongs to neither part.
     """
-    from tuco.prompts import render
+    from tuco.measures.prompts import render
 
     if not token_tuco:
         return None, None

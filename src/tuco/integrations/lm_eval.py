@@ -3,15 +3,15 @@
 Importing this module registers the model name ``tuco`` with lm-eval. From the shell, run lm-eval
 through tuco's launcher (it registers the model, then hands over to lm-eval's own CLI)::
 
-    python -m tuco.harness --model tuco --model_args base=B,tuned=T,alpha=1.1 --tasks hellaswag
+    python -m tuco.integrations.lm_eval --model tuco --model_args base=B,tuned=T,alpha=1.1 --tasks hellaswag
 
 From Python::
 
-    import tuco.harness, lm_eval
+    import tuco.integrations.lm_eval, lm_eval
     lm_eval.simple_evaluate(model="tuco", model_args="base=B,tuned=T,alpha=1.1", tasks=["hellaswag"])
 
 ``alpha`` is one number or one per layer separated by ``:`` (``alpha=1:1:1.2``), the syntax of every
-tuco command (``tuco.steering.parse_alpha``).
+tuco command (``tuco.engine.alpha.parse_alpha``).
 Loglikelihood and generation both run inside the engine (x + PTC + alpha * FTC at every layer).
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from tuco.steering import check_alpha, parse_alpha
+from tuco.engine.alpha import parse_alpha
+from tuco.models.steering import check_alpha
 
 
 @register_model("tuco")
@@ -42,7 +43,7 @@ class TucoLM(HFLM):
     ) -> None:
         import torch
 
-        from tuco.pair import load_pair
+        from tuco.models.pair import load_pair
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.alpha = parse_alpha(str(alpha))  # a mistyped alpha fails before the models load
@@ -60,7 +61,7 @@ class TucoLM(HFLM):
 
 
 def main() -> None:
-    """``python -m tuco.harness ...``: lm-eval's CLI with the ``tuco`` model registered."""
+    """``python -m tuco.integrations.lm_eval ...``: lm-eval's CLI with the ``tuco`` model registered."""
     from lm_eval.__main__ import cli_evaluate
 
     sys.argv[0] = "lm_eval"

@@ -19,10 +19,10 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from tuco.decomposition import Stage
+from tuco.engine.decomposition import Stage
+from tuco.engine.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
-from tuco.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
-from tuco.model import DecomposableBase, context_length  # noqa: F401  (context_length: re-exported)
+from tuco.models.decomposable import DecomposableBase, context_length  # noqa: F401  (context_length: re-exported)
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -284,7 +284,7 @@ def load_pair(
         dtype: "auto" (the checkpoint's), "float32", "bfloat16" or "float16".
         device: where to put both models ("cpu", "cuda", "cuda:1"); ignored when ``device_map`` is set.
         device_map: for pairs larger than one device: "auto" (or an explicit map). For two checkpoints,
-            ONE placement is computed for both (``tuco.placement.shared_device_map``), so each layer's FT
+            ONE placement is computed for both (``tuco.models.placement.shared_device_map``), so each layer's FT
             and PT blocks share a device.
         max_memory: per-device budgets for both models together, e.g. {0: "20GiB", "cpu": "60GiB"}.
         tokenizer: tokenizer source; default the tuned model's (the adapter's, then the base's).
@@ -292,7 +292,7 @@ def load_pair(
             repos you trust.
     """
     if tuned is None:
-        from tuco.demo import SHIPPED_PAIRS, shipped_pair_dirs  # the names only; demo's loaders are not imported
+        from tuco.models.shipped import SHIPPED_PAIRS, shipped_pair_dirs
 
         if str(base) not in SHIPPED_PAIRS:
             raise ConfigError(f"give the tuned model too: load_pair(base, tuned), or a shipped pair by name ({', '.join(SHIPPED_PAIRS)})")
@@ -304,14 +304,14 @@ def load_pair(
     _check_source(tuned, "tuned")
     adapter = is_adapter(tuned)
     if adapter:  # before any weights load: the base it names, its target modules and their shapes
-        from tuco.adapter_check import check_adapter
+        from tuco.models.adapter_check import check_adapter
 
         check_adapter(base, tuned)
     if not adapter:  # cheap check on the configs before loading any weights
         tuned_config = _load_config(tuned, "tuned", trust_remote_code)
         check_compatible(_load_config(base, "base", trust_remote_code), tuned_config, base, tuned)
         if isinstance(device_map, str):
-            from tuco.placement import shared_device_map
+            from tuco.models.placement import shared_device_map
 
             device_map = shared_device_map(tuned_config, dtype=torch_dtype, max_memory=max_memory)
             max_memory = None
@@ -329,7 +329,7 @@ def load_pair(
         base_model = None
     else:
         tuned_model = _load_model(tuned, "tuned", torch_dtype, device_map, trust_remote_code, max_memory)
-        from tuco.placement import misplaced_layers
+        from tuco.models.placement import misplaced_layers
 
         apart = misplaced_layers(tuned_model, base_model)
         if apart:

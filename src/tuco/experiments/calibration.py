@@ -18,7 +18,7 @@ from typing import Any
 
 from tuco.errors import ConfigError, InputError
 from tuco.runs import read_manifest, read_rows, rows_path
-from tuco.stats import quantile
+from tuco.stats.summary import quantile
 
 JAILBREAK_LABEL = "jailbroken"  # computed for jailbreak-success runs (see ``labels``)
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tuco import metrics
-from tuco.batching import Encoded, by_length, encode_all, in_batches, in_input_order, pad, run_backbone
-from tuco.decomposition import ForwardRecord, Recorder
-from tuco.prompts import Messages, Prompt
-from tuco.steering import check_rows, rows_of
+from tuco.engine import metrics
+from tuco.engine.alpha import Alpha, AlphaLike
+from tuco.engine.decomposition import ForwardRecord, Recorder
+from tuco.measures.batching import Encoded, by_length, encode_all, in_batches, in_input_order, pad, run_backbone
+from tuco.measures.prompts import Messages, Prompt
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 
 @dataclass
@@ -62,13 +62,6 @@ class Score:
     tuco_response: float | None = None
 
 
-def stage_shares(sums: torch.Tensor) -> torch.Tensor:
-    """Each stage's share ||S_k||_1 / sum_j ||S_j||_1 from [S, ...,  d] sums -> [S, ...]."""
-    norms = metrics.l1(sums)
-    total = norms.sum(0, keepdim=True)
-    return torch.where(total > 0, norms / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(norms))
-
-
 def scores_from_record(
     rec: ForwardRecord,
     batch_lengths: Sequence[int],
@@ -89,7 +82,7 @@ def scores_from_record(
     unscaled = tu if rec.steered is None else metrics.tuco(s_ptc, s_ftc)
     token_tuco = metrics.tuco(rec.sum_ptc, rec.sum_ftc_steered) if per_token else None  # [B, T]
     chain = stages or rec.sums.shape[0] > 2  # a chain reports per-stage shares, even with one stage
-    shares = stage_shares(at_last(rec.sums)) if chain else None
+    shares = metrics.stage_shares(at_last(rec.sums)) if chain else None
     out = []
     for b, n in enumerate(batch_lengths):
         score = Score(
@@ -121,7 +114,7 @@ def score_ids(
     model: Decomposable,
     batch: Sequence[Sequence[int]],
     *,
-    alpha: Any = 1.0,
+    alpha: AlphaLike = 1.0,
     per_token: bool = False,
     full_path: bool = False,
     responses: Sequence[Sequence[int] | None] | None = None,
@@ -166,7 +159,7 @@ def iter_scores(
     batch: Sequence[Sequence[int]],
     *,
     batch_size: int = 8,
-    alpha: Any = 1.0,
+    alpha: AlphaLike = 1.0,
     per_token: bool = False,
     full_path: bool = False,
     on_backoff: Callable[[int], None] | None = None,
@@ -177,7 +170,8 @@ def iter_scores(
     Longest first, so a batch too large for memory shows up at once; halved and retried on out-of-memory.
     ``alpha`` may be a ``RowAlphas`` with one alpha per token id list; ``responses``: ``score_ids``'s.
     """
-    check_rows(alpha, len(batch))
+    a = Alpha.of(alpha)
+    a.check_rows(len(batch))
     given = list(responses) if responses is not None else [None] * len(batch)
     lengths = [len(ids) + max(0, len(r or []) - 1) for ids, r in zip(batch, given)]
     yield from in_batches(
@@ -185,7 +179,7 @@ def iter_scores(
         lambda idx: score_ids(
             model,
             [batch[i] for i in idx],
-            alpha=rows_of(alpha, idx),
+            alpha=a.subset(idx),
             per_token=per_token,
             full_path=full_path,
             responses=[given[i] for i in idx],
@@ -209,7 +203,7 @@ def score(
     *,
     chat: bool | None = None,
     system: str | None = None,
-    alpha: Any = 1.0,
+    alpha: AlphaLike = 1.0,
     batch_size: int = 8,
     per_token: bool = False,
     full_path: bool = False,
@@ -227,7 +221,7 @@ def score(
         chat: apply the tuned tokenizer's chat template (None: when it has one).
         system: system prompt placed before the user message when the template is used.
         alpha: FTC scale (scalar or one per layer; a chain: one per stage); 1 measures the model itself.
-            ``tuco.steering.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
+            ``tuco.RowAlphas([...])``: one alpha per prompt (prompts batched together whatever their alphas).
         batch_size: prompts per forward pass (length-bucketed, left padded); halved on out-of-memory.
         per_token: also return TuCo at every prompt position (runs whole blocks).
         full_path: never take the fast path nor share LoRA base projections (whole pre-trained blocks

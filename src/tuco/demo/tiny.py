@@ -134,7 +134,7 @@ def tiny_models(
     """(base, tuned, tokenizer) in memory: tuned = base with perturbed blocks (all, or ``only_layer``)."""
     from transformers import AutoModelForCausalLM
 
-    from tuco.layers import decoder_layers
+    from tuco.engine.layers import decoder_layers
 
     tok = tokenizer if tokenizer is not None else tiny_tokenizer()
     config = tiny_config(family, vocab_size or len(tok), layers=layers, hidden=hidden)

@@ -1,5 +1,5 @@
 """ModelChain: the checkpoints of one model's training, M_0 (pre-trained) -> M_1 -> ... -> M_K (final),
-decomposed exactly along the final model's stream (``tuco.decomposition``): stage k's component is
+decomposed exactly along the final model's stream (``tuco.engine.decomposition``): stage k's component is
 C_k,l = f_k(x_l) - f_{k-1}(x_l), and each stage's share of the last token's update is
 ||sum_l C_k,l||_1 / sum_j ||sum_l C_j,l||_1. A ``ModelPair`` is the chain of two.
 
@@ -17,11 +17,11 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from tuco.decomposition import Stage
+from tuco.engine.decomposition import Stage
+from tuco.engine.layers import decoder_layers, unwrap_peft
 from tuco.errors import ConfigError, TucoError
-from tuco.layers import decoder_layers, unwrap_peft
-from tuco.model import DecomposableBase
-from tuco.pair import (
+from tuco.models.decomposable import DecomposableBase
+from tuco.models.pair import (
     _check_source,
     _load_config,
     _load_error,
@@ -109,7 +109,7 @@ def load_chain(
     check_device(device, device_map)
     kinds = ["adapter" if k > 0 and is_adapter(n) else "model" for k, n in enumerate(names)]
     full = [n for n, kind in zip(names, kinds) if kind == "model"]
-    from tuco.adapter_check import check_adapter
+    from tuco.models.adapter_check import check_adapter
 
     for k, kind in enumerate(kinds):
         if kind == "adapter":  # stacked on the last full model before it
@@ -118,7 +118,7 @@ def load_chain(
     for k, c in enumerate(configs[:-1]):
         check_compatible(c, configs[-1], full[k], full[-1])
     if isinstance(device_map, str):
-        from tuco.placement import shared_device_map
+        from tuco.models.placement import shared_device_map
 
         device_map = shared_device_map(configs[-1], dtype=torch_dtype, max_memory=max_memory, copies=len(full))
         max_memory = None

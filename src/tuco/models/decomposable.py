@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from tuco.decomposition import Engine, Recorder, Stage
-from tuco.layers import attention_module, decoder_layers, per_position_modules, same_input_modules, unwrap_peft
+from tuco.engine.decomposition import Engine, Recorder, Stage
+from tuco.engine.layers import attention_module, decoder_layers, per_position_modules, same_input_modules, unwrap_peft
 
 
 def context_length(config: Any) -> int | None:
@@ -155,3 +155,15 @@ class DecomposableBase:
         off: Any = model.disable_adapter() if adapters_off else nullcontext()  # type: ignore[operator]
         with off:
             yield model, decoder_layers(model)[-1]
+
+
+def eos_ids(model: Decomposable) -> set[int]:
+    """Every end-of-sequence id of the running model's generation config and tokenizer."""
+    ids: set[int] = set()
+    gen_eos = getattr(getattr(unwrap_peft(model.tuned), "generation_config", None), "eos_token_id", None)
+    for value in (gen_eos, model.tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids

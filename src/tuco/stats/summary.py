@@ -1,7 +1,7 @@
 """Small statistics the analyses and the report share: TPR at a fixed FPR, the k-fold choice of alpha, one
 quantile, a paired/unpaired bootstrap difference of means. Pure Python.
 
-Intervals and claims live in ``tuco.intervals`` and ``tuco.claims``."""
+Intervals and claims live in ``tuco.stats.intervals`` and ``tuco.stats.claims``."""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ into a ``Recorder``. The model's own forward keeps doing embeddings, masks, posi
 Fast path: where only one position per row of the earlier stages' outputs is ever read (every alpha is
 1 and the recorder keeps the last position only), each earlier stage's block runs its feed-forward
 part, and where the family registry knows them its query and output projections and its attention (one
-query per row, ``tuco.attention_at``), at that position only; keys and values still come from every
+query per row, ``tuco.engine.attention_at``), at that position only; keys and values still come from every
 position, so what is read is exact (see ``docs/concepts.md``). Any other use runs whole blocks.
 
 LoRA stages (a base with stacked adapters: one block object for every stage) share the base projections
 whose input is the same in every stage: the earlier stages reuse what the running stage's call computed,
-when its input is checked bit-identical (``tuco.lora_share``).
+when its input is checked bit-identical (``tuco.engine.lora_share``).
 """
 
 from __future__ import annotations
@@ -36,24 +36,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuco import attention_at, lora_share
+from tuco._compat import adapters_active, replace_captured_hidden_state, tuner_layers, unobserved
+from tuco.engine import attention_at, lora_share
+from tuco.engine.alpha import EngineAlphas, normalize_alphas
 from tuco.errors import ConfigError, TucoError
-from tuco.steering import RowAlphas, StageAlphas
 
 try:  # transformers >= 4.36
     from transformers.cache_utils import Cache as _HFCache
 except ImportError:  # pragma: no cover - very old transformers
     _HFCache = ()  # type: ignore[assignment,misc]
 
-try:  # transformers 5: `output_hidden_states` is collected by hooks on the decoder blocks
-    from transformers.utils.output_capturing import _active_collector
-except ImportError:  # transformers 4.x
-    _active_collector = None  # type: ignore[assignment]
 _HAS_CACHE_TYPE = bool(_HFCache)
-
-Alphas = tuple[tuple[float, ...], ...]  # [stage k = 1..K][layer l]
-# What the engine runs with: one ``Alphas`` for every row, or a float32 tensor [K, L, B] (one alpha per row).
-EngineAlphas = Alphas | torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,37 +191,19 @@ class Stage:
     adapters: tuple[str, ...] | None = None
 
 
-def _tuner_layers(block: nn.Module) -> list[nn.Module]:
-    """PEFT adapter layers (LoRA, ...) inside a block: they carry a ``_disable_adapters`` switch."""
-    return [m for m in block.modules() if hasattr(m, "_disable_adapters") and hasattr(m, "active_adapters")]
-
-
 class _BlockView:
     """One stage's block at one layer: the module and the adapter setting it runs with."""
 
     def __init__(self, block: nn.Module, adapters: tuple[str, ...] | None) -> None:
         self.block = block
         self.adapters = adapters
-        self._tuners: list[Any] = _tuner_layers(block) if adapters is not None else []
+        self._tuners: list[Any] = tuner_layers(block) if adapters is not None else []
 
-    @contextmanager
-    def active(self) -> Iterator[None]:
+    def active(self) -> AbstractContextManager[None]:
         """Switch the block's PEFT layers to this stage's adapters for one call (no-op otherwise)."""
-        if not self._tuners:
-            yield
-            return
-        saved = [(m._disable_adapters, m._active_adapter) for m in self._tuners]
-        for m in self._tuners:
-            if self.adapters:
-                m._disable_adapters = False
-                m._active_adapter = list(self.adapters)
-            else:
-                m._disable_adapters = True
-        try:
-            yield
-        finally:
-            for m, (off, names) in zip(self._tuners, saved):
-                m._disable_adapters, m._active_adapter = off, names
+        if not self._tuners or self.adapters is None:
+            return nullcontext()
+        return adapters_active(self._tuners, self.adapters)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,28 +329,6 @@ def _hidden(out: Any) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out[0]
 
 
-def _fix_captured_hidden_state(ft_h: torch.Tensor, out: torch.Tensor) -> None:
-    """transformers 5 records ``output_hidden_states`` from the running block's output; under steering
-    the residual stream is ``out`` instead, so swap the entry just recorded (4.x: not reachable, documented)."""
-    if _active_collector is None:
-        return
-    collected = _active_collector.get()
-    states = collected.get("hidden_states") if isinstance(collected, dict) else None
-    if states and states[-1] is ft_h:
-        states[-1] = out
-
-
-@contextmanager
-def _unobserved() -> Iterator[None]:
-    """Output-capturing hooks (``output_hidden_states``, ...) must not see the earlier stages' calls."""
-    token = _active_collector.set(None) if _active_collector is not None else None
-    try:
-        yield
-    finally:
-        if _active_collector is not None:
-            _active_collector.reset(token)
-
-
 LayerAlphas = Sequence[float] | Sequence[torch.Tensor]  # alpha_k at one layer: numbers, or [B] per stage
 
 
@@ -476,7 +429,7 @@ class TuCoLayer(nn.Module):
             state.recorder.add(self.index, x, outs, alphas if state.record_alphas else None)
         out = mix(outs, alphas)
         if out is not h_K:
-            _fix_captured_hidden_state(h_K, out)
+            replace_captured_hidden_state(h_K, out)
         return out if isinstance(out_K, torch.Tensor) else (out, *out_K[1:])
 
     # ---- plumbing: caches, adapters, devices, the fast path, shared LoRA base projections ----
@@ -500,7 +453,7 @@ class TuCoLayer(nn.Module):
         index = state.recorder.positions(x.shape[1]) if fast and state.recorder is not None else None
         restrict = _at_positions(view.block, state.fast_paths, index, state.fast_rows) if fast else nullcontext()
         attend = attention_at.restricted(view.block, state.fast_attention, index, state.fast_rows) if fast else nullcontext()
-        with _unobserved(), view.active(), restrict, attend:
+        with unobserved(), view.active(), restrict, attend:
             h = _hidden(view.block(*args, **kwargs))
         return h if h.device == x.device else h.to(x.device)  # device_map placed the blocks apart
 
@@ -508,59 +461,6 @@ class TuCoLayer(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Engine: install the wrappers for the duration of a context; always restore.
 # --------------------------------------------------------------------------------------------
-
-
-def normalize_alphas(alpha: Any, n_stages: int, n_layers: int) -> EngineAlphas:
-    """Alpha for each of ``n_stages`` fine-tuning stages (k = 1..K) and each layer, validated.
-
-    ``alpha``: one number (every stage, every layer); for one stage, a sequence of ``n_layers``
-    numbers; for several stages, a sequence of ``n_stages`` entries (``StageAlphas``), each a number or
-    ``n_layers`` numbers. Every value must be finite and >= 0. A ``RowAlphas`` (one such alpha per row of
-    the batch) gives a float32 tensor [K, L, B], unless every row's alpha is the same: then that alpha's
-    ``Alphas`` (so alpha = 1 on every row is the plain fine-tuned model, fast path included).
-    """
-    if isinstance(alpha, RowAlphas):
-        if not alpha:
-            raise ConfigError("RowAlphas is empty; give one alpha per row of the batch")
-        if any(isinstance(a, RowAlphas) for a in alpha):
-            raise ConfigError("a RowAlphas entry is itself a RowAlphas; give each row one alpha (a number, per layer or per stage)")
-        rows = [_uniform_alphas(a, n_stages, n_layers) for a in alpha]
-        if all(r == rows[0] for r in rows):
-            return rows[0]
-        return torch.tensor(rows, dtype=torch.float32).permute(1, 2, 0).contiguous()  # [B, K, L] -> [K, L, B]
-    return _uniform_alphas(alpha, n_stages, n_layers)
-
-
-def _uniform_alphas(alpha: Any, n_stages: int, n_layers: int) -> Alphas:
-    """``normalize_alphas`` for one alpha shared by every row."""
-
-    def layer_values(a: Any, what: str) -> tuple[float, ...]:
-        if isinstance(a, (int, float)):
-            values = [float(a)] * n_layers
-        else:
-            values = [float(v) for v in a]
-            if len(values) != n_layers:
-                raise ConfigError(f"{what} has {len(values)} values but the model has {n_layers} layers; give one value or {n_layers}")
-        bad = [v for v in values if not (0.0 <= v < float("inf"))]
-        if bad:
-            raise ConfigError(
-                f"alpha must be a finite number >= 0, got {bad[0]} (alpha=1 is the fine-tuned model, 0 the pre-trained blocks)"
-            )
-        return tuple(values)
-
-    if isinstance(alpha, (int, float)):
-        return tuple(layer_values(alpha, "alpha") for _ in range(n_stages))
-    entries = list(alpha)
-    per_stage = isinstance(alpha, StageAlphas)  # "1/0.5" on the command line
-    nested = any(not isinstance(e, (int, float)) for e in entries)
-    if n_stages == 1 and not nested and not per_stage:
-        return (layer_values(entries, "alpha"),)
-    if len(entries) != n_stages:
-        stages = f"{n_stages} fine-tuning stage" + ("" if n_stages == 1 else "s")
-        raise ConfigError(
-            f"alpha has {len(entries)} entries but there {'is' if n_stages == 1 else 'are'} {stages}; give one value or one per stage"
-        )
-    return tuple(layer_values(a, f"alpha of stage {k + 1}") for k, a in enumerate(entries))
 
 
 class Engine:

@@ -62,3 +62,10 @@ def output_co(x_pt: torch.Tensor, x_ft: torch.Tensor) -> torch.Tensor:
     """
     diff = _wide(x_ft) - _wide(x_pt)
     return tuco_from_norms(l1(x_pt), l1(diff))
+
+
+def stage_shares(sums: torch.Tensor) -> torch.Tensor:
+    """Each stage's share ||S_k||_1 / sum_j ||S_j||_1 from [S, ...,  d] sums -> [S, ...]."""
+    norms = l1(sums)
+    total = norms.sum(0, keepdim=True)
+    return torch.where(total > 0, norms / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(norms))

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tuco import metrics
-from tuco.batching import encode_all, in_batches, in_input_order, last_logits, pad
-from tuco.decomposition import Recorder
+from tuco.engine import metrics
+from tuco.engine.decomposition import Recorder
 from tuco.errors import PromptError
-from tuco.prompts import Messages, Prompt, as_prompts, has_chat_template, render
+from tuco.measures.batching import encode_all, in_batches, in_input_order, last_logits, pad
+from tuco.measures.prompts import Messages, Prompt, as_prompts, has_chat_template, render
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuco.layers import decoder_layers
+from tuco.engine.layers import decoder_layers
 
 
 def _config_dtype(config: Any, dtype: Any) -> torch.dtype:

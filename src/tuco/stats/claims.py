@@ -1,7 +1,7 @@
 """Findings: an experiment's claims, each tested on its interval, and the verdict that says direction AND
 magnitude against what the paper reports. Torch-free.
 
-An experiment declares its claims (``Claim``): the interval (``tuco.intervals``), which side of the null
+An experiment declares its claims (``Claim``): the interval (``tuco.stats.intervals``), which side of the null
 the paper expects, whether the claim is PRIMARY (the controlled comparison the experiment exists for) or
 exploratory, and, where the paper reports a number on the same scale, that range. ``judge`` turns a
 run's claims into ``Finding``s: primary claims are Holm-corrected together (family-wise error 5% per
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuco.intervals import Interval, detectable_effect, holm
+from tuco.stats.intervals import Interval, detectable_effect, holm
 
 MIN_N = 10
 TOO_FEW = f"too few to tell (n < {MIN_N})"

@@ -87,8 +87,8 @@ REGISTRY: dict[str, LayerPaths] = {
 _WARNED: set[str] = set()
 
 HOW_TO_ADD = (
-    "To add a family, register its paths: tuco.layers.REGISTRY['<model_type>'] = "
-    "tuco.layers.LayerPaths('<path.to.layers>', '<path.to.final_norm>')."
+    "To add a family, register its paths: tuco.engine.layers.REGISTRY['<model_type>'] = "
+    "tuco.engine.layers.LayerPaths('<path.to.layers>', '<path.to.final_norm>')."
 )
 
 

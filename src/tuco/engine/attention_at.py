@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tuco._compat import attention_implementation, attention_swapped
+
 NAME = "tuco_at_positions"
 
 
@@ -42,7 +44,7 @@ _REGISTERED = [False]
 
 def _implementation(module: nn.Module) -> Callable[..., Any] | None:
     """The attention function ``module`` would call (eager or sdpa only), or None to keep it whole."""
-    name = getattr(getattr(module, "config", None), "_attn_implementation", None)
+    name = attention_implementation(getattr(module, "config", None))
     if getattr(module, "reorder_and_upcast_attn", False):  # GPT-2's own eager variant, outside the interface
         return None
     if name == "eager":
@@ -97,12 +99,9 @@ def restricted(block: nn.Module, path: str | None, index: torch.Tensor | None, c
         yield
         return
     _register()
-    config: Any = module.config
-    saved = config._attn_implementation
     token = _ACTIVE.set(_Call(module, inner, index, counter))
-    config._attn_implementation = NAME
     try:
-        yield
+        with attention_swapped(module.config, NAME):
+            yield
     finally:
-        config._attn_implementation = saved
         _ACTIVE.reset(token)

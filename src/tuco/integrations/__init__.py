@@ -1,0 +1,1 @@
+"""tuco inside other tools' loops: the lm-evaluation-harness model and the transformers Trainer callback."""

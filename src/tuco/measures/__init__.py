@@ -1,0 +1,1 @@
+"""Measurements: prompts in, results out (score, generate, decode, choose, OutputCo), batching and positions."""

@@ -1,0 +1,1 @@
+"""Pure numbers (torch-free): intervals, claims and their verdicts, syntheses, summaries."""
