@@ -1,6 +1,7 @@
-"""Continuous batching (tuco.measures.decoding): rows that join and leave a running batch at different steps, each at
-its own alpha, equal the same prompt generated alone (tokens, per-token TuCo) on every family, sliding-window
-caches included; samples come from each row's own generator; logprobs equal the model's own."""
+"""The one decode loop (tuco.measures.decoding): in batch mode it equals Hugging Face's own ``generate`` under the
+engine bit for bit (tests/reference.py); in continuous mode rows that join and leave a running batch at different
+steps, each at its own alpha, equal the same prompt generated alone (tokens, per-token TuCo) on every family,
+sliding-window caches included; samples come from each row's own generator; logprobs equal the model's own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from tuco.errors import ConfigError
 from tuco.measures.batching import pad
 from tuco.measures.decoding import Decoder, Row
 from tuco.measures.generation import generate_ids
+from tuco.measures.sampling import Sampling
 from tuco.models.pair import ModelPair
+from reference import hf_generate
 
 # full attention and sliding window in the fast tier; every other family in the slow tier (make test)
 FAST = ("llama", "gemma3_text")
@@ -49,17 +52,33 @@ def test_rows_joining_and_leaving_equal_each_row_alone(family_name, tokenizer):
     base, tuned, tok = tiny_models(family_name, tokenizer=tokenizer)
     pair = ModelPair(tuned=tuned, base=base, tokenizer=tok)
     ids = _ids(pair)
-    rows = [Row(ids=i, alpha=a, max_new_tokens=n) for i, a, n in zip(ids, ALPHAS, LENGTHS)]
+    rows = [Row(ids=i, alpha=a, sampling=Sampling(max_new_tokens=n)) for i, a, n in zip(ids, ALPHAS, LENGTHS)]
     _run_staggered(pair, rows)
     for row, i, a, n in zip(rows, ids, ALPHAS, LENGTHS):
-        (alone,) = generate_ids(pair, [i], alpha=a, max_new_tokens=n)  # independent: HF generate, one row
-        assert row.tokens == alone.token_ids
-        assert row.token_tuco == pytest.approx(alone.token_tuco, rel=1e-4, abs=1e-6)
-        assert row.finish_reason == ("stop" if alone.finished else "length")
+        (alone,) = hf_generate(pair, [i], alpha=a, max_new_tokens=n)  # independent: HF generate, one row
+        assert row.tokens == alone["token_ids"]
+        assert row.token_tuco == pytest.approx(alone["token_tuco"], rel=1e-4, abs=1e-6)
+        assert row.finish_reason == ("stop" if alone["finished"] else "length")
+
+
+@pytest.mark.parametrize("family_name", BATTERY)
+def test_batch_mode_equals_hf_generate_bit_for_bit(family_name, tokenizer):
+    """Rows that finish early stay in a batch decoder (fed padding), so every pass has generate's shapes."""
+    base, tuned, tok = tiny_models(family_name, tokenizer=tokenizer)
+    pair = ModelPair(tuned=tuned, base=base, tokenizer=tok)
+    ids = _ids(pair)
+    for alpha in (1.0, 0.0, 1.25):
+        for per_token in (False, True):
+            want = hf_generate(pair, ids, alpha=alpha, max_new_tokens=12, per_token=per_token)
+            got = generate_ids(pair, ids, alpha=alpha, sampling=Sampling(max_new_tokens=12), per_token=per_token)
+            for g, w in zip(got, want):
+                assert g.token_ids == w["token_ids"] and g.finished == w["finished"]
+                assert g.token_tuco == w["token_tuco"]  # exactly: the same computation
+                assert g.prompt_tuco == w["prompt_tuco"]
 
 
 def test_finished_rows_leave_every_cache(llama_pair):
-    rows = [Row(ids=i, alpha=a, max_new_tokens=n) for i, a, n in zip(_ids(llama_pair), ALPHAS, LENGTHS)]
+    rows = [Row(ids=i, alpha=a, sampling=Sampling(max_new_tokens=n)) for i, a, n in zip(_ids(llama_pair), ALPHAS, LENGTHS)]
     with Decoder(llama_pair) as d:
         d.add(rows)
         caches = d._caches(d._cache)
@@ -82,10 +101,11 @@ def test_finished_rows_leave_every_cache(llama_pair):
 
 def test_samples_come_from_each_rows_own_generator(llama_pair):
     ids = _ids(llama_pair)
-    together = [Row(ids=i, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=s) for i, s in zip(ids, (1, 2, 3, 4))]
+    sampling = Sampling(max_new_tokens=8, temperature=1.0, top_p=0.9)
+    together = [Row(ids=i, sampling=sampling, seed=s) for i, s in zip(ids, (1, 2, 3, 4))]
     _run_staggered(llama_pair, together)
     for row, i, s in zip(together, ids, (1, 2, 3, 4)):
-        alone = Row(ids=i, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=s)
+        alone = Row(ids=i, sampling=sampling, seed=s)
         torch.manual_seed(123)  # the global RNG plays no part
         with Decoder(llama_pair) as d:
             d.add([alone])
@@ -97,7 +117,7 @@ def test_samples_come_from_each_rows_own_generator(llama_pair):
 
 def test_logprobs_are_the_models_own(llama_pair):
     ids = _ids(llama_pair)
-    rows = [Row(ids=i, max_new_tokens=3, logprobs=2, prompt_logprobs=True) for i in ids]
+    rows = [Row(ids=i, sampling=Sampling(max_new_tokens=3), logprobs=2, prompt_logprobs=True) for i in ids]
     with Decoder(llama_pair) as d:
         d.add(rows)
         while d.rows:
@@ -117,13 +137,25 @@ def test_logprobs_are_the_models_own(llama_pair):
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        ({"max_new_tokens": 0}, "max_tokens must be >= 1"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be a whole number >= 1"),
         ({"temperature": -1}, "temperature must be >= 0"),
         ({"top_p": 0}, "top_p must be in"),
-        ({"logprobs": 50}, "logprobs must be between"),
-        ({"alpha": -0.5}, "alpha must be a finite number >= 0"),
+        ({"top_p": 0.5}, "top_p 0.5 only applies when sampling"),
     ],
 )
-def test_bad_rows_are_refused(llama_pair, kw, msg):
-    with Decoder(llama_pair) as d, pytest.raises(ConfigError, match=msg):
-        d.add([Row(ids=[5, 6, 7], **kw)])
+def test_bad_sampling_is_refused_where_it_is_built(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        Sampling(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"logprobs": 50}, "logprobs must be between"),
+        ({"alpha": -0.5}, "alpha must be a finite number >= 0"),
+        ({"ids": []}, "the prompt is empty"),
+    ],
+)
+def test_bad_rows_are_refused(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        Row(**{"ids": [5, 6, 7], **kw})
