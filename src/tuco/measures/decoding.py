@@ -51,8 +51,9 @@ class Row:
     ``seed``: this row's generator seed (``tuco.measures.sampling.row_seed``; None: fresh randomness).
     ``prompt_only``: nothing is generated (the prompt's logprobs and TuCo alone). ``logprobs``: how many top
     alternatives to return per generated token (None: no logprobs; 0: the chosen token's only);
-    ``prompt_logprobs``: also the logprob of every prompt token given the ones before (the first is None). ``finish_reason``: "stop" (an end-of-sequence token, or the caller's stop
-    rule), "length" (``max_new_tokens``), "cancelled" (the caller gave up on it).
+    ``prompt_logprobs``: also the logprob of every prompt token given the ones before (the first is None).
+    ``finish_reason``: "stop" (an end-of-sequence token, or the caller's stop rule), "length"
+    (``max_new_tokens``), "cancelled" (the caller gave up on it).
     """
 
     ids: list[int]
