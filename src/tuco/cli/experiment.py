@@ -25,14 +25,14 @@ def _shown(value: Any) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    from tuco.experiments import NAMES, get
+    from tuco.experiments import REGISTRY, get
     from tuco.experiments.base import default_of, option_fields, option_types
 
     p = sub.add_parser("experiment", help=HELP, description=HELP)
     names = p.add_subparsers(dest="experiment", metavar="NAME")
     lp = names.add_parser("list", help="list the experiments and the question each answers")
     lp.set_defaults(run=run_list)
-    for name in NAMES:
+    for name in REGISTRY.names:
         exp = get(name)
         e = names.add_parser(
             name,
@@ -86,12 +86,12 @@ def run_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tuco.experiments import NAMES, get
+    from tuco.experiments import REGISTRY, get
 
     t = Table(show_edge=False)
     t.add_column("experiment")
     t.add_column("question")
-    for name in NAMES:
+    for name in REGISTRY.names:
         t.add_row(name, get(name).question)
     Console().print(t)
     return 0

@@ -19,23 +19,86 @@ from tuco.experiments.base import Experiment
 if TYPE_CHECKING:
     from tuco.models.decomposable import Decomposable
 
-MODULES: dict[str, str] = {
+BUILTIN: dict[str, str] = {
     "web-vs-chat": "tuco.experiments.web_vs_chat",
     "gcg": "tuco.experiments.gcg",
     "conjugate": "tuco.experiments.conjugate",
     "many-shot": "tuco.experiments.many_shot",
+    "many-shot-persona": "tuco.experiments.many_shot_persona",
     "jailbreak-success": "tuco.experiments.jailbreak_success",
     "alpha-sweep": "tuco.experiments.alpha_sweep",
     "output-vs-tuco": "tuco.experiments.output_vs_tuco",
 }
-NAMES = tuple(MODULES)
+ENTRY_POINTS = "tuco.experiments"  # a package's own analyses: [project.entry-points."tuco.experiments"] NAME = "module:OBJECT"
+
+
+class Registry:
+    """The analyses by name, open to outsiders: the built-in modules (imported when first used), analyses
+    registered in Python (``register``) and, from installed packages, the entry points of the group
+    ``tuco.experiments`` (``NAME = "package.module:EXPERIMENT"``)."""
+
+    def __init__(self, builtin: dict[str, str]) -> None:
+        self._paths: dict[str, str] = dict(builtin)
+        self._loaded: dict[str, Experiment] = {}
+        self._entry_points_read = False
+
+    def register(self, experiment: Experiment) -> Experiment:
+        """Add an analysis (its ``name`` must be new); returns it, so a module can write
+        ``EXPERIMENT = register(Experiment(...))``."""
+        if not isinstance(experiment, Experiment):
+            raise ConfigError(f"register() takes a tuco.experiments.base.Experiment, got {type(experiment).__name__}")
+        self._read_entry_points()
+        if experiment.name in self._paths or experiment.name in self._loaded:
+            known = self._loaded.get(experiment.name)
+            if known is experiment:
+                return experiment
+            raise ConfigError(f"an experiment named {experiment.name!r} exists already; give yours another name")
+        self._loaded[experiment.name] = experiment
+        return experiment
+
+    def _read_entry_points(self) -> None:
+        if self._entry_points_read:
+            return
+        self._entry_points_read = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINTS):
+            if ep.name not in self._paths:
+                self._paths[ep.name] = ep.value
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every analysis's name, built-in ones first."""
+        self._read_entry_points()
+        return tuple(dict.fromkeys([*self._paths, *self._loaded]))
+
+    def get(self, name: str) -> Experiment:
+        """The analysis called ``name`` (imports its module the first time)."""
+        self._read_entry_points()
+        if name in self._loaded:
+            return self._loaded[name]
+        if name not in self._paths:
+            raise ConfigError(f"unknown experiment {name!r}: choose from {', '.join(self.names)}")
+        module, _, attr = self._paths[name].partition(":")
+        found = getattr(importlib.import_module(module), attr or "EXPERIMENT")
+        if not isinstance(found, Experiment):
+            raise ConfigError(f"{self._paths[name]} is not a tuco Experiment (a {type(found).__name__})")
+        self._loaded[name] = found
+        return found
+
+
+REGISTRY = Registry(BUILTIN)
+NAMES = tuple(BUILTIN)  # the built-in analyses (REGISTRY.names adds registered ones)
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an analysis to the registry (``tuco experiment NAME`` and ``run_experiment`` then find it)."""
+    return REGISTRY.register(experiment)
 
 
 def get(name: str) -> Experiment:
     """The experiment called ``name`` (imports its module)."""
-    if name not in MODULES:
-        raise ConfigError(f"unknown experiment {name!r}: choose from {', '.join(MODULES)}")
-    return importlib.import_module(MODULES[name]).EXPERIMENT  # type: ignore[no-any-return]
+    return REGISTRY.get(name)
 
 
 def validate(name: str, **options: Any) -> list[str]:
@@ -110,3 +173,51 @@ def run_experiment(
         job = Job(model, run, progress=progress, on_measurement=on_measurement)
         exp.run(model, opts, ExperimentRun(path, opts, model, job))
     return metrics
+
+
+def run_suite(
+    plan: list[tuple[str, dict[str, Any]]],
+    model: Decomposable,
+    out_dir: str | Path,
+    *,
+    on_measurement: Callable[[str, int], None] | None = None,
+    **kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """Run several analyses on one pair into ``out_dir/<name>/`` and judge them together: every primary
+    claim of the suite in ONE Holm family (the suite's family-wise error is 5%), each run's metrics.json
+    rewritten with the suite's verdicts, and ``out_dir/suite.json`` with one line per analysis (its primary
+    claims: estimate, interval, verdict). ``kwargs``: ``run_experiment``'s (resume, overwrite, ranks,
+    progress, seed)."""
+    import json
+
+    from tuco.runs import atomic_write_text
+    from tuco.stats.claims import rejudge_suite
+
+    out = Path(out_dir)
+    results: dict[str, dict[str, Any]] = {}
+    for k, (name, options) in enumerate(plan, start=1):
+
+        def told(tag: str, total: int, name: str = f"analysis {k}/{len(plan)} {name}") -> None:
+            if on_measurement is not None:  # each measurement's bar (with its ETA) says which analysis of how many
+                on_measurement(f"{name} {tag}".strip(), total)
+
+        results[name] = run_experiment(name, model, out / name, on_measurement=told, **kwargs, **options)
+    if not any(results.values()):  # not the main rank
+        return results
+    judged = rejudge_suite({name: m.get("findings", []) for name, m in results.items()})
+    for name, findings in judged.items():
+        results[name]["findings"] = findings
+        atomic_write_text(out / name / "metrics.json", json.dumps(results[name], indent=1, default=str) + "\n")
+    summary = {
+        "analyses": [name for name, _ in plan],
+        "holm_family": next((f["holm_family"] for fs in judged.values() for f in fs if f.get("holm_family")), 0),
+        "primary": [
+            {"experiment": name, **{k: f.get(k) for k in ("claim", "measured", "estimate", "low", "high", "n_text", "verdict", "p_holm")}}
+            for name, fs in judged.items()
+            for f in fs
+            if f.get("primary")
+        ],
+        "exploratory": sum(1 for fs in judged.values() for f in fs if not f.get("primary")),
+    }
+    atomic_write_text(out / "suite.json", json.dumps(summary, indent=1, default=str) + "\n")
+    return results

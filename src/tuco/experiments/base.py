@@ -391,16 +391,19 @@ def paired_claim(
     primary: bool = False,
     paper_range: tuple[float, float] | None = None,
     mde: bool = False,
+    clusters: dict[str, str] | None = None,
 ) -> Claim:
-    """mean(after - before) over the items measured under both (``item_means`` of two conditions)."""
+    """mean(after - before) over the items measured under both (``item_means`` of two conditions);
+    ``clusters``: item -> cluster (e.g. the request's topic), so items of one cluster count once."""
     from tuco.stats.claims import Claim
-    from tuco.stats.intervals import paired_diff_ci
+    from tuco.stats.recompute import compute
 
     items = [i for i in after if i in before]
     if len(items) < 2:
         return Claim(claim, None, expect, what, paper, primary, paper_range, reason=f"{len(items)} items measured under both conditions")
-    iv = paired_diff_ci([before[i] for i in items], [after[i] for i in items])
-    return Claim(claim, iv, expect, what, paper, primary, paper_range, mde=mde, extra={"paired": True})
+    kw: dict[str, Any] = {"clusters": [clusters.get(i, i) for i in items]} if clusters else {}
+    iv, inputs = compute("paired_diff_ci", before=[before[i] for i in items], after=[after[i] for i in items], **kw)
+    return Claim(claim, iv, expect, what, paper, primary, paper_range, mde=mde, extra={"paired": True}, inputs=inputs)
 
 
 def item_slopes(rows: list[dict[str, Any]], key: str = "tuco", by: str = "k") -> dict[str, float]:
@@ -433,14 +436,18 @@ def mean_claim(
     paper: str | None,
     primary: bool = False,
     paper_range: tuple[float, float] | None = None,
+    clusters: dict[str, str] | None = None,
 ) -> Claim:
-    """The mean of a per-item quantity (a slope, a difference computed per item) against 0."""
+    """The mean of a per-item quantity (a slope, a difference computed per item) against 0; ``clusters``:
+    item -> cluster, so items of one cluster count once."""
     from tuco.stats.claims import Claim
-    from tuco.stats.intervals import mean_ci
+    from tuco.stats.recompute import compute
 
     if len(per_item) < 2:
         return Claim(claim, None, expect, what, paper, primary, paper_range, reason=f"{len(per_item)} items")
-    return Claim(claim, mean_ci(list(per_item.values())), expect, what, paper, primary, paper_range)
+    kw: dict[str, Any] = {"clusters": [clusters.get(i, i) for i in per_item]} if clusters else {}
+    iv, inputs = compute("mean_ci", values=list(per_item.values()), **kw)
+    return Claim(claim, iv, expect, what, paper, primary, paper_range, inputs=inputs)
 
 
 def auc_claim(
@@ -455,12 +462,16 @@ def auc_claim(
     primary: bool = False,
     paper_range: tuple[float, float] | None = None,
     strata: str | None = None,
+    cluster: str | None = None,
+    min_per_class: int = 5,
 ) -> Claim:
-    """ROC-AUC of ``key`` (positives above negatives), rows of one ``item`` forming one cluster; with
-    ``strata`` (a row field) only pairs within one stratum count."""
+    """ROC-AUC of ``key`` (positives above negatives). Rows of one cluster are dependent: the cluster is the
+    row's ``cluster`` field (e.g. the request's topic), else its ``item``. With ``strata`` (a row field) only
+    pairs within one stratum count, and a stratum with fewer than ``min_per_class`` clusters in either class
+    is dropped and named (``tuco.stats.strata``)."""
     from tuco.runs.schema import item_of
     from tuco.stats.claims import Claim
-    from tuco.stats.intervals import auc_ci
+    from tuco.stats.recompute import compute
 
     pos = [r for r in positives if _number(r.get(key))]
     neg = [r for r in negatives if _number(r.get(key))]
@@ -468,18 +479,30 @@ def auc_claim(
         return Claim(
             claim, None, expect, what, paper, primary, paper_range, reason=f"a group is empty ({len(pos)} vs {len(neg)})", digits=2
         )
+
+    def clusters(rs: list[dict[str, Any]]) -> list[str]:
+        return [str(r.get(cluster, item_of(r))) if cluster else item_of(r) for r in rs]
+
+    args: dict[str, Any] = dict(
+        positives=[float(r[key]) for r in pos],
+        negatives=[float(r[key]) for r in neg],
+        pos_clusters=clusters(pos),
+        neg_clusters=clusters(neg),
+    )
     try:
-        iv = auc_ci(
-            [float(r[key]) for r in pos],
-            [float(r[key]) for r in neg],
-            pos_clusters=[item_of(r) for r in pos],
-            neg_clusters=[item_of(r) for r in neg],
-            pos_strata=[r.get(strata) for r in pos] if strata else None,
-            neg_strata=[r.get(strata) for r in neg] if strata else None,
-        )
+        if strata:
+            iv, inputs = compute(
+                "stratified_auc_ci",
+                **args,
+                pos_strata=[str(r.get(strata)) for r in pos],
+                neg_strata=[str(r.get(strata)) for r in neg],
+                min_per_class=min_per_class,
+            )
+        else:
+            iv, inputs = compute("auc_ci", **args)
     except ValueError as err:
         return Claim(claim, None, expect, what, paper, primary, paper_range, reason=str(err), digits=2)
-    return Claim(claim, iv, expect, what, paper, primary, paper_range, digits=2)
+    return Claim(claim, iv, expect, what, paper, primary, paper_range, digits=2, inputs=inputs)
 
 
 def _number(v: Any) -> bool:
