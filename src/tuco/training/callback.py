@@ -14,8 +14,8 @@ weights (``model_state.frozen_copy``: only the trainable ones are copied), on ``
 checkpoint given as ``base``.
 
 Under ``Trainer`` (and TRL's trainers, which subclass it) it is a ``TrainerCallback``; any other training
-loop drives the same object: ``begin(model)``, ``step_end(model, step)`` after each optimizer step (True:
-stop), ``end()``.
+loop drives the same object: ``begin(model)``, ``step_end(model, step)`` after each optimizer step (a
+``Measurement`` when one was due; its ``stop`` says a watch rule wants training stopped), ``end()``.
 """
 
 from __future__ import annotations
@@ -255,12 +255,13 @@ class TucoCallback(TrainerCallback):
         measured = self._session.measured if self._session is not None else set()
         return step not in measured and (step % self.every == 0 or last)
 
-    def step_end(self, model: nn.Module, step: int, *, epoch: float | None = None, last: bool = False) -> bool:
-        """After optimizer step ``step`` (steps done so far): measure when due; True when a watch rule says stop."""
+    def step_end(self, model: nn.Module, step: int, *, epoch: float | None = None, last: bool = False) -> Measurement | None:
+        """After optimizer step ``step`` (steps done so far): measure when due (every ``every`` steps, and when
+        ``last``). Returns the measurement (its ``stop``: a watch rule says stop), None when none was due (or
+        off the main process)."""
         if not self.due(step, last=last):
-            return False
-        m = self.measure(model, step, epoch)
-        return m is not None and m.stop
+            return None
+        return self.measure(model, step, epoch)
 
     def measure(self, model: nn.Module, step: int, epoch: float | None = None) -> Measurement | None:
         """Measure now, at ``step``: rows written, means logged, watch rules checked (None off the main process)."""
