@@ -7,6 +7,7 @@ restored exactly; watch rules warn and stop; a crashed run resumes; bad input fa
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -517,3 +518,29 @@ def test_the_run_manifest_states_the_start_and_its_memory(saved_run):
     else:
         assert "adapter switched off (no copy)" in manifest["start"] and "start_copy_bytes" not in manifest
     assert manifest["measurements"] == 5 and manifest["measure_seconds"] == pytest.approx(cb.seconds, abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [False, True], ids=["measure", "stop"])
+def test_ddp_every_rank_trains_only_rank_0_measures_and_a_stop_stops_every_rank(tmp_path, stop):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = Path(__file__).resolve().parent / "ddp_callback_job.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), str(job)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([*cmd, str(tmp_path / "out"), "stop" if stop else "go"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    steps = [0, 5] if stop else [0, 5, 10]
+    assert [r["wrapped"] for r in ranks] == ["DistributedDataParallel"] * 2  # the callback unwrapped it
+    assert [r["steps"] for r in ranks] == [steps[-1]] * 2  # a stop on rank 0 stops rank 1 too (no hang)
+    assert ranks[0]["measured"] == ranks[0]["logged"] == steps and ranks[1]["measured"] == ranks[1]["logged"] == []
+    run = tuco.load_run(tmp_path / "out" / "tuco")
+    assert run.manifest["status"] == "finished" and sorted({r["step"] for r in run.rows}) == steps and len(run) == 6 * len(steps)
+    assert not list((tmp_path / "out" / "tuco").glob("*.part-*"))  # rank 1 wrote nothing, the shards are merged
