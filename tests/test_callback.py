@@ -234,7 +234,7 @@ class RngLeak(TrainerCallback):
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("dropout", [pytest.param(0.0, marks=pytest.mark.slow), 0.1])  # dropout on: the stricter case
 def test_training_with_the_callback_gives_bit_identical_weights(tok, tmp_path, lora, dropout):
     plain, _ = train(tok, tmp_path / "a", lora=lora, dropout=dropout)
     probed, cb = train(tok, tmp_path / "b", lora=lora, dropout=dropout, callback=probe_callback())
@@ -270,6 +270,7 @@ def manual_loop(tok, root, *, lora, probe=None, leak=None, steps=12):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_a_custom_loop_with_the_callback_gives_bit_identical_weights(tok, tmp_path, lora):
     plain = manual_loop(tok, tmp_path / "a", lora=lora)
@@ -364,6 +365,7 @@ class Crash(TrainerCallback):
             raise RuntimeError("simulated crash")
 
 
+@pytest.mark.slow
 def test_a_crashed_training_resumes_its_run_from_the_checkpoint(tok, tmp_path):
     ref, ref_cb = train(tok, tmp_path / "ref", lora=True, save_steps=10, callback=probe_callback())
     model = start_model(tok, tmp_path / "crash", lora=True)

@@ -102,3 +102,27 @@ def test_the_gemma_recipe_runs_5_steps_with_probes_bit_identical(tmp_path):
     assert all(r["tuco"] > 0 for r in run.rows if r["step"] == 5)
     res = cli("report", str(tmp_path / "probed" / "tuco"), check_rc=0)
     assert "TuCo over training steps" in (tmp_path / "probed" / "tuco" / "report.html").read_text(), res.stdout
+
+
+@pytest.mark.parametrize("recipe", ["gemma", "demo"])
+def test_demo_train_passes_the_probing_to_the_recipe(tmp_path, monkeypatch, recipe):
+    """The CLI wiring of the command the README's curve comes from (the recipes themselves: the tests above)."""
+    from tuco.demo import evaluate, gemma_recipe, train
+
+    seen = {}
+
+    def fake_train(out, r, **kwargs):
+        seen.update(kwargs, out=str(out))
+        return {"train_seconds": 1.0, "wall_seconds": 1.0}
+
+    behaviour = {"tuned": {"harmful_refusal": 0.9, "benign_refusal": 0.1}}
+    monkeypatch.setattr(gemma_recipe, "train_gemma", fake_train)
+    monkeypatch.setattr(train, "finetune_shipped", fake_train)
+    monkeypatch.setattr(evaluate, "write_gemma_card", lambda out: {"test": behaviour})
+    monkeypatch.setattr(evaluate, "write_cards", lambda out: behaviour)
+    args = ["demo-train", "--recipe", recipe, "--out", str(tmp_path / "curve"), "--probe-every", "20"]
+    res = cli(*args, *(["--finetune-only"] if recipe == "demo" else []), check_rc=0)
+    assert seen["probing"] == Probing(every=20, n=48) and seen["out"] == str(tmp_path / "curve")
+    assert f"tuco report {tmp_path / 'curve' / 'tuco'}" in res.stdout
+    cli("demo-train", "--recipe", recipe, "--out", str(tmp_path / "plain"), *(["--finetune-only"] if recipe == "demo" else []), check_rc=0)
+    assert seen["probing"] is None  # without the flag: no probes
