@@ -495,6 +495,20 @@ def test_sharded_weights_are_refused_with_the_fix(tok, tmp_path):
         TucoCallback(PROBES, tokenizer=tok).begin(model)
 
 
+def test_fsdp_is_refused_with_the_fix(tok, tmp_path):
+    from types import SimpleNamespace
+
+    model = start_model(tok, tmp_path)
+    with pytest.raises(TrainingError, match=r"sharded across ranks \(FSDP\).*DDP"):
+        model_state.check_not_sharded(model, SimpleNamespace(is_fsdp_enabled=True))
+    model_state.check_not_sharded(model, SimpleNamespace(is_fsdp_enabled=False))
+
+
+def test_the_public_names():
+    assert tuco.TucoCallback is TucoCallback and tuco.Watch is Watch and issubclass(TucoCallback, TrainerCallback)
+    assert issubclass(TrainingError, TucoError)
+
+
 def test_a_fresh_training_refuses_an_existing_run_unless_told(tok, tmp_path):
     model = start_model(tok, tmp_path)
     cb = TucoCallback(PROBES, chat=CHAT, tokenizer=tok, out=tmp_path / "run")
