@@ -393,6 +393,7 @@ def test_a_crashed_training_resumes_its_run_from_the_checkpoint(tok, tmp_path):
     assert run.manifest["status"] == "finished"
     assert [r["step"] for r in run.rows] == [s for s in (0, 5, 10, 15, 20) for _ in range(6)]  # step 10 not measured twice
     assert [m.step for m in cb.measurements] == [0, 5, 10, 15, 20]
+    assert run.manifest["measurements"] == 5 and run.manifest["measure_seconds"] == pytest.approx(cb.seconds, abs=1e-2)
     want = tuco.load_run(tmp_path / "ref" / "out" / "tuco").rows
     assert [r["tuco"] for r in run.rows] == [r["tuco"] for r in want]  # the resumed training is the uninterrupted one
 

@@ -83,7 +83,7 @@ class Results:
     tokens: Tokens | None
     table: Table | None
     configs: list[Config]
-    training: OverSteps | None = None  # a training run (TucoCallback): TuCo over steps; the sections above show its last step
+    training: OverSteps | None = None  # a training run (TucoCallback): TuCo over steps; the other sections show its last step
 
 
 @dataclass(frozen=True)

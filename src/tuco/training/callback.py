@@ -95,6 +95,7 @@ class _Session:
     measured: set[int] = field(default_factory=set)
     history: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
     seconds: float = 0.0
+    seconds_before: float = 0.0  # measuring time of the run's earlier sessions (resumed)
     start: str = ""
 
     @property
@@ -237,6 +238,13 @@ class TucoCallback(TrainerCallback):
                 info = {}
             target = self.out if self.out is not None else (Path(out).expanduser() if out is not None else None)
             if target is not None:
+                before: dict[str, Any] = {}
+                if resumed:  # what the run's earlier sessions noted (opening it rewrites the manifest)
+                    from tuco.runs import read_manifest
+
+                    before = read_manifest(target)
+                    session.seconds_before = float(before.get("measure_seconds") or 0.0)
+                info = {**info, "watch_events": list(before.get("watch_events") or [])}
                 session.run = self._open_run(stack, target, inner, rank, world, resumed, info, session)
         except BaseException:
             stack.close()
@@ -289,8 +297,8 @@ class TucoCallback(TrainerCallback):
         if session.run is not None:
             session.run.write(rows)
             session.run.note(
-                measurements=len(session.measured),
-                measure_seconds=round(session.seconds, 3),
+                measurements=len(session.history),  # steps measured in the run (a resumed run: every session's)
+                measure_seconds=round(session.seconds_before + session.seconds, 3),
                 watch_events=[*session.run.info.get("watch_events", []), *({"step": step, "warning": w} for w in warnings)],
             )
             session.run.write_manifest("running")
