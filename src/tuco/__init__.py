@@ -9,6 +9,7 @@ Public API (imported lazily, so ``import tuco`` does not import torch):
     tuco.score_to(pair, prompts, "runs/x", resume=True)  # rows on disk, resumable, data-parallel
     tuco.load_run("runs/x").to_pandas()                 # a run's rows back in Python (torch-free)
     chain = tuco.load_chain(["base", "sft", "dpo"])      # one share per training stage
+    tuco.TucoCallback({"harmful": [...]}, every=50).attach(trainer)   # TuCo while you train
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _EXPORTS = {
     "Prompt": "tuco.measures.prompts",
     "read_prompts": "tuco.measures.prompts",
     "TucoError": "tuco.errors",
+    "TucoCallback": "tuco.training",
+    "Watch": "tuco.training",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -34,3 +34,8 @@ class RunError(TucoError):
 
 class JudgeError(TucoError):
     """A judge cannot be loaded or used (gated model without a token, unknown name, bad prompt format)."""
+
+
+class TrainingError(TucoError):
+    """TucoCallback cannot measure this training as set up (sharded weights, a resumed run without its
+    starting weights, a frozen parameter that became trainable, ...)."""

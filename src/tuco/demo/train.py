@@ -202,8 +202,9 @@ def pad_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[
     return ids, labels, mask
 
 
-def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: Recipe, log: list) -> dict:
-    """Full supervised fine-tuning, loss on assistant tokens only."""
+def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: Recipe, log: list, probe: Any = None) -> dict:
+    """Full supervised fine-tuning, loss on assistant tokens only. ``probe`` (a ``tuco.TucoCallback``): TuCo
+    on its probes at the start, every ``probe.every`` steps and at the end (training itself is unchanged)."""
     encoded = [e for c in chats if (e := encode_chat(tokenizer, c, r.sft_max_len)) is not None]
     rng = random.Random(r.seed)
     if r.sft_blocks_only:
@@ -215,6 +216,8 @@ def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: R
     model.train()
     t0 = time.time()
     pad = tokenizer.pad_token_id
+    if probe is not None:
+        probe.begin(model)
     for step in range(steps):
         if len(order) < r.sft_batch:
             more = list(range(len(encoded)))
@@ -226,6 +229,12 @@ def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: R
         if step % 25 == 0 or step == steps - 1:
             log.append({"phase": "sft", "step": step, "loss": round(loss, 4), "s": round(time.time() - t0, 1)})
             print(json.dumps(log[-1]), flush=True)
+        if probe is not None and (
+            m := probe.step_end(model, step + 1, epoch=(step + 1) * r.sft_batch / len(encoded), last=step == steps - 1)
+        ):
+            print(json.dumps({"phase": "tuco", "step": m.step, **{k: round(v, 4) for k, v in m.logs().items()}}), flush=True)
+    if probe is not None:
+        probe.end()
     model.eval()
     model.requires_grad_(True)
     return {"examples": len(encoded), "steps": steps, "seconds": round(time.time() - t0, 1)}
@@ -256,11 +265,17 @@ def save(model: Any, tokenizer: Any, path: Path, chat: bool) -> None:
 
 
 def train_demo(
-    out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None, docs: list[str] | None = None
+    out_dir: str | Path,
+    recipe: Recipe | None = None,
+    *,
+    general_chats: list | None = None,
+    docs: list[str] | None = None,
+    probing: Any = None,
 ) -> dict:
     """Train the demo pair into ``out_dir/base`` and ``out_dir/tuned``; returns (and writes) the recipe log.
 
-    Two phases: pre-training (writes base/ and recipe.json), then ``finetune_demo`` (writes tuned/).
+    Two phases: pre-training (writes base/ and recipe.json), then ``finetune_demo`` (writes tuned/; ``probing``,
+    a ``tuco.demo.probes.Probing``: TuCo while it fine-tunes, a run in ``out_dir/tuco``).
     """
     from transformers import LlamaForCausalLM
 
@@ -293,11 +308,12 @@ def train_demo(
         "threads": torch.get_num_threads(),
     }
     (out / "recipe.json").write_text(json.dumps(record, indent=1) + "\n")
-    return finetune_demo(out, r, general_chats=chats)
+    return finetune_demo(out, r, general_chats=chats, probing=probing)
 
 
-def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None) -> dict:
-    """Phase 2: full SFT of ``out_dir/base`` into ``out_dir/tuned``; completes recipe.json."""
+def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None, probing: Any = None) -> dict:
+    """Phase 2: full SFT of ``out_dir/base`` into ``out_dir/tuned``; completes recipe.json. ``probing`` (a
+    ``tuco.demo.probes.Probing``): TuCo while it trains, against a frozen copy of the base's blocks."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from tuco.data import safety
@@ -318,7 +334,16 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     random.Random(r.seed).shuffle(sft_chats)
     log = [e for e in record["log"] if e["phase"] == "pretrain"]  # a re-run replaces the SFT entries
     record["log"] = log
-    sft = finetune(tuned, tokenizer, sft_chats, r, log)
+    probe = None
+    if probing is not None:
+        from tuco.demo.probes import recipe_callback
+
+        probe = recipe_callback("demo", out, probing, tokenizer)
+    sft = finetune(tuned, tokenizer, sft_chats, r, log, probe)
+    if probe is not None:
+        from tuco.demo.probes import record as probe_record
+
+        record["tuco"] = probe_record(probe)
     save(tuned, tokenizer, out / "tuned", chat=True)
     record["recipe"] = asdict(r)
     record["data"].update({"sft_general_chats": len(chats), "sft_safety_chats": len(safety_chats)})
@@ -328,7 +353,7 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     return record
 
 
-def finetune_shipped(out_dir: str | Path, recipe: Recipe) -> dict:
+def finetune_shipped(out_dir: str | Path, recipe: Recipe, *, probing: Any = None) -> dict:
     """Phase 2 again on the SHIPPED base (copied into ``out_dir/base`` with its recipe.json): a new
     fine-tuning run of the demo pair for ``recipe.seed`` (the other seeds of the same fine-tune)."""
     import shutil
@@ -342,4 +367,4 @@ def finetune_shipped(out_dir: str | Path, recipe: Recipe) -> dict:
         shutil.rmtree(out / "base")
     shutil.copytree(base, out / "base")
     shutil.copy(PAIR_DIR / "recipe.json", out / "recipe.json")
-    return finetune_demo(out, recipe)
+    return finetune_demo(out, recipe, probing=probing)

@@ -98,11 +98,15 @@ class ModelPair(DecomposableBase):
     tuned_name: str = "tuned"
     check: bool = True  # False when the configs were already checked (load_pair)
     full_path: bool = False  # True: never take the engine's fast path nor share LoRA base projections (debugging, comparisons)
+    # True: put both models in eval mode without gradients (what measuring wants). False: leave their mode and
+    # requires_grad as they are, for a model being trained (TucoCallback sets eval mode around each measurement
+    # and restores it); the tokenizer still gets left padding and a pad token, so pass a copy if training uses it.
+    freeze: bool = True
 
     def __post_init__(self) -> None:
         if self.base is not None and self.check:
             check_compatible(unwrap_peft(self.base).config, self.config, self.base_name, self.tuned_name)
-        prepare_models([self.tuned, self.base], self.tokenizer)
+        prepare_models([self.tuned, self.base] if self.freeze else [], self.tokenizer)
 
     @property
     def is_peft(self) -> bool:

@@ -20,6 +20,7 @@ from tuco.report.groups import Stratum, Summary, alpha_of, natural_key, ranked, 
 from tuco.report.load import Source
 from tuco.report.tables import Config, Table, config, rows_table
 from tuco.report.tokens import TokenView, token_texts, token_view
+from tuco.report.training import OverSteps, at_step, over_steps
 from tuco.runs.schema import group_field, headline, pairs
 
 EXTREMES = 4  # most and least fine-tuning-driven rows shown per side, shared among the strata
@@ -82,6 +83,7 @@ class Results:
     tokens: Tokens | None
     table: Table | None
     configs: list[Config]
+    training: OverSteps | None = None  # a training run (TucoCallback): TuCo over steps; the other sections show its last step
 
 
 @dataclass(frozen=True)
@@ -189,20 +191,26 @@ def results(source: Source, anchor: str) -> Results:
     configs = [c for f in source.files if (c := config(f.name, f.manifest)) is not None]
     if not rows:
         return Results(anchor, source.name, 0, None, None, None, None, None, None, configs)
+    table = rows_table(rows, group_field(rows))  # every row (a training run: every step)
+    training = over_steps(rows)
+    n_rows = len(rows)
+    if training is not None:  # pooling steps would mix models: the per-run sections show the last step
+        rows = at_step(rows, training.last_step)
     group = group_field(rows)
     parts = strata(rows, group)
     lines = [(p.label, p.values, s) for p in parts if (s := spread(p.values)) is not None]
     return Results(
         anchor,
         source.name,
-        len(rows),
+        n_rows,
         summary(parts, group),
         charts.strips(lines),
         profiles(parts),
         stages(rows, source),
         tokens(rows, parts, group),
-        rows_table(rows, group),
+        table,
         configs,
+        training,
     )
 
 

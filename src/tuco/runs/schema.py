@@ -57,7 +57,9 @@ class Row:
 @dataclass
 class Measured:
     """Optional fields of score and generation rows: TuCo at every position kind, per-layer norms at the
-    last prompt token, and the output-only baselines."""
+    last prompt token, and the output-only baselines. Rows measured while a model trains
+    (``tuco.TucoCallback``) add ``step`` (optimizer steps done: the checkpoint coordinate) and ``epoch``;
+    their ``condition`` is the probe group and ``item`` the probe, the same at every step."""
 
     tuco_last: float | None = None
     tuco_request: float | None = None
@@ -67,6 +69,8 @@ class Measured:
     output_co: float | None = None
     kl_ft_pt: float | None = None
     stage_share: list[float] | None = None
+    step: int | None = None
+    epoch: float | None = None
 
 
 @dataclass
@@ -138,6 +142,8 @@ RESERVED = frozenset({"kind", CONDITION} | {f.name for t in ROW_TYPES.values() f
 
 # Columns a table of rows shows, in this order (those no row fills are hidden), then the texts.
 NUMBERS = (
+    "step",
+    "epoch",
     "alpha",
     "tuco",
     "tuco_unscaled",
