@@ -20,7 +20,13 @@ from tuco.models.decomposable import eos_ids
 
 @torch.inference_mode()
 def hf_generate(
-    model: Any, batch: Sequence[Sequence[int]], *, alpha: Any = 1.0, max_new_tokens: int = 16, per_token: bool = False, use_cache: bool = True
+    model: Any,
+    batch: Sequence[Sequence[int]],
+    *,
+    alpha: Any = 1.0,
+    max_new_tokens: int = 16,
+    per_token: bool = False,
+    use_cache: bool = True,
 ) -> list[dict[str, Any]]:
     """Greedy generation for a batch by ``model.tuned.generate`` under the engine: per row ``token_ids``,
     ``token_tuco``, ``prompt_tuco``, ``finished`` and (chains) ``token_stage_share``."""

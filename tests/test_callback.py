@@ -19,8 +19,8 @@ from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, Trainin
 
 import tuco
 from conftest import cli
-from tuco.errors import ConfigError, TrainingError, TucoError
 from tuco.demo.tiny import tiny_config, tiny_tokenizer
+from tuco.errors import ConfigError, TrainingError, TucoError
 from tuco.training import TucoCallback, Watch, group_means, model_state
 
 REFUSAL = "Sorry, I can't assist with that."

@@ -12,8 +12,8 @@ import torch
 import tuco
 from conftest import cli
 from tuco.demo.probes import REFUSAL, Probing, recipe_callback, recipe_probes
-from tuco.demo.train import Recipe, finetune
 from tuco.demo.tiny import tiny_config
+from tuco.demo.train import Recipe, finetune
 
 CHATS = [
     [{"role": "user", "content": f"What is {x}?"}, {"role": "assistant", "content": f"{x} is a thing people like."}]

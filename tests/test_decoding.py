@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import PROMPTS
+from reference import hf_generate
 from tuco.demo.tiny import FAMILIES, tiny_models
 from tuco.errors import ConfigError
 from tuco.measures.batching import pad
@@ -16,7 +17,6 @@ from tuco.measures.decoding import Decoder, Row
 from tuco.measures.generation import generate_ids
 from tuco.measures.sampling import Sampling
 from tuco.models.pair import ModelPair
-from reference import hf_generate
 
 # full attention and sliding window in the fast tier; every other family in the slow tier (make test)
 FAST = ("llama", "gemma3_text")

@@ -97,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, lambda rows: (out := Console()).print(_table(rows, out.width)))
 
 
-def _print_only(
-    model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any], sampling: Any
-) -> int:
+def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any], sampling: Any) -> int:
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 

@@ -449,8 +449,8 @@ class TucoCallback(TrainerCallback):
         self, stack: ExitStack, out: Path, inner: nn.Module, rank: int, world: int, resumed: bool, info: dict[str, Any], session: _Session
     ) -> Any:
         from tuco import __version__
-        from tuco.runs.parallel import Ranks
         from tuco.runs import Mode, open_run
+        from tuco.runs.parallel import Ranks
 
         dtype = str(next(inner.parameters()).dtype).removeprefix("torch.")
         config = {

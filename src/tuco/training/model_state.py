@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuco.errors import ConfigError, TrainingError
 from tuco.engine.layers import decoder_layers
+from tuco.errors import ConfigError, TrainingError
 
 SHARDED_FIX = (
     "measure with DDP or DeepSpeed ZeRO-1/2 (every rank holds the whole model), or save checkpoints and "
