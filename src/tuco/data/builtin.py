@@ -263,6 +263,38 @@ def web_shares() -> dict[str, float]:
     return {lang: float(v) for lang, v in data["shares"].items()}
 
 
+def _demo_topics(harmful: bool, split: str) -> dict[str, str]:
+    """The demo pair's requests (templates x tasks) -> their task."""
+    from tuco.data import safety
+
+    temps = safety._split(safety.HARM_TEMPLATES, safety.N_TRAIN_TEMPLATES, split, True)
+    if harmful:
+        tasks = safety._split(safety.HARMFUL_TASKS, safety.N_TRAIN_HARMFUL, split, False)
+        return {t.format(t=task): task for t in temps for task in tasks}
+    pairs = safety._split(safety.BENIGN_TASKS, safety.N_TRAIN_BENIGN, split, False)
+    return {t.format(t=task): task for t in temps for task, _ in pairs}
+
+
+def _broad_topics(split: str, harmful: bool) -> dict[str, str]:
+    """The broad set's requests (topics x templates) -> their topic."""
+    from tuco.data import safety_broad
+
+    if harmful:
+        return {r.text: r.topic for r in safety_broad.harmful_requests(split)}
+    return {r.text: r.topic for r, _ in safety_broad.benign_requests(split)}
+
+
+# What a request is a variant of (its topic or task): requests of one topic are one cluster in every
+# interval (``tuco.data.sources.request_topics``). Sets not named here: each prompt its own cluster.
+BUILTIN_TOPICS = {
+    "harmful": lambda: _demo_topics(True, "test"),
+    "harmful-train": lambda: _demo_topics(True, "train"),
+    "benign": lambda: _demo_topics(False, "test"),
+    "harmful-broad": lambda: _broad_topics("test", True),
+    "benign-broad": lambda: _broad_topics("test", False),
+    "harmful-broad-train": lambda: _broad_topics("train", True),
+}
+
 BUILTIN_PROMPTS = {
     "web": web_passages,
     "web-prose": web_prose,

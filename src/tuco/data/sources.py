@@ -94,6 +94,29 @@ def load_prompts(spec: str, *, limit: int | None = None) -> list[str | Messages]
     return spread(items, limit)
 
 
+def request_topics(spec: str) -> dict[str, str]:
+    """Request text -> its topic (the task or harm topic it is a variant of): requests that share a topic
+    are dependent, and every interval over requests treats a topic as one cluster. Built-in request sets
+    know their topics; a local .jsonl file may give a ``topic`` field per record; otherwise (and for any
+    request not listed) each request is its own topic."""
+    kind, name, _ = _split_spec(spec)
+    if kind == "builtin":
+        return dict(builtin.BUILTIN_TOPICS[name]()) if name in builtin.BUILTIN_TOPICS else {}
+    if kind != "hf" and spec.endswith(".jsonl"):
+        out = {}
+        for rec in read_jsonl(spec):
+            text, topic = rec.get("prompt"), rec.get("topic")
+            if isinstance(text, str) and isinstance(topic, (str, int)):
+                out[text] = str(topic)
+        return out
+    return {}
+
+
+def topic_of(topics: dict[str, str], text: str) -> str:
+    """A request's topic (itself when its set names none)."""
+    return topics.get(text, text)
+
+
 def spread(items: list, n: int | None) -> list:
     """``n`` items spread evenly over the list (all of it when ``n`` is None or larger)."""
     if n is None or n >= len(items):
