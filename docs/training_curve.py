@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from tuco.errors import InputError
-from tuco.report.training import over_steps, svg
+from tuco.report.render import steps_svg as svg
+from tuco.report.training import over_steps
 from tuco.runs import load_run
 
 

@@ -80,10 +80,10 @@ def cli(*args: str, check_rc: int | None = None) -> Result:
     from tuco.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
-    from tuco.cli import common
+    from tuco.cli import display
 
-    console_file = common.err_console.file
-    common.err_console.file = err
+    console_file = display.err_console.file
+    display.err_console.file = err
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -91,7 +91,7 @@ def cli(*args: str, check_rc: int | None = None) -> Result:
             except SystemExit as exc:  # argparse errors and --help
                 rc = int(exc.code or 0)
     finally:
-        common.err_console.file = console_file
+        display.err_console.file = console_file
     res = Result(rc, out.getvalue(), err.getvalue())
     if check_rc is not None:
         assert res.returncode == check_rc, res.stderr

@@ -331,7 +331,7 @@ def test_truncated_weights_are_a_one_line_error(tmp_path, llama_dirs):
 
 
 def test_an_existing_run_is_refused_before_the_model_loads(tmp_path, models_args, monkeypatch):
-    from tuco.cli import common
+    from tuco.cli import loading
 
     out = tmp_path / "s.jsonl"
     cli("score", *models_args, "--prompt", "Hi", "--out", str(out), check_rc=0)
@@ -339,7 +339,7 @@ def test_an_existing_run_is_refused_before_the_model_loads(tmp_path, models_args
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")
 
-    monkeypatch.setattr(common, "load", no_load)
+    monkeypatch.setattr(loading, "load", no_load)
     res = cli("score", *models_args, "--prompt", "Hi", "--out", str(out))
     assert res.returncode == 2 and "already holds a run" in res.stderr
     res = cli("experiment", "web-vs-chat", *models_args, "--n", "2", "--out", str(tmp_path / "e.jsonl"))

@@ -37,9 +37,9 @@ def assert_whole_at_80(stderr, out):
 
 
 def test_table_at_80_columns_keeps_ids_and_numbers_whole(tmp_path, models_args, monkeypatch):
-    from tuco.cli import common
+    from tuco.cli import display
 
-    monkeypatch.setattr(common.err_console, "width", 80)
+    monkeypatch.setattr(display.err_console, "width", 80)
     out = tmp_path / "run"
     res = cli("score", *models_args, "--prompts", str(prompt_file(tmp_path)), "--out", str(out), check_rc=0)
     assert_whole_at_80(res.stderr, out)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import cli
 
-from tuco.cli import common
+from tuco.cli import loading
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ def test_resume_with_other_options_is_refused_before_the_model_loads(tmp_path, m
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(common, "load", refuse)
+    monkeypatch.setattr(loading, "load", refuse)
     res = cli(verb, *models_args, "--prompt", "Hi", "--out", str(out), "--resume", *second)
     assert res.returncode != 0
     assert "different configuration" in res.stderr and named in res.stderr, res.stderr
@@ -157,7 +157,7 @@ def test_a_text_file_with_a_few_bad_lines_keeps_its_good_ones(tmp_path):
 
 
 def test_skipped_rows_are_printed_capped(tmp_path, models_args):
-    from tuco.cli.common import SHOWN_BAD
+    from tuco.cli.display import SHOWN_BAD
 
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "Hi"}\n' + "{not json\n" * 30)

@@ -13,7 +13,8 @@ import pytest
 
 from tuco.report.load import Source
 from tuco.report.model import results
-from tuco.report.training import at_step, over_steps, series, svg
+from tuco.report.render import steps_svg as svg
+from tuco.report.training import at_step, over_steps, series
 from tuco.runs import RunResults
 
 STEPS = [0, 50, 100, 233]  # the last step is not a multiple of every=50: training ended there

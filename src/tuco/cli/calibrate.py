@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuco.cli.common import check_positive
+    from tuco.cli.options import check_positive
     from tuco.experiments.calibration import calibrate_run
 
     check_positive(args.boot, "--boot")

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuco.cli.common import (
+from tuco.cli.display import json_summary, print_json, progress_bar, quiet, report_bad, rows_table
+from tuco.cli.jobs import end_job, start_job
+from tuco.cli.options import (
     add_display_options,
     add_model_options,
     add_output_options,
+    add_parallel_options,
     add_prompt_options,
-    end_job,
-    json_summary,
-    print_json,
-    progress_bar,
-    quiet,
-    report_bad,
-    rows_table,
-    start_job,
+    add_spec_options,
 )
-
-if TYPE_CHECKING:
-    from tuco.models.decomposable import Decomposable
 
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 
 
 def add_parser(sub: Any) -> None:
+    from tuco.measures.sampling import Sampling
+    from tuco.runs.specs import GenerateSpec
+
     p = sub.add_parser("generate", help=HELP, description=HELP + ". One response per prompt and alpha.")
     add_model_options(p)
     add_prompt_options(p)
@@ -41,13 +37,10 @@ def add_parser(sub: Any) -> None:
             "a chain: one per stage, 1/0.5); default 1"
         ),
     )
-    p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="default 64")
-    p.add_argument("--temperature", type=float, default=0.0, metavar="X", help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling in (0, 1] (with --temperature > 0)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed for sampling (each batch seeded from it: resumable)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per generate call (default 8)")
-    p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
-    p.add_argument("--processes", type=int, default=1, metavar="N", help="data-parallel ranks on this machine; needs --out")
+    add_spec_options(p, Sampling, ["max_new_tokens", "temperature", "top_p", "seed"])
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per decoding batch (default 8)")
+    add_spec_options(p, GenerateSpec, ["per_token"])
+    add_parallel_options(p)
     add_display_options(p)
     p.set_defaults(run=run)
 
@@ -63,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tuco.engine.alpha import Alpha, check_distinct
     from tuco.measures.sampling import Sampling
+    from tuco.runs.specs import GenerateSpec
 
     alphas = [Alpha.of(a) for given in args.alpha for a in given.split(",") if a.strip()]  # --alpha 0 1 or 0,1
     check_distinct(alphas)
@@ -70,23 +64,18 @@ def run(args: argparse.Namespace) -> int:
     start = start_job(args, {"verb": "generate", "alphas": [a.label for a in alphas], **sampling.settings()})
     if isinstance(start, int):
         return start
+    spec = GenerateSpec(chat=args.chat, system=args.system, per_token=args.per_token, sampling=sampling)
+    specs = [spec.with_alpha(a) for a in alphas]
     if not args.out:
-        return _print_only(start.model, start.prompts, start.bad, args, alphas, sampling)
-    from tuco.runs.jobs import generate_to
+        return _print_only(start.model, start.prompts, len(start.bad), args, specs)
+    from tuco.runs.jobs import measure_to
 
     with progress_bar("generating", enabled=start.ranks.is_main and not quiet(args)) as progress:
-        result = generate_to(
+        result = measure_to(
             start.model,
+            specs,
             start.prompts,
             args.out,
-            alphas=alphas,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            chat=args.chat,
-            system=args.system,
-            per_token=args.per_token,
             batch_size=args.batch_size,
             resume=args.resume,
             overwrite=args.overwrite,
@@ -97,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, lambda rows: (out := Console()).print(_table(rows, out.width)))
 
 
-def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any], sampling: Any) -> int:
+def _print_only(model: Any, prompts: list[Any], n_bad: int, args: argparse.Namespace, specs: list[Any]) -> int:
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 
@@ -108,12 +97,12 @@ def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: a
     report_bad(skipped)
     rows = [
         {"id": g.prompt_id, "alpha": g.alpha, "prompt_tuco": g.prompt_tuco, "mean_tuco": g.mean_tuco, "response": g.text}
-        for alpha in alphas
-        for g in generate_encoded(model, encoded, alpha=alpha, batch_size=args.batch_size, sampling=sampling)
+        for spec in specs
+        for g in generate_encoded(model, encoded, alpha=spec.alpha, batch_size=args.batch_size, sampling=spec.sampling)
     ]
     if args.json:
-        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=len(bad) + len(skipped), rows=rows))
+        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=n_bad + len(skipped), rows=rows))
     elif not args.quiet:
         out = Console()
         out.print(_table(rows, out.width))
-    return 1 if bad or skipped else 0
+    return 1 if n_bad or skipped else 0

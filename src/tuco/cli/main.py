@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from tuco.errors import TucoError
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the whole CLI."""
-    from tuco.cli import calibrate, demo, experiment, generate, report, score, serve
+    from tuco.cli import calibrate, demo, demo_train, experiment, generate, report, score, serve
 
     parser = argparse.ArgumentParser(
         prog="tuco",
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tuco {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    for verb in (demo, score, generate, experiment, report, serve, calibrate):
+    for verb in (demo, demo_train, score, generate, experiment, report, serve, calibrate):
         verb.add_parser(sub)
     return parser
 
@@ -139,16 +140,10 @@ def _stop_on_sigterm() -> None:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    try:
+    if threading.current_thread() is threading.main_thread():  # an embedding application's threads: its own handlers
         signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (an embedding application): leave its handler alone
-        pass
 
 
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

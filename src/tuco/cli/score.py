@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuco.cli.common import (
+from tuco.cli.display import err_console, json_summary, print_json, progress_bar, quiet, report_bad, rows_table
+from tuco.cli.jobs import end_job, start_job
+from tuco.cli.options import (
     add_display_options,
     add_model_options,
     add_output_options,
+    add_parallel_options,
     add_prompt_options,
-    end_job,
-    err_console,
-    print_json,
-    progress_bar,
-    quiet,
-    report_bad,
-    start_job,
+    add_spec_options,
 )
-
-if TYPE_CHECKING:
-    from tuco.models.decomposable import Decomposable
 
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 
 
 def add_parser(sub: Any) -> None:
+    from tuco.runs.specs import ScoreSpec
+
     p = sub.add_parser("score", help=HELP, description=HELP + ". Writes one row per prompt.")
     add_model_options(p)
     add_prompt_options(p)
@@ -41,20 +37,8 @@ def add_parser(sub: Any) -> None:
         "several comma-separated (0,0.5,1): one row per prompt and alpha",
     )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts per forward pass (default 8)")
-    p.add_argument("--per-token", action="store_true", help="also store TuCo at every prompt token")
-    p.add_argument(
-        "--next-turn",
-        action="store_true",
-        help="a chat ending with the assistant's message: score the start of the next turn (a generation prompt "
-        "appended), not the response (default: the response is scored teacher-forced, TuCo at each of its tokens)",
-    )
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="data-parallel ranks on this machine (one GPU per rank when on CUDA); needs --out",
-    )
+    add_spec_options(p, ScoreSpec, ["per_token", "next_turn"])
+    add_parallel_options(p)
     add_display_options(p)
     p.set_defaults(run=run)
 
@@ -75,8 +59,6 @@ def summary(rows: list[dict[str, Any]]) -> Any:
 
 def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
     """A rich table of the first rows: ids and numbers whole at any width, the prompt cut with an ellipsis."""
-    from tuco.cli.common import rows_table
-
     shown = rows[:n]
     numbers = [("tuco", "tuco", ".4f")]
     if len({str(r.get("alpha")) for r in shown}) > 1:
@@ -89,6 +71,7 @@ def examples(rows: list[dict[str, Any]], n: int = 10) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from tuco.engine.alpha import Alpha, check_distinct
+    from tuco.runs.specs import ScoreSpec
 
     alphas = [Alpha.of(a) for a in args.alpha.split(",") if a.strip()] or [Alpha.of(args.alpha)]
     check_distinct(alphas)
@@ -96,26 +79,21 @@ def run(args: argparse.Namespace) -> int:
     start = start_job(args, {"verb": "score", **given, "next_turn": True if args.next_turn else None})
     if isinstance(start, int):
         return start
+    spec = ScoreSpec(chat=args.chat, system=args.system, per_token=args.per_token, next_turn=args.next_turn)
+    specs = [spec.with_alpha(a) for a in alphas]
     if not args.out:
-        return _print_only(start.model, start.prompts, start.bad, args, alphas)
-    from tuco.runs.jobs import score_to
+        return _print_only(start.model, start.prompts, len(start.bad), args, specs)
+    from tuco.runs.jobs import measure_to
 
     def backoff(size: int) -> None:
         err_console.print(f"[yellow]out of memory: batch size lowered to {size}[/yellow]", markup=True)
 
-    def show(rows: list[dict[str, Any]]) -> None:
-        err_console.print(summary(rows))
-        err_console.print(examples(rows))
-
     with progress_bar("scoring", enabled=start.ranks.is_main and not quiet(args)) as progress:
-        result = score_to(
+        result = measure_to(
             start.model,
+            specs,
             start.prompts,
             args.out,
-            alphas=alphas,
-            chat=args.chat,
-            system=args.system,
-            per_token=args.per_token,
             batch_size=args.batch_size,
             resume=args.resume,
             overwrite=args.overwrite,
@@ -123,37 +101,35 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             on_backoff=backoff,
             ranks=start.ranks,
-            next_turn=args.next_turn,
         )
-    return end_job(result, start, show)
+    return end_job(result, start, lambda rows: (err_console.print(summary(rows)), err_console.print(examples(rows))))
 
 
-def _print_only(model: Decomposable, prompts: list[Any], bad: list[Any], args: argparse.Namespace, alphas: list[Any]) -> int:
+def _print_only(model: Any, prompts: list[Any], n_bad: int, args: argparse.Namespace, specs: list[Any]) -> int:
     """No --out: score and print ``id<TAB>tuco`` lines (with several alphas ``id<TAB>alpha<TAB>tuco``; given
     responses add their mean TuCo), or with --json one JSON document; nothing written."""
     from dataclasses import asdict
 
-    from tuco.cli.common import json_summary
     from tuco.measures.scoring import score_encoded
     from tuco.runs.jobs import prepare_prompts
 
-    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, responses=not args.next_turn)
+    encoded, skipped, _ = prepare_prompts(model, prompts, chat=args.chat, system=args.system, responses=specs[0].responses)
     report_bad(skipped)
     rows = []
-    for alpha in alphas:
-        scores = score_encoded(model, encoded, alpha=alpha, per_token=args.per_token, batch_size=args.batch_size)
-        rows += [{"id": e.prompt.id, "alpha": alpha.label, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
+    for spec in specs:
+        scores = score_encoded(model, encoded, alpha=spec.alpha, per_token=args.per_token, batch_size=args.batch_size)
+        rows += [{"id": e.prompt.id, "alpha": spec.alpha.label, "prompt": e.prompt.display, **asdict(s)} for e, s in zip(encoded, scores)]
     responses = any(r.get("tuco_response") is not None for r in rows)
     if args.json:
         keep = ("id", "alpha", "tuco", "tuco_response", "n_tokens")
         table = [{k: r[k] for k in keep if r.get(k) is not None} for r in rows]
-        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=len(bad) + len(skipped), rows=table))
-        return 1 if bad or skipped else 0
+        print_json(json_summary(rows, out=None, n_rows=len(rows), n_skipped=n_bad + len(skipped), rows=table))
+        return 1 if n_bad or skipped else 0
     if not args.quiet:
         err_console.print(summary(rows))
     for row in rows:
-        cells = [str(row["id"]), *([str(row["alpha"])] if len(alphas) > 1 else []), f"{row['tuco']:.6f}"]
+        cells = [str(row["id"]), *([str(row["alpha"])] if len(specs) > 1 else []), f"{row['tuco']:.6f}"]
         if responses:
             cells.append("" if row.get("tuco_response") is None else f"{row['tuco_response']:.6f}")
         print("\t".join(cells))
-    return 1 if bad or skipped else 0
+    return 1 if n_bad or skipped else 0

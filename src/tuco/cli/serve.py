@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tuco.cli.common import add_model_options, check_positive, err_console
+from tuco.cli.display import err_console
+from tuco.cli.options import add_model_options, check_positive
 
 HELP = "serve the pair over an OpenAI-compatible HTTP API, with alpha per request and TuCo in every response"
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from tuco.cli.common import load
+    from tuco.cli.loading import load
     from tuco.engine.alpha import parse_alpha
     from tuco.errors import ConfigError
 

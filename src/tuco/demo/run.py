@@ -151,27 +151,18 @@ def run_demo(
     overwrite: bool = False,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Run a preset's experiments on ``model`` into ``out_dir/<experiment>/``; returns their metrics
-    (``suffixes``: a file of adversarial strings gcg evaluates instead of optimising, e.g. another run's
-    ``gcg/suffixes.json``; ``kwargs``: ``run_experiment``'s ranks, progress and on_measurement)."""
+    """Run a preset's analyses on ``model`` as one suite into ``out_dir/<experiment>/`` (every primary claim
+    judged in one Holm family; ``out_dir/suite.json``); returns their metrics. ``suffixes``: a file of
+    adversarial strings gcg evaluates instead of optimising its own against ``model`` (e.g. another adapter's
+    ``gcg/suffixes.json``: a transfer attack, labelled as such); ``kwargs``: ``run_experiment``'s ranks,
+    progress and on_measurement."""
     from tuco.errors import ConfigError
-    from tuco.experiments import run_experiment
+    from tuco.experiments import run_suite
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}: choose from {', '.join(PRESETS)}")
     plan = quick(PRESETS[preset]) if is_quick else PRESETS[preset]
     if suffixes is not None:  # gcg evaluates these strings instead of optimising its own
         plan = [(name, dict(o, suffixes=str(suffixes), optimize=0) if name == "gcg" else o) for name, o in plan]
-    out = Path(out_dir)
-    results = {}
-    on_measurement = kwargs.pop("on_measurement", None)
-    for k, (name, options) in enumerate(plan, start=1):
-
-        def told(tag: str, total: int, name: str = f"analysis {k}/{len(plan)} {name}") -> None:
-            if on_measurement is not None:  # each measurement's bar (with its ETA) says which analysis of how many
-                on_measurement(f"{name} {tag}".strip(), total)
-
-        results[name] = run_experiment(
-            name, model, out / name, resume=resume, overwrite=overwrite, seed=seed, on_measurement=told, **kwargs, **options
-        )
-    return results
+    plan = [(name, dict(o, seed=seed)) for name, o in plan]
+    return run_suite(plan, model, out_dir, resume=resume, overwrite=overwrite, **kwargs)

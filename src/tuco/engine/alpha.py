@@ -10,7 +10,8 @@ as numbers, sequences, ``StageAlphas`` and ``RowAlphas`` (one alpha per row of a
 ``Alpha.of(anything)`` parses (and validates what can be validated without a model) once; the result is
 passed down whole. ``Alpha.resolve(n_stages, n_layers)`` checks it against a model's shape and gives what
 the engine runs with (one value per stage and layer, or a [K, L, B] tensor when rows differ), cached on
-the value, so a decode loop that re-forms its batch every step never parses or validates again.
+the value, so a decode loop that re-forms its batch every step never parses or validates again. Torch is
+imported only to build a per-row tensor (the CLI reads alphas before any model loads).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
-
-import torch
+from typing import TYPE_CHECKING, TypeAlias
 
 from tuco.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class StageAlphas(tuple):  # type: ignore[type-arg]
@@ -38,7 +40,7 @@ class RowAlphas(tuple):  # type: ignore[type-arg]
 AlphaValue = float | tuple[float, ...] | StageAlphas
 Alphas = tuple[tuple[float, ...], ...]  # [stage k = 1..K][layer l]
 # What the engine runs with: one ``Alphas`` for every row, or a float32 tensor [K, L, B] (one alpha per row).
-EngineAlphas = Alphas | torch.Tensor
+EngineAlphas: TypeAlias = "Alphas | torch.Tensor"
 # What a user may give wherever an alpha is taken.
 AlphaLike: TypeAlias = "Alpha | float | int | str | Sequence[float] | Sequence[Sequence[float]] | StageAlphas | RowAlphas"
 
@@ -215,6 +217,8 @@ class Alpha:
                 if all(r == rows[0] for r in rows):
                     got = rows[0]
                 else:
+                    import torch
+
                     got = torch.tensor(rows, dtype=torch.float32).permute(1, 2, 0).contiguous()  # [B, K, L] -> [K, L, B]
             self._resolved[key] = got
         return got

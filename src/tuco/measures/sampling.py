@@ -1,6 +1,6 @@
 """How a token is picked, in one place: ``Sampling`` (validated once, where it is built), the one seeding rule
 and the one sampler, shared by ``tuco.generate``, every run (``generate_to``, the experiments) and
-``tuco serve``.
+``tuco serve``. Torch-free at import (the CLI builds its flags from ``Sampling``).
 
 Seeding rule: every sequence draws from its own ``torch.Generator``, seeded by ``row_seed(seed, key,
 sample)`` from the caller's seed, the sequence's key (a run: the prompt's id and the measurement's tag;
@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from tuco.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,17 @@ class Sampling:
     """Decoding settings: ``max_new_tokens``; ``temperature`` 0 is greedy, > 0 samples (nucleus ``top_p``);
     ``seed`` makes sampling reproducible (None: fresh randomness)."""
 
-    max_new_tokens: int = field(default=64, metadata={"help": "tokens to generate per response (>= 1)"})
-    temperature: float = field(default=0.0, metadata={"help": "0: greedy; > 0: sample at this temperature"})
-    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling threshold in (0, 1] (with a temperature > 0)"})
-    seed: int | None = field(default=None, metadata={"help": "seed of the samples (each prompt draws its own numbers)"})
+    max_new_tokens: int = field(default=64, metadata={"help": "tokens to generate per response", "metavar": "N"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy; > 0 samples at this temperature", "metavar": "X"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling in (0, 1] (with --temperature > 0)", "metavar": "P"})
+    seed: int | None = field(
+        default=None,
+        metadata={"help": "seed for sampling (each prompt draws its own numbers: resumable, batch-independent)", "metavar": "S"},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be a whole number >= 1, got {self.max_new_tokens!r}")
+            raise ConfigError(f"max_new_tokens must be >= 1 (a whole number), got {self.max_new_tokens!r}")
         if not self.temperature >= 0:
             raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -60,6 +65,8 @@ def row_seed(seed: int, key: str, sample: int = 0) -> int:
 
 def generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator of its own for one sequence (``seed`` None: from the operating system's randomness)."""
+    import torch
+
     g = torch.Generator(device=device)
     g.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") & ((1 << 63) - 1))
     return g
@@ -75,4 +82,6 @@ def pick(logits: torch.Tensor, sampling: Sampling, gen: torch.Generator | None) 
         outside = ordered.softmax(-1).cumsum(-1) <= 1 - sampling.top_p  # the low tail whose mass is at most 1 - top_p
         outside[-1] = False  # the most likely token always stays
         scores = scores.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
+    import torch
+
     return int(torch.multinomial(scores.softmax(-1), 1, generator=gen))

@@ -15,6 +15,7 @@ from typing import Any
 from tuco.palette import group_colour, stage_colour, text_colour, tuco_colour, tuco_gradient
 from tuco.report.load import Source
 from tuco.report.model import Page, comparison_page, page
+from tuco.report.training import OverSteps
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -79,3 +80,10 @@ def build_html(source: Source, title: str | None = None) -> str:
 def build_comparison(sources: list[Source], title: str | None = None) -> str:
     """Runs side by side: each one's findings, then the headline TuCo per prompt aligned by id."""
     return render(comparison_page(sources, title))
+
+
+def steps_svg(chart: OverSteps) -> str:
+    """A "TuCo over training steps" chart as a standalone SVG file (the report's own drawing: for a README or
+    a paper)."""
+    template = environment().from_string('{% import "charts.svg.j2" as c %}{{ c.steps(ch) }}')
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + str(template.render(ch=chart)) + "\n"

@@ -174,11 +174,3 @@ def over_steps(rows: Sequence[dict[str, Any]], *, panel_w: int = 420, panel_h: i
 def at_step(rows: Sequence[dict[str, Any]], step: int) -> list[dict[str, Any]]:
     """The rows measured at ``step``."""
     return [r for r in rows if step_of(r) == step]
-
-
-def svg(chart: OverSteps) -> str:
-    """The chart as a standalone SVG file (the report's own drawing: for a README or a paper)."""
-    from tuco.report.render import environment
-
-    template = environment().from_string('{% import "charts.svg.j2" as c %}{{ c.steps(ch) }}')
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + str(template.render(ch=chart)) + "\n"

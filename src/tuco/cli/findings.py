@@ -1,0 +1,44 @@
+"""How findings read in a terminal: one line per primary claim (claim: estimate [interval], n, verdict), a
+count of exploratory findings, and the full table one flag away (``--tables``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_findings(metrics: dict[str, Any], console: Any) -> None:
+    """The experiment's findings (primary claims first, then exploratory; measured with its interval and n,
+    verdict, the paper) as a table whose numbers wrap but are never cut."""
+    from rich.table import Table
+
+    t = Table(title=f"{metrics['experiment']}: {metrics['question']}", show_edge=False, show_lines=False)
+    t.add_column("claim", ratio=3)
+    t.add_column("measured (95% interval)", ratio=2, overflow="fold")
+    t.add_column("n", overflow="fold")
+    t.add_column("verdict", ratio=2, overflow="fold")
+    t.add_column("paper", ratio=2)
+    for f in metrics.get("findings", []):
+        kind = "PRIMARY" if f.get("primary") else "exploratory"
+        p = f" (Holm p {f['p_holm']:.3g})" if f.get("p_holm") is not None else ""
+        t.add_row(
+            f"[{kind}] {f['claim']}", f.get("measured", ""), f.get("n_text", str(f.get("n", ""))), f["verdict"] + p, f.get("paper") or "-"
+        )
+    console.print(t)
+
+
+def summary_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per primary claim of each analysis, then how many exploratory findings there are: what a
+    suite prints (and the report opens with)."""
+    lines, exploratory = [], 0
+    for name, metrics in results.items():
+        findings = metrics.get("findings", [])
+        exploratory += sum(1 for f in findings if not f.get("primary"))
+        for f in findings:
+            if f.get("primary"):
+                n = f.get("n_text") or ""
+                lines.append(f"{name}: {f['claim']}: {f.get('measured', '')}{', ' + n if n else ''}: {f['verdict']}")
+    family = next((f.get("holm_family") for m in results.values() for f in m.get("findings", []) if f.get("holm_family")), None)
+    tail = f"{exploratory} exploratory findings (--tables shows them; the report lists them)"
+    if family:
+        tail += f"; primary claims judged together (Holm over {family})"
+    return [*lines, tail]
