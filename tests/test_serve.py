@@ -455,6 +455,23 @@ def test_score_route_equals_tuco_score_and_generation(server, client, pair):
         assert status == 400 and needle in err["error"]["message"], err
 
 
+def test_scoring_between_decoding_steps_changes_neither(server, client, pair):
+    """A score request arriving while other rows decode runs between two of their steps, inside the same
+    engine: the running rows' tokens and TuCo equal their solo run, the score equals `tuco score`."""
+    kw = dict(model="tuco", messages=CHAT, max_tokens=40, temperature=0, extra_body={"alpha": 0.0, "tuco_tokens": True})
+    alone = tuco_of(client.chat.completions.create(**kw).choices[0])
+    chat = [*CHAT, {"role": "assistant", "content": "Mix flour, water and yeast, then bake."}]
+    stream = client.chat.completions.create(stream=True, **kw)
+    chunks = [next(stream)]
+    status, _, scored = post(server[0], "/v1/tuco/score", {"messages": chat, "alpha": 0.5})
+    chunks += list(stream)
+    assert status == 200 and sum("token" in tuco_of(c.choices[0]) for c in chunks if c.choices) == len(alone["tokens"])
+    together = [tuco_of(c.choices[0]) for c in chunks if c.choices and c.choices[0].finish_reason][0]
+    assert together["tokens"] == pytest.approx(alone["tokens"], abs=1e-5)
+    (s,) = tuco.score(pair, [chat], alpha=0.5)
+    assert scored["tuco"]["tokens"] == pytest.approx(s.response_token_tuco, abs=1e-5)
+
+
 def test_save_as_run_writes_a_run_that_load_run_opens(server, client):
     url = server[0]
     ids = []
