@@ -3,8 +3,9 @@
 
 A request is read on the event loop, parsed and tokenised on the tokenizer's thread, decoded on the model
 thread; the answer's token texts (echo, logprobs) are decoded on the tokenizer's thread again. A
-non-streaming request whose client hangs up is cancelled (``with_cancellation``), a stream whose client
-hangs up is cancelled by Starlette; either way the job's rows leave the batch at the next pass.
+non-streaming request whose client hangs up is cancelled (``cancel_on_disconnect``, raced once its body is
+read), a stream whose client hangs up is cancelled by Starlette; either way the job's rows leave the batch
+at the next pass.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tuco.measures.decoding import Row
 from tuco.serve import protocol
-from tuco.serve.cancellation import CLIENT_CLOSED, with_cancellation
+from tuco.serve.cancellation import CLIENT_CLOSED, Disconnected, cancel_on_disconnect
 from tuco.serve.monitoring import Access, choice_entry
 from tuco.serve.protocol import APIError, GenerateCall, Kind, TokenTuco, TucoInfo
 from tuco.serve.state import Kept, Server, server_of
@@ -32,13 +33,11 @@ Choice = dict[str, object]  # an OpenAI choice: its fields depend on the kind (m
 
 
 @router.post("/v1/chat/completions")
-@with_cancellation
 async def chat_completions(request: Request) -> Response:
     return await complete(request, "chat")
 
 
 @router.post("/v1/completions")
-@with_cancellation
 async def completions(request: Request) -> Response:
     return await complete(request, "completion")
 
@@ -63,11 +62,13 @@ async def complete(request: Request, kind: Kind) -> Response:
     if call.stream:
         return StreamingResponse(_stream(server, call, job, rid, access), media_type="text/event-stream")
     try:
-        error = await job.finished()
-    except asyncio.CancelledError:  # the client went away (with_cancellation): free the rows
+        error = await cancel_on_disconnect(request, job.finished())
+    except (Disconnected, asyncio.CancelledError) as gone:  # the client hung up (or the server is stopping): free the rows
         server.worker.cancel(job)
         access.finish(CLIENT_CLOSED, observe(server, call, job, cancelled=True), error="client disconnected")
-        raise
+        if isinstance(gone, asyncio.CancelledError):
+            raise
+        return Response(status_code=CLIENT_CLOSED)
     if error is not None:
         access.finish(500, observe(server, call, job, cancelled=True), error=error)
         raise APIError(500, error, code="model_error")

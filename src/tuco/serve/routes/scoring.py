@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tuco.serve import protocol
-from tuco.serve.cancellation import CLIENT_CLOSED, with_cancellation
+from tuco.serve.cancellation import CLIENT_CLOSED, Disconnected, cancel_on_disconnect
 from tuco.serve.monitoring import Access, choice_entry
 from tuco.serve.protocol import APIError, ScoreCall, TucoInfo
 from tuco.serve.state import Kept, Server, server_of
@@ -36,7 +36,6 @@ router = APIRouter()
 
 
 @router.post("/v1/tuco/score")
-@with_cancellation
 async def score(request: Request) -> Response:
     server = server_of(request)
     access = Access(server.monitor, request)
@@ -52,11 +51,13 @@ async def score(request: Request) -> Response:
     rid = protocol.new_id("score")
     server.keep(rid, Kept(call, job))
     try:
-        error = await job.finished()
-    except asyncio.CancelledError:
+        error = await cancel_on_disconnect(request, job.finished())
+    except (Disconnected, asyncio.CancelledError) as gone:
         server.worker.cancel(job)
         access.finish(CLIENT_CLOSED, error="client disconnected")
-        raise
+        if isinstance(gone, asyncio.CancelledError):
+            raise
+        return Response(status_code=CLIENT_CLOSED)
     if error is not None or job.score is None:
         message = error or "the scoring pass gave no result"
         access.finish(500, error=message)
