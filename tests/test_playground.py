@@ -17,6 +17,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,14 +58,20 @@ class Browser:
         commands_r, self._commands = os.pipe()
         self._answers, answers_w = os.pipe()
 
-        def pipe_fds() -> None:  # in the browser's process: the DevTools pipe on fds 3 and 4
-            a, b = os.dup(commands_r), os.dup(answers_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
         args = [CHROMIUM, *FLAGS, f"--window-size={width},{height}", f"--user-data-dir={self.profile}", "--remote-debugging-pipe"]
-        self.proc = subprocess.Popen(
-            [*args, "about:blank"], pass_fds=(3, 4), preexec_fn=pipe_fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        for fd in (commands_r, answers_w):
+            os.set_inheritable(fd, True)
+        null = os.POSIX_SPAWN_OPEN
+        self.pid = os.posix_spawn(  # the DevTools pipe on fds 3 and 4 of the browser
+            CHROMIUM,
+            [*args, "about:blank"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, commands_r, 3),
+                (os.POSIX_SPAWN_DUP2, answers_w, 4),
+                (null, 1, os.devnull, os.O_WRONLY, 0),
+                (null, 2, os.devnull, os.O_WRONLY, 0),
+            ],
         )
         os.close(commands_r)
         os.close(answers_w)
@@ -141,9 +148,15 @@ class Browser:
     def close(self) -> None:
         try:
             self.send("Browser.close", timeout=5)
-            self.proc.wait(10)
-        except (TimeoutError, RuntimeError, OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
+        except (TimeoutError, RuntimeError, OSError):
+            pass
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         os.close(self._commands)
         os.close(self._answers)
         shutil.rmtree(self.profile, ignore_errors=True)

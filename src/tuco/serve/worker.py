@@ -8,7 +8,9 @@ at its own alpha, inside the decoder's engine); admitted generation jobs are pre
 forward pass, each row at its own alpha); then one decoding step runs for every running row (one forward
 pass). After every pass each row's new token goes through its ``TextStream`` (incremental detokenisation,
 stop strings) and an ``Event`` is posted to its job's asyncio queue with ``call_soon_threadsafe``: the
-model thread never waits for the event loop, and the event loop never waits for a lock this thread holds.
+model thread never waits for the event loop. The event loop takes the worker's condition only for O(1)
+bookkeeping (queue a job, mark one cancelled); the model thread never holds it during a pass, a scoring pass
+or detokenisation.
 """
 
 from __future__ import annotations
