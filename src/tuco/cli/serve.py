@@ -13,12 +13,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "serve",
         help=HELP,
-        description=HELP + ". Requests that arrive together share one forward pass per step, whatever their alphas.",
+        description=HELP
+        + ". Requests that arrive together share one forward pass per step, whatever their alphas. A playground page at /"
+        + " compares alphas side by side, every token coloured by its TuCo.",
     )
     add_model_options(p)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    g.add_argument("--port", type=int, default=8000, help="default 8000")
+    g.add_argument("--port", type=int, default=8000, help="default 8000 (0: a free port, printed once the server listens)")
     g.add_argument("--api-key", default=None, metavar="KEY", help="require 'Authorization: Bearer KEY' (default: no key)")
     g.add_argument("--model-name", default="tuco", metavar="NAME", help="the model id /v1/models lists (default tuco)")
     g.add_argument("--alpha", default="1", metavar="ALPHA", help="alpha of requests that give none (default 1; same syntax as every verb)")
