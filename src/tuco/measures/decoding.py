@@ -33,7 +33,7 @@ import torch
 from tuco._compat import cache_layers, merge_cache_layers, select_cache_layers
 from tuco.engine import metrics
 from tuco.engine.alpha import Alpha
-from tuco.engine.decomposition import ForwardRecord, Recorder
+from tuco.engine.decomposition import Engine, ForwardRecord, Recorder
 from tuco.engine.layers import unwrap_peft
 from tuco.errors import ConfigError
 from tuco.measures.batching import pad
@@ -52,6 +52,8 @@ class Row:
     ``prompt_only``: nothing is generated (the prompt's logprobs and TuCo alone). ``logprobs``: how many top
     alternatives to return per generated token (None: no logprobs; 0: the chosen token's only);
     ``prompt_logprobs``: also the logprob of every prompt token given the ones before (the first is None).
+    ``layer_norms``: also record, for every generated token, ||PTC_l||_1 and ||FTC_l||_1 per layer at the
+    position that produced it (``token_layer_ptc_l1``/``token_layer_ftc_l1``; ``[0]`` is the prompt's).
     ``finish_reason``: "stop" (an end-of-sequence token, or the caller's stop rule), "length"
     (``max_new_tokens``), "cancelled" (the caller gave up on it).
     """
@@ -63,6 +65,7 @@ class Row:
     logprobs: int | None = None
     prompt_logprobs: bool = False
     prompt_only: bool = False
+    layer_norms: bool = False
     tokens: list[int] = field(default_factory=list)
     token_tuco: list[float] = field(default_factory=list)
     token_logprobs: list[float] = field(default_factory=list)
@@ -73,6 +76,8 @@ class Row:
     prompt_layer_ftc_l1: list[float] | None = None
     stage_share: list[float] | None = None
     token_stage_share: list[list[float]] | None = None
+    token_layer_ptc_l1: list[list[float]] = field(default_factory=list)
+    token_layer_ftc_l1: list[list[float]] = field(default_factory=list)
     prompt_token_logprobs: list[float | None] = field(default_factory=list)
     prompt_top_logprobs: list[dict[int, float] | None] = field(default_factory=list)
     finish_reason: str | None = None
@@ -139,6 +144,14 @@ class Decoder:
         self.rows, self._cache, self._mask = [], None, None
         self._stack.close()
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this decoder keeps installed: other measurements between its passes (the server's
+        teacher-forced scoring) set their own pass on it (``tuco.measures.scoring.score_ids(engine=...)``)."""
+        if self._engine is None:
+            raise ConfigError("the decoder is not open: use it as a context manager")
+        return self._engine  # type: ignore[no-any-return]
+
     # ---- the two kinds of forward pass ----
 
     def add(self, rows: list[Row]) -> None:
@@ -174,7 +187,8 @@ class Decoder:
             if row.max_new_tokens == 0:
                 row.finish_reason = "length"
             else:
-                self._take(row, logits[i, -1], tu[i], shares[i] if shares is not None else None)
+                layers = (row.prompt_layer_ptc_l1, row.prompt_layer_ftc_l1)
+                self._take(row, logits[i, -1], tu[i], shares[i] if shares is not None else None, layers)
         self._merge(_returned_cache(out) if self.use_cache else None, b.attention_mask, rows)
 
     def step(self) -> list[Row]:
@@ -209,10 +223,12 @@ class Decoder:
         tu = self._tuco(record)
         shares = self._shares(record)
         logits = out.logits[:, -1].float()
+        norms = (record.layer_ptc_l1.tolist(), record.layer_ftc_l1.tolist()) if any(r.layer_norms for r in rows) else None
         got = []
         for i, row in enumerate(rows):
             if not row.finished:
-                self._take(row, logits[i], tu[i], shares[i] if shares is not None else None)
+                layers = (norms[0][i], norms[1][i]) if norms is not None else None
+                self._take(row, logits[i], tu[i], shares[i] if shares is not None else None, layers)
                 got.append(row)
         return got
 
@@ -254,11 +270,22 @@ class Decoder:
 
     # ---- picking tokens ----
 
-    def _take(self, row: Row, logits: torch.Tensor, tuco: float, shares: list[float] | None) -> None:
-        """Append the token picked from ``logits`` [V] (and its logprobs), and TuCo of the position that produced it."""
+    def _take(
+        self,
+        row: Row,
+        logits: torch.Tensor,
+        tuco: float,
+        shares: list[float] | None,
+        layers: tuple[list[float] | None, list[float] | None] | None = None,
+    ) -> None:
+        """Append the token picked from ``logits`` [V] (and its logprobs), and TuCo (and, when the row asks,
+        the per-layer norms ``layers``) of the position that produced it."""
         token = pick(logits, row.sampling, row.generator)
         row.tokens.append(token)
         row.token_tuco.append(tuco)
+        if row.layer_norms and layers is not None and layers[0] is not None and layers[1] is not None:
+            row.token_layer_ptc_l1.append(layers[0])
+            row.token_layer_ftc_l1.append(layers[1])
         if shares is not None and row.token_stage_share is not None:
             row.token_stage_share.append(shares)
         if row.logprobs is not None:

@@ -15,7 +15,7 @@ import torch
 
 from tuco.engine import metrics
 from tuco.engine.alpha import Alpha, AlphaLike
-from tuco.engine.decomposition import ForwardRecord, Recorder
+from tuco.engine.decomposition import Engine, ForwardRecord, Recorder
 from tuco.measures.batching import Encoded, by_length, encode_all, in_batches, in_input_order, pad, run_backbone
 from tuco.measures.prompts import Messages, Prompt
 
@@ -118,12 +118,15 @@ def score_ids(
     per_token: bool = False,
     full_path: bool = False,
     responses: Sequence[Sequence[int] | None] | None = None,
+    engine: Engine | None = None,
 ) -> list[Score]:
     """Score one batch of already tokenised prompts (one forward pass); ``model`` is a pair or chain.
 
     ``responses[i]`` (optional): the token ids of a given response to prompt i, scored teacher-forced in
     the same pass (the prompt, then every response token but the last, is fed; per-token TuCo is read at
-    the positions that produce the response's tokens).
+    the positions that produce the response's tokens). ``engine``: one already installed on ``model`` (a
+    decode loop's, ``Decoder.engine``): this pass runs inside it with its own alpha and recorder instead of
+    installing another (``full_path`` is then the engine's).
     """
     given = [list(r) if r else [] for r in responses] if responses is not None else [[] for _ in batch]
     fed = [list(ids) + r[:-1] for ids, r in zip(batch, given)]
@@ -132,7 +135,11 @@ def score_ids(
     last = torch.tensor([b.width - len(f) + len(ids) - 1 for f, ids in zip(fed, batch)], device=b.last.device)
     every = per_token or any(given)  # a response needs TuCo at every position it covers
     recorder = Recorder(model.n_layers, per_token=every, last_index=last, last_index_len=b.width)
-    with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
+    if engine is None:
+        with model.engine(alpha=alpha, recorder=recorder, full_path=full_path):
+            run_backbone(model, b)
+    else:  # inside an engine that is already installed: only this pass's alpha and recorder are set
+        engine.set_pass(alpha=alpha, recorder=recorder)
         run_backbone(model, b)
     (rec,) = recorder.records
     tok = model.tokenizer

@@ -4,9 +4,11 @@ prompt TuCo by alpha) and one access-log line per request with its TuCo."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
 
 access_log = logging.getLogger("tuco.serve.access")
 
@@ -17,7 +19,7 @@ MAX_ALPHA_LABELS = 32  # distinct alpha labels kept apart; any further alpha is 
 class Monitor:
     """The server's metrics, in a registry of its own (several servers in one process never mix)."""
 
-    def __init__(self, queue_depth: Any, running_rows: Any) -> None:
+    def __init__(self, queue_depth: Callable[[], float], running_rows: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("tuco_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=r)
@@ -72,3 +74,23 @@ def log_request(
     if error:
         parts.append(f"error={error!r}")
     access_log.info(" ".join(parts))
+
+
+class Access:
+    """Counts, times and logs one request of a route that knows its choices (the completions, scoring)
+    when it ends: one access-log line with each choice's alpha and TuCo."""
+
+    def __init__(self, monitor: Monitor, request: Request) -> None:
+        self.monitor, self.started, self.path, self.method = monitor, time.monotonic(), request.url.path, request.method
+        self.client = request.client.host if request.client else "-"
+        self.done = False
+
+    def finish(self, status: int, entries: list[str] | None = None, error: str = "") -> None:
+        """Count and log the request (once)."""
+        if self.done:
+            return
+        self.done = True
+        seconds = time.monotonic() - self.started
+        self.monitor.requests.labels(self.path, str(status)).inc()
+        self.monitor.latency.labels(self.path).observe(seconds)
+        log_request(self.client, self.method, self.path, status, seconds, entries, error)
