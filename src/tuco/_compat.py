@@ -32,7 +32,7 @@ from tuco.errors import TucoError
 try:  # transformers 5: `output_hidden_states` is collected by hooks on the decoder blocks
     from transformers.utils.output_capturing import _active_collector
 except ImportError:  # transformers 4.x
-    _active_collector = None
+    _active_collector = None  # type: ignore[assignment]
 
 
 # ---- peft ----

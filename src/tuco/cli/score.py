@@ -102,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
             on_backoff=backoff,
             ranks=start.ranks,
         )
-    return end_job(result, start, lambda rows: (err_console.print(summary(rows)), err_console.print(examples(rows))))
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        err_console.print(summary(rows))
+        err_console.print(examples(rows))
+
+    return end_job(result, start, show)
 
 
 def _print_only(model: Any, prompts: list[Any], n_bad: int, args: argparse.Namespace, specs: list[Any]) -> int:

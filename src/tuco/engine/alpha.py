@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     import torch
 
 
-class StageAlphas(tuple):  # type: ignore[type-arg]
+class StageAlphas(tuple):
     """Alpha per fine-tuning stage of a chain (``1/0.5``): each entry a number or one per layer."""
 
 
-class RowAlphas(tuple):  # type: ignore[type-arg]
+class RowAlphas(tuple):
     """One alpha per row of a batch (``tuco.score``/``tuco.generate``: one per prompt), each entry any alpha
     (a number, one per layer, one per stage): ``RowAlphas([0, 1, 1.25])``. Rows of one forward pass are mixed
     with their own alpha; a row's numbers equal those of the same row run alone at its alpha."""

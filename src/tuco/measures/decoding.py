@@ -130,6 +130,7 @@ class Decoder:
         self.rows: list[Row] = []
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [B, T] over the running cache's positions
+        self._fed = torch.zeros((0, 0), dtype=torch.long)  # without a cache: every sequence so far, left-padded
         self._stack = contextlib.ExitStack()
         self._engine: Any = None
         self._cache_arg = _cache_argument(model.tuned)

@@ -32,10 +32,14 @@ class Decomposable(Protocol):
     """A chain of checkpoints M_0 (pre-trained) ... M_K (the model that runs) as the engine and every
     measurement see it; a pair is the chain of two."""
 
-    tuned: nn.Module
     tokenizer: Any
     full_path: bool
     reports_stages: ClassVar[bool]
+
+    @property
+    def tuned(self) -> nn.Module:
+        """The model that runs (M_K): its forward is the fine-tuned model's, with tuco's wrappers inside."""
+        ...
 
     @property
     def stage_names(self) -> list[str]:

@@ -46,7 +46,7 @@ class Spec:
     verb: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", Alpha.of(self.alpha))  # type: ignore[arg-type]
+        object.__setattr__(self, "alpha", Alpha.of(self.alpha))
         if self.alpha.per_row:
             raise ConfigError("a run's measurement takes one alpha (several: one measurement per alpha, or a list of alphas)")
 

@@ -251,5 +251,5 @@ def rejudge_suite(findings: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str,
         iv = Interval(f["estimate"], f["low"], f["high"], f["p"], tuple(f["n"]), f.get("method", ""), f.get("null") or 0.0)
         paper_range = tuple(f["paper_range"]) if f.get("paper_range") else None
         f["p_holm"], f["holm_family"] = p_holm, len(family)
-        f["verdict"] = verdict(iv, f["expect"], p_holm, paper_range, min_n=int(f.get("min_n") or MIN_N))  # type: ignore[arg-type]
+        f["verdict"] = verdict(iv, f["expect"], p_holm, paper_range, min_n=int(f.get("min_n") or MIN_N))
     return copies
