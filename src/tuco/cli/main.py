@@ -19,7 +19,7 @@ from tuco.errors import TucoError
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the whole CLI."""
-    from tuco.cli import calibrate, demo, demo_train, experiment, generate, report, score, serve
+    from tuco.cli import calibrate, demo, demo_train, experiment, generate, report, score, serve, synthesize
 
     parser = argparse.ArgumentParser(
         prog="tuco",
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tuco {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    for verb in (demo, demo_train, score, generate, experiment, report, serve, calibrate):
+    for verb in (demo, demo_train, score, generate, experiment, report, synthesize, serve, calibrate):
         verb.add_parser(sub)
     return parser
 

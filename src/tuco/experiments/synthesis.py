@@ -1,0 +1,158 @@
+"""Adapters as samples: each primary claim of an analysis, measured on several adapters of one recipe (training
+runs that differ only in their seed), synthesised into ONE headline that speaks for a new adapter of the
+recipe: a random-effects synthesis (``tuco.stats.synthesis``: pooled estimate, Knapp-Hartung 95% interval,
+tau, I^2, a prediction interval for a new adapter) judged under the same rules as a single run (the paper's
+range and direction; every synthesised primary claim of the suite in one Holm family). Torch-free.
+
+    synthesis = synthesize_runs(["runs/gemma-seed0", "runs/gemma-seed1", ...])   # suites or analysis runs
+
+An input is a suite directory (``tuco demo``: one run per analysis) or one analysis's run directory. A
+claim made of two parts (an intersection-union test: "TuCo falls AND the harmful rate rises") is
+synthesised part by part from the per-item values its findings carry (``tuco.stats.recompute``) and
+judged on the larger of the parts' p-values. Adapters on which a claim was not testable or not measured
+are left out of that claim's synthesis (its ``k`` says how many remain).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuco.errors import InputError
+from tuco.stats.claims import NOT_MEASURED, NOT_TESTABLE, verdict
+from tuco.stats.intervals import Interval, holm
+from tuco.stats.recompute import recompute
+from tuco.stats.synthesis import Synthesis, synthesize_intervals
+
+MIN_ADAPTERS = 3  # a prediction interval for a new adapter needs k >= 3
+
+
+@dataclass
+class ClaimSynthesis:
+    """One primary claim over adapters: the headline (pooled, its interval, the prediction interval for a new
+    adapter, heterogeneity) and each adapter's own finding below it."""
+
+    experiment: str
+    claim: str
+    verdict: str
+    k: int
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p: float | None = None
+    p_holm: float | None = None
+    pred_low: float | None = None
+    pred_high: float | None = None
+    tau: float | None = None
+    i2: float | None = None
+    null: float = 0.0
+    expect: str = ""
+    paper: str | None = None
+    paper_range: list[float] | None = None
+    measured: str = ""
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    adapters: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _analyses(path: Path) -> dict[str, dict[str, Any]]:
+    """metrics.json of each analysis under ``path`` (a suite) or of ``path`` itself (one analysis)."""
+    if (path / "metrics.json").is_file():
+        found = [path]
+    else:
+        found = sorted(d for d in path.iterdir() if (d / "metrics.json").is_file()) if path.is_dir() else []
+    if not found:
+        raise InputError(f"{path}: no metrics.json in it or in its subfolders; give a finished run or a tuco demo directory")
+    return {json.loads((d / "metrics.json").read_text(encoding="utf-8"))["experiment"]: _load(d) for d in found}
+
+
+def _load(d: Path) -> dict[str, Any]:
+    return dict(json.loads((d / "metrics.json").read_text(encoding="utf-8")), _path=str(d))
+
+
+def _interval(f: dict[str, Any]) -> Interval:
+    return Interval(f["estimate"], f["low"], f["high"], f["p"], tuple(f["n"]), f.get("method", ""), f.get("null") or 0.0)
+
+
+def _pooled(intervals: Sequence[Interval]) -> Synthesis:
+    return synthesize_intervals(list(intervals))
+
+
+def _text(s: Synthesis, digits: int = 3) -> str:
+    fmt = f"{{:+.{digits}f}}" if s.null == 0.0 else f"{{:.{digits}f}}"
+    pred = f"; a new adapter: [{fmt.format(s.pred_low)}, {fmt.format(s.pred_high)}]" if s.pred_low is not None else ""
+    return f"{fmt.format(s.estimate)} [{fmt.format(s.low)}, {fmt.format(s.high)}]{pred} (k={s.k}, tau {s.tau:.3g}, I2 {s.i2:.0%})"
+
+
+def synthesize_claim(experiment: str, findings: Sequence[tuple[str, dict[str, Any]]]) -> tuple[ClaimSynthesis, float | None]:
+    """One claim's synthesis from (adapter label, finding) pairs; returns it and its unadjusted p (None: not
+    synthesised)."""
+    first = findings[0][1]
+    usable = [(label, f) for label, f in findings if f.get("estimate") is not None and f.get("verdict") != NOT_TESTABLE]
+    out = ClaimSynthesis(
+        experiment=experiment,
+        claim=first["claim"],
+        verdict=NOT_MEASURED,
+        k=len(usable),
+        expect=first.get("expect", ""),
+        paper=first.get("paper"),
+        paper_range=first.get("paper_range"),
+        adapters=[
+            {"adapter": label, **{k: f.get(k) for k in ("estimate", "low", "high", "n", "verdict", "measured")}} for label, f in findings
+        ],
+    )
+    if len(usable) < MIN_ADAPTERS:
+        out.verdict = NOT_TESTABLE if any(f.get("verdict") == NOT_TESTABLE for _, f in findings) else NOT_MEASURED
+        out.measured = f"{len(usable)} of {len(findings)} adapters measured it (a synthesis needs {MIN_ADAPTERS})"
+        return out, None
+    inputs = [f.get("inputs") or {} for _, f in usable]
+    if all(i.get("fn") == "intersection" for i in inputs):  # synthesise each part over adapters, p = the larger
+        sides = inputs[0]["sides"]
+        parts = [_pooled([recompute(i["parts"][j]) for i in inputs]) for j in range(len(sides))]
+        on_side = [(s.estimate > s.null) if side == "above" else (s.estimate < s.null) for s, side in zip(parts, sides)]
+        p = max(s.p if ok else 1.0 for s, ok in zip(parts, on_side))
+        head = parts[0]
+        out.parts = [asdict(s) | {"side": side} for s, side in zip(parts, sides)]
+    else:
+        head = _pooled([_interval(f) for _, f in usable])
+        p = head.p
+    out.estimate, out.low, out.high, out.p = head.estimate, head.low, head.high, p
+    out.pred_low, out.pred_high, out.tau, out.i2, out.null = head.pred_low, head.pred_high, head.tau, head.i2, head.null
+    out.measured = _text(head)
+    return out, p
+
+
+def synthesize_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """The synthesis over adapters of every primary claim the runs share (see the module docstring): a dict
+    with ``adapters`` (labels and paths), ``claims`` (one ``ClaimSynthesis`` each, as dicts, primary claims in
+    suite order) and ``holm_family``."""
+    if len(paths) < 2:
+        raise InputError("a synthesis over adapters needs at least 2 runs (one per adapter); give more run directories")
+    labels = list(labels or [Path(p).name for p in paths])
+    runs = [_analyses(Path(p)) for p in paths]
+    names = [n for n in runs[0] if all(n in r for r in runs)]
+    if not names:
+        raise InputError("the runs share no analysis; give runs of the same analysis (or suites of the same preset)")
+    claims: list[tuple[ClaimSynthesis, float | None]] = []
+    for name in names:
+        per_claim: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for label, run in zip(labels, runs):
+            for f in run[name].get("findings", []):
+                if f.get("primary"):
+                    per_claim.setdefault(f["claim"], []).append((label, f))
+        claims += [synthesize_claim(name, fs) for fs in per_claim.values() if len(fs) == len(runs)]
+    family = [(c, p) for c, p in claims if p is not None]
+    for (c, _), p_holm in zip(family, holm([p for _, p in family])):
+        c.p_holm = p_holm
+        assert c.estimate is not None and c.low is not None and c.high is not None  # set with p
+        iv = Interval(c.estimate, c.low, c.high, p_holm, (c.k,), "random-effects synthesis", c.null)
+        paper_range = (c.paper_range[0], c.paper_range[1]) if c.paper_range else None
+        c.verdict = verdict(iv, c.expect, p_holm, paper_range, min_n=MIN_ADAPTERS)
+    return {
+        "adapters": [{"label": label, "path": str(p)} for label, p in zip(labels, paths)],
+        "analyses": names,
+        "holm_family": len(family),
+        "claims": [asdict(c) for c, _ in claims],
+    }
