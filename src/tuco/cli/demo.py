@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         from tuco.data.sources import read_suffixes
 
         read_suffixes(args.suffixes)  # a bad file is refused before anything loads
+    if (args.seeds or args.nulls) and (args.tuned or args.suffixes or args.processes > 1):
+        raise ConfigError("--seeds / --nulls choose the adapters themselves and run one process: drop --tuned, --suffixes and --processes")
+    if args.seeds or args.nulls:
+        return _many(args)
     if args.tuned is not None and not Path(args.tuned).is_dir():
         raise ConfigError(f"--tuned {args.tuned}: no such directory (give a checkpoint or adapter trained for the {args.pair} base)")
     launched = prepare_output(
@@ -99,4 +103,37 @@ def run(args: argparse.Namespace) -> int:
 
     atomic_write_text(Path(args.out) / "report.html", build_html(open_source(args.out), f"tuco demo ({args.pair} pair)"))
     console.print(f"report: {Path(args.out) / 'report.html'} ({len(results)} analyses, {time.time() - t0:.0f} s)", markup=False)
+    return 0
+
+
+def _many(args: argparse.Namespace) -> int:
+    from tuco.cli.display import measurement_progress
+    from tuco.cli.loading import default_device, quiet_transformers
+    from tuco.cli.synthesize import lines
+    from tuco.demo.suites import parse_range, run_many
+
+    quiet_transformers()
+    seeds, nulls = parse_range(args.seeds) if args.seeds else [], parse_range(args.nulls) if args.nulls else []
+    with measurement_progress("demo") as (progress, on_measurement):
+        got = run_many(
+            args.pair,
+            Path(args.out),
+            seeds=seeds,
+            nulls=nulls,
+            null_kind=args.null_kind,
+            adapters=Path(args.adapters) if args.adapters else None,
+            dtype=args.dtype,
+            device=args.device or default_device(),
+            is_quick=args.quick,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=progress,
+            on_measurement=on_measurement,
+        )
+    for line in (
+        lines(got) if seeds else [f"{r['experiment']}: {r['claim']}: fired on {r['fired']} of {r['testable']} nulls" for r in got["rates"]]
+    ):
+        print(line)
+    print(f"written: {Path(args.out) / ('synthesis.json' if seeds else 'nulls.json')}")
     return 0
