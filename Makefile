@@ -47,7 +47,7 @@ test-tf5: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests
 
 test-tf4: $(VENV4)/.installed
-	$(VENV4)/bin/python -m pytest tests/test_invariants.py tests/test_metrics.py tests/test_pair.py tests/test_decomposition.py tests/test_lora_share.py
+	$(VENV4)/bin/python -m pytest tests/test_invariants.py tests/test_metrics.py tests/test_pair.py tests/test_decomposition.py tests/test_lora_share.py tests/test_compat.py
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check src tests bench
