@@ -36,8 +36,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", help="float32 (default: fastest on CPUs) or bfloat16")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
+    p.add_argument("--tables", action="store_true", help="print every finding of every analysis as a table (default: one line per claim)")
     p.add_argument(
-        "--tables", action="store_true", help="print every finding of every analysis as a table (default: one line per primary claim)"
+        "--seeds", default=None, metavar="0-4", help="the suite on each seed's adapter (missing ones trained), then their synthesis"
+    )
+    p.add_argument("--adapters", default=None, metavar="DIR", help="with --seeds: where the seeds' adapters are (default OUT/adapters)")
+    p.add_argument(
+        "--nulls", default=None, metavar="0-19", help="the suite on null adapters (no safety training), then false-positive rates"
+    )
+    p.add_argument(
+        "--null-kind",
+        default="random",
+        choices=("random", "prose"),
+        help="with --nulls: random LoRAs at the fine-tune's norm, or prose LoRAs",
     )
     add_parallel_options(p)
     p.set_defaults(run=run)
