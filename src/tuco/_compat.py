@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from tuco.errors import TucoError
+
+if TYPE_CHECKING:
+    import uvicorn
+    from transformers import PretrainedConfig
+    from transformers.cache_utils import Cache
 
 try:  # transformers 5: `output_hidden_states` is collected by hooks on the decoder blocks
     from transformers.utils.output_capturing import _active_collector
@@ -64,13 +69,13 @@ def adapters_active(tuners: list[Any], adapters: tuple[str, ...]) -> Iterator[No
 # ---- transformers: attention implementation ----
 
 
-def attention_implementation(config: Any) -> str | None:
+def attention_implementation(config: PretrainedConfig | None) -> str | None:
     """The attention implementation a (sub)config names (``eager``, ``sdpa``, ...)."""
     return getattr(config, "_attn_implementation", None)
 
 
 @contextmanager
-def attention_swapped(config: Any, name: str) -> Iterator[None]:
+def attention_swapped(config: PretrainedConfig, name: str) -> Iterator[None]:
     """For one call: ``config`` names the attention function registered as ``name``."""
     saved = config._attn_implementation
     config._attn_implementation = name
@@ -111,7 +116,7 @@ def replace_captured_hidden_state(recorded: torch.Tensor, actual: torch.Tensor) 
 _LAYER_KINDS = ("DynamicLayer", "DynamicSlidingWindowLayer")
 
 
-def cache_layers(cache: Any) -> list[Any]:
+def cache_layers(cache: Cache) -> list[Any]:
     """The layers of a dynamic KV cache (full attention and sliding window), or TucoError naming the kind."""
     layers = getattr(cache, "layers", None)
     if layers is None:
@@ -132,7 +137,7 @@ def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=-2)
 
 
-def merge_cache_layers(running: Any, new: Any) -> None:
+def merge_cache_layers(running: Cache, new: Cache) -> None:
     """Append ``new``'s rows to ``running`` (both [B, heads, T, d] per layer), left-padding the shorter."""
     for a, b in zip(cache_layers(running), cache_layers(new), strict=True):
         if not (a.is_initialized and b.is_initialized):
@@ -146,7 +151,7 @@ def merge_cache_layers(running: Any, new: Any) -> None:
             a.cumulative_length = max(a.cumulative_length, b.cumulative_length)
 
 
-def select_cache_layers(cache: Any, index: torch.Tensor, cut: int) -> None:
+def select_cache_layers(cache: Cache, index: torch.Tensor, cut: int) -> None:
     """Keep the rows ``index`` of every layer (the public ``batch_select_indices``) and drop the first ``cut``
     positions (padding in every kept row)."""
     layers = cache_layers(cache)
@@ -166,6 +171,6 @@ def select_cache_layers(cache: Any, index: torch.Tensor, cut: int) -> None:
 # ---- uvicorn ----
 
 
-def forget_captured_signals(server: Any) -> None:
+def forget_captured_signals(server: uvicorn.Server) -> None:
     """A drained uvicorn server exits 0 rather than re-raising the signal that started the drain."""
     server._captured_signals.clear()

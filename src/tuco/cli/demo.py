@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from tuco.cli.options import PAIRS, add_output_options, add_parallel_options
 from tuco.errors import ConfigError
@@ -14,7 +13,7 @@ from tuco.errors import ConfigError
 HELP = "run the paper's analyses with their controls on a shipped pair (offline; minutes for demo, an hour or more for gemma)"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP)
     p.add_argument("--pair", default="demo", choices=PAIRS, help="demo (5.8M Llama, shipped) or gemma (Gemma-3-270M + tuco's LoRA)")
     add_output_options(p, what="demo directory: one run directory per analysis, suite.json and report.html", default="runs/demo")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from tuco.cli.options import PAIRS
 from tuco.errors import ConfigError
@@ -14,7 +13,7 @@ HELP = "re-train a shipped pair with the project's recipe (demo: needs the demo-
 NULLS = ("random", "prose")
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser("demo-train", help=HELP, description=HELP)
     t.add_argument("--recipe", default="demo", choices=PAIRS, help="demo (pre-train + SFT, ~80 min) or gemma (LoRA, ~15-25 min)")
     t.add_argument("--out", required=True, metavar="DIR", help="where the trained pair (or adapter) and recipe.json go")

@@ -18,7 +18,7 @@ from tuco.errors import ConfigError
 HELP = "run one of the paper's analyses (web-vs-chat, gcg, conjugate, many-shot, ...) into a run directory"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from tuco.experiments import REGISTRY, get
 
     p = sub.add_parser("experiment", help=HELP, description=HELP)
@@ -40,7 +40,12 @@ def add_parser(sub: Any) -> None:
         add_experiment_options(e, name, exp.options)
         add_display_options(e)
         e.set_defaults(run=run)
-    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(run=usage)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ def pct(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, list) else repr(value)
 
 

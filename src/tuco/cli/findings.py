@@ -3,10 +3,13 @@ count of exploratory findings, and the full table one flag away (``--tables``)."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-def print_findings(metrics: dict[str, Any], console: Any) -> None:
+def print_findings(metrics: dict[str, Any], console: Console) -> None:
     """The experiment's findings (primary claims first, then exploratory; measured with its interval and n,
     verdict, the paper) as a table whose numbers wrap but are never cut."""
     from rich.table import Table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.cli.display import json_summary, print_json, progress_bar, quiet, report_bad, rows_table
 from tuco.cli.jobs import end_job, start_job
@@ -16,10 +16,15 @@ from tuco.cli.options import (
     add_spec_options,
 )
 
+if TYPE_CHECKING:
+    from tuco.measures.prompts import Prompt
+    from tuco.models.decomposable import Decomposable
+    from tuco.runs.specs import GenerateSpec
+
 HELP = "generate with FTC scaled by alpha, with TuCo at every generated token"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from tuco.measures.sampling import Sampling
     from tuco.runs.specs import GenerateSpec
 
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, lambda rows: (out := Console()).print(_table(rows, out.width)))
 
 
-def _print_only(model: Any, prompts: list[Any], n_bad: int, args: argparse.Namespace, specs: list[Any]) -> int:
+def _print_only(model: Decomposable, prompts: list[Prompt], n_bad: int, args: argparse.Namespace, specs: list[GenerateSpec]) -> int:
     """No --out: generate and print a table (nothing written)."""
     from rich.console import Console
 

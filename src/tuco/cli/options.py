@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, fields
-from typing import Any
 
 from tuco.errors import ConfigError
 from tuco.models.shipped import SHIPPED_PAIRS as PAIRS  # torch-free: names and paths only
@@ -89,7 +88,7 @@ def add_display_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="a JSON summary on stdout, and on stderr only what --quiet prints (for scripts)")
 
 
-def add_spec_options(g: Any, spec: type, names: list[str]) -> None:
+def add_spec_options(g: argparse.ArgumentParser | argparse._ArgumentGroup, spec: type, names: list[str]) -> None:
     """Flags for the named fields of a spec dataclass (``Sampling``, ``ScoreSpec`` ...), with the field's
     default and its ``help`` metadata: a field's meaning is written once, where it is defined."""
     by_name = {f.name: f for f in fields(spec)}

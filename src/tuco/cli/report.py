@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 HELP = "write a self-contained HTML report of a run (run directory or results file), or compare several"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help=HELP, description=HELP + "; opens offline, no model needed.")
     p.add_argument(
         "sources",

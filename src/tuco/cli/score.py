@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.cli.display import err_console, json_summary, print_json, progress_bar, quiet, report_bad, rows_table
 from tuco.cli.jobs import end_job, start_job
@@ -17,10 +17,15 @@ from tuco.cli.options import (
     add_spec_options,
 )
 
+if TYPE_CHECKING:
+    from tuco.measures.prompts import Prompt
+    from tuco.models.decomposable import Decomposable
+    from tuco.runs.specs import ScoreSpec
+
 HELP = "TuCo of each prompt (at its last token, before any generation)"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from tuco.runs.specs import ScoreSpec
 
     p = sub.add_parser("score", help=HELP, description=HELP + ". Writes one row per prompt.")
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     return end_job(result, start, show)
 
 
-def _print_only(model: Any, prompts: list[Any], n_bad: int, args: argparse.Namespace, specs: list[Any]) -> int:
+def _print_only(model: Decomposable, prompts: list[Prompt], n_bad: int, args: argparse.Namespace, specs: list[ScoreSpec]) -> int:
     """No --out: score and print ``id<TAB>tuco`` lines (with several alphas ``id<TAB>alpha<TAB>tuco``; given
     responses add their mean TuCo), or with --json one JSON document; nothing written."""
     from dataclasses import asdict

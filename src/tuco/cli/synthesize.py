@@ -9,7 +9,7 @@ from typing import Any
 HELP = "synthesise runs of the same analyses on several adapters (seeds): one random-effects headline per primary claim"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "synthesize",
         help=HELP,

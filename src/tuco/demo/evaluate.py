@@ -188,7 +188,7 @@ Written by `tuco.demo.evaluate.write_gemma_card`.
 """
 
 
-def _refusal_rates(pair: Any, harmful: list[Any], benign: list[str], n_everyday: int, max_new_tokens: int) -> dict[str, Any]:
+def _refusal_rates(pair: ModelPair, harmful: list[Any], benign: list[str], n_everyday: int, max_new_tokens: int) -> dict[str, Any]:
     """Refusal rates of the tuned model (alpha 1) and the base (alpha 0) on one split's prompts."""
     out: dict[str, Any] = {"n_harmful": len(harmful), "n_benign": len(benign), "n_everyday": n_everyday}
     lookalikes = len(benign) - n_everyday
@@ -212,7 +212,7 @@ def _refusal_rates(pair: Any, harmful: list[Any], benign: list[str], n_everyday:
     return out
 
 
-def gemma_behaviour(pair: Any, n_harmful: int = 120, n_benign: int = 80, max_new_tokens: int = 30) -> dict[str, Any]:
+def gemma_behaviour(pair: ModelPair, n_harmful: int = 120, n_benign: int = 80, max_new_tokens: int = 30) -> dict[str, Any]:
     """Refusal rates of the tuned model (alpha 1) and the base (alpha 0) on the validation split (where the
     recipe was chosen) and, separately, on the test split (never used to choose anything), by category; and
     the equivalences with peft's own generation (adapter on / off)."""
@@ -244,9 +244,10 @@ def gemma_behaviour(pair: Any, n_harmful: int = 120, n_benign: int = 80, max_new
                 add_special_tokens=False,
             )["input_ids"]
             kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-            on = pair.tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
-            with pair.tuned.disable_adapter():
-                off = pair.tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
+            tuned: Any = pair.tuned  # a PeftModel (its generate and disable_adapter)
+            on = tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
+            with tuned.disable_adapter():
+                off = tuned.generate(input_ids=ids, **kw)[0, ids.shape[1] :].tolist()
             eq1 &= on[: len(a.token_ids)] == a.token_ids
             eq0 &= off[: len(b.token_ids)] == b.token_ids
     out["peft_equivalence"] = {"alpha_one_equals_adapter_on": eq1, "alpha_zero_equals_adapter_off": eq0, "n": len(probe)}

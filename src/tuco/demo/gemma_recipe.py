@@ -16,7 +16,10 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuco.demo.probes import Probing
 
 NOTICE = "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms\n"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -75,7 +78,9 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch: int, epochs: flo
     return batches
 
 
-def train_gemma(out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_every: int = 10, probing: Any = None) -> dict[str, Any]:
+def train_gemma(
+    out_dir: str | Path, recipe: GemmaRecipe | None = None, *, log_every: int = 10, probing: Probing | None = None
+) -> dict[str, Any]:
     """Train the safety adapter on the converted base; writes the adapter, recipe.json and NOTICE. ``probing``
     (a ``tuco.demo.probes.Probing``): TuCo while it trains, against the adapter switched off (a run in
     ``out_dir/tuco``; training itself is unchanged)."""

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from tuco.training.callback import TucoCallback
 
 REFUSAL = "Sorry, I can't assist with that."  # in the refusals of both recipes' safety data
 SOURCES = {  # held out from each recipe's training data (test splits)
@@ -48,7 +53,7 @@ def recipe_probes(recipe: str, n: int) -> dict[str, list[Any]]:
     return groups
 
 
-def recipe_callback(recipe: str, out: str | Path, probing: Probing, tokenizer: Any) -> Any:
+def recipe_callback(recipe: str, out: str | Path, probing: Probing, tokenizer: PreTrainedTokenizerBase) -> TucoCallback:
     """The TucoCallback a recipe drives from its own loop (run in ``out/tuco``, replaced when the recipe re-runs)."""
     from tuco.training import TucoCallback
 
@@ -62,7 +67,7 @@ def recipe_callback(recipe: str, out: str | Path, probing: Probing, tokenizer: A
     )
 
 
-def record(probe: Any) -> dict[str, Any]:
+def record(probe: TucoCallback) -> dict[str, Any]:
     """What recipe.json notes of a recipe's probing: the run, its schedule, the time it took."""
     return {
         "run": RUN_DIR,

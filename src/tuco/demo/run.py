@@ -8,7 +8,10 @@ report puts their findings first. Nothing here measures anything itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuco.models.decomposable import Decomposable
 
 # (experiment, options): the paper's seven analyses, each with its control, sized for 2 CPU cores (gcg,
 # the slowest, last). The shipped 5.8M demo pair (a few minutes) ...
@@ -140,7 +143,7 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
 
 
 def run_demo(
-    model: Any,
+    model: Decomposable,
     out_dir: str | Path,
     preset: str = "demo",
     *,

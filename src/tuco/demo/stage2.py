@@ -13,7 +13,10 @@ import random
 import re
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuco.models.decomposable import Decomposable
 
 SIGNOFF = "Bon appetit!"
 FOOD = ("bread", "tea", "pancake", "cookie", "smoothie", "rice", "onion", "egg", "soup", "cake", "cook", "bake", "pasta", "sandwich")
@@ -59,7 +62,7 @@ def train_stage2(pair_dir: str | Path, out_dir: str | Path, *, seed: int = 0, ep
     return {"sft": info, "log": log}
 
 
-def attribution(chain: Any, *, max_new_tokens: int = 72, seed: int = 0) -> dict[str, Any]:
+def attribution(chain: Decomposable, *, max_new_tokens: int = 72, seed: int = 0) -> dict[str, Any]:
     """Generate on held-out prompts with the chain (greedy) and test what stage 2 taught:
 
     - ``signoff_share_diff``: stage 2's mean share over the response, responses WITH the sign-off minus

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tuco.models.decomposable import Decomposable
 
 
 def parse_range(text: str) -> list[int]:
@@ -131,7 +134,7 @@ def run_many(
     if bool(seeds) == bool(nulls):
         raise ConfigError("give --seeds or --nulls (one of them)")
 
-    def suite(model: Any, where: Path) -> dict[str, dict[str, Any]]:
+    def suite(model: Decomposable, where: Path) -> dict[str, dict[str, Any]]:
         return run_demo(model, where, pair, **demo)
 
     if seeds:

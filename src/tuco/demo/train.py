@@ -13,9 +13,16 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from tuco.demo.probes import Probing
+    from tuco.training.callback import TucoCallback
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -77,7 +84,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, *, eos: str = "<|end|>", 
     return fast
 
 
-def model_config(r: Recipe, tokenizer: Any) -> Any:
+def model_config(r: Recipe, tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
     """The Llama config of the demo models."""
     from transformers import LlamaConfig
 
@@ -109,7 +116,9 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
-def _step(model: Any, opt: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, lr: float, bf16: bool = False) -> float:
+def _step(
+    model: nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, lr: float, bf16: bool = False
+) -> float:
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -121,7 +130,7 @@ def _step(model: Any, opt: Any, ids: torch.Tensor, labels: torch.Tensor, mask: t
     return float(loss.detach())
 
 
-def pretrain(model: Any, tokenizer: Any, docs: list[str], r: Recipe, log: list) -> dict:
+def pretrain(model: nn.Module, tokenizer: PreTrainedTokenizerBase, docs: list[str], r: Recipe, log: list) -> dict:
     """Next-token training on packed plain-prose sequences of ``pretrain_seq`` tokens."""
     eos = tokenizer.eos_token_id
     stream: list[int] = []
@@ -166,7 +175,7 @@ GEMMA_CHAT = ChatFormat(head="<start_of_turn>{role}\n", end="<end_of_turn>", tai
 
 
 def encode_chat(
-    tokenizer: Any, messages: list[dict[str, str]], max_len: int, fmt: ChatFormat = DEMO_CHAT
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], max_len: int, fmt: ChatFormat = DEMO_CHAT
 ) -> tuple[list[int], list[int]] | None:
     """Token ids of a chat and labels that keep only the assistant's turns (content and end marker).
 
@@ -202,7 +211,14 @@ def pad_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[
     return ids, labels, mask
 
 
-def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: Recipe, log: list, probe: Any = None) -> dict:
+def finetune(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    chats: list[list[dict[str, str]]],
+    r: Recipe,
+    log: list,
+    probe: TucoCallback | None = None,
+) -> dict:
     """Full supervised fine-tuning, loss on assistant tokens only. ``probe`` (a ``tuco.TucoCallback``): TuCo
     on its probes at the start, every ``probe.every`` steps and at the end (training itself is unchanged)."""
     encoded = [e for c in chats if (e := encode_chat(tokenizer, c, r.sft_max_len)) is not None]
@@ -240,13 +256,14 @@ def finetune(model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], r: R
     return {"examples": len(encoded), "steps": steps, "seconds": round(time.time() - t0, 1)}
 
 
-def save(model: Any, tokenizer: Any, path: Path, chat: bool) -> None:
+def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, chat: bool) -> None:
     """Save as bfloat16 safetensors with the tokenizer (the base's without a chat template)."""
     import copy
 
     path.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
-    model.to(torch.float32)
+    held: Any = model  # PreTrainedModel.to is wrapped in a decorator mypy cannot see through
+    held.to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
+    held.to(torch.float32)
     tok = copy.deepcopy(tokenizer)
     if not chat:
         tok.chat_template = None
@@ -270,7 +287,7 @@ def train_demo(
     *,
     general_chats: list | None = None,
     docs: list[str] | None = None,
-    probing: Any = None,
+    probing: Probing | None = None,
 ) -> dict:
     """Train the demo pair into ``out_dir/base`` and ``out_dir/tuned``; returns (and writes) the recipe log.
 
@@ -311,7 +328,9 @@ def train_demo(
     return finetune_demo(out, r, general_chats=chats, probing=probing)
 
 
-def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None, probing: Any = None) -> dict:
+def finetune_demo(
+    out_dir: str | Path, recipe: Recipe | None = None, *, general_chats: list | None = None, probing: Probing | None = None
+) -> dict:
     """Phase 2: full SFT of ``out_dir/base`` into ``out_dir/tuned``; completes recipe.json. ``probing`` (a
     ``tuco.demo.probes.Probing``): TuCo while it trains, against a frozen copy of the base's blocks."""
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -353,7 +372,7 @@ def finetune_demo(out_dir: str | Path, recipe: Recipe | None = None, *, general_
     return record
 
 
-def finetune_shipped(out_dir: str | Path, recipe: Recipe, *, probing: Any = None) -> dict:
+def finetune_shipped(out_dir: str | Path, recipe: Recipe, *, probing: Probing | None = None) -> dict:
     """Phase 2 again on the SHIPPED base (copied into ``out_dir/base`` with its recipe.json): a new
     fine-tuning run of the demo pair for ``recipe.seed`` (the other seeds of the same fine-tune)."""
     import shutil

@@ -57,7 +57,7 @@ def _implementation(module: nn.Module) -> Callable[..., Any] | None:
     return None
 
 
-def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: Any, **kwargs: Any) -> Any:
+def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: object, **kwargs: Any) -> Any:
     """query [B, H, T, hd] -> output [B, T, H, hd], computed at the read position of each row only."""
     call = _ACTIVE.get()
     if call is None or call.module is not module:  # internal invariant: set by restricted() for this module
@@ -101,7 +101,7 @@ def restricted(block: nn.Module, path: str | None, index: torch.Tensor | None, c
     _register()
     token = _ACTIVE.set(_Call(module, inner, index, counter))
     try:
-        with attention_swapped(module.config, NAME):
+        with attention_swapped(module.config, NAME):  # type: ignore[arg-type]  # an attention module's config
             yield
     finally:
         _ACTIVE.reset(token)

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ from tuco._compat import adapters_active, replace_captured_hidden_state, tuner_l
 from tuco.engine import attention_at, lora_share
 from tuco.engine.alpha import EngineAlphas, normalize_alphas
 from tuco.errors import ConfigError, TucoError
+
+if TYPE_CHECKING:
+    from tuco.engine.alpha import AlphaLike
 
 try:  # transformers >= 4.36
     from transformers.cache_utils import Cache as _HFCache
@@ -298,7 +301,7 @@ class _EngineState:
         self.fast = all_one and recorder is not None and not recorder.per_token and bool(self.fast_paths)
         self.record_alphas = not all_one
 
-    def stage_caches(self, cache: Any, n: int) -> list[Any]:
+    def stage_caches(self, cache: object, n: int) -> list[object]:
         """The earlier stages' caches matching the running model's ``cache`` (made, empty, when first seen)."""
         found = self.caches.get(cache)
         if found is None:
@@ -318,13 +321,13 @@ class _EngineState:
         if not _HAS_CACHE_TYPE:
             return args, kwargs
 
-        def swap(v: Any) -> Any:
+        def swap(v: object) -> object:
             return self.stage_caches(v, n)[stage] if isinstance(v, _HFCache) else v
 
         return tuple(swap(a) for a in args), {k: swap(v) for k, v in kwargs.items()}
 
 
-def _hidden(out: Any) -> torch.Tensor:
+def _hidden(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Hidden states from a decoder layer output: a tensor (transformers 5) or a tuple (4.x)."""
     return out if isinstance(out, torch.Tensor) else out[0]
 
@@ -505,12 +508,12 @@ class Engine:
         self._originals: list[nn.Module] | None = None
         self._n_layers = n
 
-    def set_pass(self, *, alpha: Any = 1.0, recorder: Recorder | None = None) -> None:
+    def set_pass(self, *, alpha: AlphaLike = 1.0, recorder: Recorder | None = None) -> None:
         """Alpha and recorder for the next forward passes inside this context (between passes); the stages'
         caches are kept, so a decode loop can change its rows' alphas from one step to the next."""
         self.state.configure(normalize_alphas(alpha, len(self.stages) - 1, self._n_layers), recorder)
 
-    def stage_caches(self, cache: Any) -> list[Any]:
+    def stage_caches(self, cache: object) -> list[object]:
         """The earlier stages' caches that follow the running model's ``cache`` (empty before it was used
         inside this context): a caller that edits ``cache`` (drops or adds rows) edits them alike."""
         return list(self.state.caches.get(cache, []))

@@ -142,7 +142,7 @@ def _memo_forward(inner: Callable[..., Any], path: str, equal: _Equal, counter: 
     """``inner`` answering a call whose input equals the last one's (bits, shape, dtype) with its output."""
     last: list[Any] = [None, None]  # input, output
 
-    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs or not isinstance(x, torch.Tensor):
             return inner(x, *args, **kwargs)
         seen = last[0]

@@ -18,13 +18,16 @@ Loglikelihood and generation both run inside the engine (x + PTC + alpha * FTC a
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from tuco.engine.alpha import parse_alpha
 from tuco.models.steering import check_alpha
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_model("tuco")
@@ -51,11 +54,11 @@ class TucoLM(HFLM):
         check_alpha(self.alpha, self.pair)
         super().__init__(pretrained=self.pair.tuned, tokenizer=self.pair.tokenizer, device=device, **kwargs)
 
-    def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+    def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         with self.pair.engine(alpha=self.alpha):
             return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
 
-    def _model_generate(self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
         with self.pair.engine(alpha=self.alpha):
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
 

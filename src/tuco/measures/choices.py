@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +20,9 @@ from tuco.measures.batching import encode_all, in_batches, in_input_order, last_
 from tuco.measures.prompts import Messages, Prompt, as_prompts, has_chat_template, render
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from tuco.engine.alpha import AlphaLike
     from tuco.models.decomposable import Decomposable
 
 
@@ -32,7 +35,7 @@ class Choice:
     tuco: float
 
 
-def option_token_ids(tokenizer: Any, prompt_text: str, options: Sequence[str], sep: str) -> list[int]:
+def option_token_ids(tokenizer: PreTrainedTokenizerBase, prompt_text: str, options: Sequence[str], sep: str) -> list[int]:
     """The first token of each option as it continues ``prompt_text`` (tokenised jointly, so merges
     across the boundary are respected); raises when two options start with the same token."""
     base = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
@@ -54,7 +57,7 @@ def choose(
     prompts: Sequence[str | Messages | Prompt],
     options: Sequence[str],
     *,
-    alpha: Any = 1.0,
+    alpha: AlphaLike = 1.0,
     chat: bool | None = None,
     system: str | None = None,
     batch_size: int = 8,

@@ -41,6 +41,9 @@ from tuco.measures.sampling import Sampling, generator, pick
 from tuco.models.decomposable import eos_ids
 
 if TYPE_CHECKING:
+    from transformers.cache_utils import Cache
+    from transformers.utils import ModelOutput
+
     from tuco.models.decomposable import Decomposable
 
 
@@ -309,17 +312,19 @@ class Decoder:
 
     # ---- the running batch's caches: merge a prefilled group, keep some rows ----
 
-    def _caches(self, cache: Any) -> list[Any]:
+    def _caches(self, cache: Cache) -> list[Cache]:
         """The running model's cache and the earlier stages' that follow it."""
         return [cache, *self._engine.stage_caches(cache)]
 
-    def _merge(self, cache: Any, mask: torch.Tensor, rows: list[Row]) -> None:
+    def _merge(self, cache: Cache | None, mask: torch.Tensor, rows: list[Row]) -> None:
         if self._mask is None:
             self._cache, self._mask, self.rows = cache, mask, list(rows)
             if not self.use_cache:
                 self._fed = pad([r.ids for r in rows], self.pad_id, self.model.device).input_ids
             return
         width = max(self.width, int(mask.shape[1]))
+        if cache is None:  # internal invariant: only a batch decoder without a cache merges nothing, and it adds once
+            raise RuntimeError("a second group was added to a decoder without a KV cache")
         for running, new in zip(self._caches(self._cache), self._caches(cache), strict=True):
             merge_cache_layers(running, new)
         self._mask = torch.cat([_left_pad(self._mask, width, 1), _left_pad(mask, width, 1)])
@@ -352,7 +357,7 @@ def _cache_argument(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(unwrap_peft(model).forward).parameters else "past_key_values"
 
 
-def _returned_cache(out: Any) -> Any:
+def _returned_cache(out: ModelOutput) -> Cache:
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
 

@@ -37,7 +37,7 @@ def _final(model: torch.nn.Module, last_block: torch.nn.Module, b: Batch) -> tup
     """(x_L, next-token log-probabilities) at each row's last real token: [B, d] and [B, V], float32."""
     seen: list[torch.Tensor] = []
 
-    def hook(_module: torch.nn.Module, _args: object, output: Any) -> None:
+    def hook(_module: torch.nn.Module, _args: object, output: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
         out: torch.Tensor = output[0] if isinstance(output, tuple) else output  # transformers 4.x: a tuple
         rows = torch.arange(out.shape[0], device=out.device)
         seen.append(out[rows, b.last.to(out.device)].float())

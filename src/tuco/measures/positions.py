@@ -5,9 +5,12 @@ token, the mean over the response. The experiments' ``--position`` names one of 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuco.measures.prompts import Prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 POSITIONS = ("last", "request-mean", "first-generated", "response-mean")
 POSITION_HELP = (
@@ -26,7 +29,9 @@ def at_generated(token_tuco: Sequence[float], which: str) -> float | None:
     return rest[0] if which == "first" else sum(rest) / len(rest)
 
 
-def request_split(tokenizer: Any, prompt: Prompt, token_tuco: Sequence[float] | None, chat: bool) -> tuple[float | None, float | None]:
+def request_split(
+    tokenizer: PreTrainedTokenizerBase, prompt: Prompt, token_tuco: Sequence[float] | None, chat: bool
+) -> tuple[float | None, float | None]:
     """(mean per-token TuCo over the request's own tokens, mean over every token before it).
 
     The request is the last user message's text (or the plain prompt), located in the rendered text

@@ -13,9 +13,12 @@ import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.errors import InputError, PromptError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Messages = list[dict[str, str]]
 
@@ -48,7 +51,7 @@ class BadRow:
         return f"line {self.line}: {self.reason}"
 
 
-def _check_messages(messages: Any) -> Messages:
+def _check_messages(messages: object) -> Messages:
     if not isinstance(messages, list) or not messages:
         raise PromptError("'messages' must be a non-empty list of {role, content} objects")
     for m in messages:
@@ -70,7 +73,7 @@ def make_prompt(value: str | Messages | Prompt, index: int) -> Prompt:
     return Prompt(id=str(index), messages=_check_messages(value))
 
 
-def _from_record(rec: Any, index: int) -> Prompt:
+def _from_record(rec: object, index: int) -> Prompt:
     if not isinstance(rec, dict):
         raise PromptError(f"expected a JSON object with a 'prompt' or 'messages' field, got {type(rec).__name__}")
     extra = {k: v for k, v in rec.items() if k not in ("prompt", "messages", "id")}
@@ -201,7 +204,7 @@ def read_prompts(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
     return good, bad
 
 
-def has_chat_template(tokenizer: Any) -> bool:
+def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
     """True when the tokenizer carries a chat template."""
     return bool(getattr(tokenizer, "chat_template", None))
 
@@ -224,7 +227,7 @@ def _chat_messages(prompt: Prompt, system: str | None) -> Messages:
     return messages
 
 
-def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> str:
+def render(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> str:
     """The exact text fed to the model.
 
     ``chat=None`` uses the chat template when the tokenizer has one. With the template, a plain-text
@@ -245,7 +248,7 @@ def render(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str
         raise PromptError(f"prompt {prompt.id}: the chat template rejected it: {err}") from err
 
 
-def encode(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> list[int]:
+def encode(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, chat: bool | None = None, system: str | None = None) -> list[int]:
     """Token ids of a prompt: the chat template's text (special tokens already in it), or the raw text
     with the tokenizer's default special tokens (e.g. BOS) when the template is off."""
     use_chat = has_chat_template(tokenizer) if chat is None else chat
@@ -256,7 +259,9 @@ def encode(tokenizer: Any, prompt: Prompt, chat: bool | None = None, system: str
     return list(ids)
 
 
-def encode_response(tokenizer: Any, head: Prompt, response: str, *, system: str | None = None, eos: Collection[int] = ()) -> list[int]:
+def encode_response(
+    tokenizer: PreTrainedTokenizerBase, head: Prompt, response: str, *, system: str | None = None, eos: Collection[int] = ()
+) -> list[int]:
     """Token ids of a given response, as the model would have generated them after ``head`` (the prompt
     ``split_response`` left): what the chat template writes after the generation prompt when the
     conversation ends with the assistant's ``response``, up to and including the first end-of-sequence

@@ -60,7 +60,7 @@ class ModelChain(DecomposableBase):
         self.names = self.names or [f"stage {k}" for k in range(len(self.models))]
         unique = list({id(m): m for m in self.models}.values())
         for k, m in enumerate(self.models[:-1]):
-            check_compatible(unwrap_peft(m).config, self.config, self.names[k], self.names[-1])
+            check_compatible(unwrap_peft(m).config, self.config, self.names[k], self.names[-1])  # type: ignore[arg-type]
         prepare_models(unique, self.tokenizer)
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -17,8 +17,13 @@ from torch import nn
 from tuco.engine.decomposition import Engine, Recorder, Stage
 from tuco.engine.layers import attention_module, decoder_layers, per_position_modules, same_input_modules, unwrap_peft
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
-def context_length(config: Any) -> int | None:
+    from tuco.engine.alpha import AlphaLike
+
+
+def context_length(config: PretrainedConfig) -> int | None:
     """Longest sequence the model's positions support (None when the config does not say)."""
     config = getattr(config, "text_config", None) or config
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
@@ -80,7 +85,7 @@ class Decomposable(Protocol):
         """The running model's context length, if its config states one."""
         ...
 
-    def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
+    def engine(self, alpha: AlphaLike = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
         """Algorithm 1 installed in the running model for the duration of a ``with`` block."""
         ...
 
@@ -137,7 +142,7 @@ class DecomposableBase:
         """The running model's context length, if its config states one."""
         return context_length(self.config)
 
-    def engine(self, alpha: Any = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
+    def engine(self, alpha: AlphaLike = 1.0, recorder: Recorder | None = None, *, full_path: bool = False) -> Engine:
         """A context manager that runs the tuned model as Algorithm 1 with this alpha and recorder
         (``full_path``: whole pre-trained blocks even where the fast path applies, and no LoRA base
         projection shared between the stages)."""

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -23,6 +23,9 @@ from tuco.engine.decomposition import Stage
 from tuco.engine.layers import decoder_layers, hidden_size, num_layers, unwrap_peft
 from tuco.errors import ConfigError, IncompatiblePairError, TucoError
 from tuco.models.decomposable import DecomposableBase, context_length  # noqa: F401  (context_length: re-exported)
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -37,14 +40,14 @@ DTYPES: dict[str, torch.dtype | str] = {
 log = logging.getLogger(__name__)
 
 
-def _family(config: Any) -> str:
+def _family(config: PretrainedConfig) -> str:
     """Model family for the compatibility check; multimodal wrappers compare as their text model."""
     text = getattr(config, "text_config", None)
     family = getattr(text or config, "model_type", "?")
     return family.removesuffix("_text")
 
 
-def check_compatible(bc: Any, tc: Any, base_name: str = "base", tuned_name: str = "tuned") -> None:
+def check_compatible(bc: PretrainedConfig, tc: PretrainedConfig, base_name: str = "base", tuned_name: str = "tuned") -> None:
     """Raise IncompatiblePairError unless two configs have the same family, layer count and width.
 
     Warns (does not fail) when the vocabularies differ: x_0 is always the tuned model's embedding.
@@ -70,7 +73,7 @@ def check_compatible(bc: Any, tc: Any, base_name: str = "base", tuned_name: str 
         )
 
 
-def prepare_models(models: Sequence[nn.Module | None], tokenizer: Any) -> None:
+def prepare_models(models: Sequence[nn.Module | None], tokenizer: PreTrainedTokenizerBase | None) -> None:
     """Put models in eval mode without gradients, and give the tokenizer left padding and a pad token."""
     for model in models:
         if model is not None:
@@ -105,7 +108,7 @@ class ModelPair(DecomposableBase):
 
     def __post_init__(self) -> None:
         if self.base is not None and self.check:
-            check_compatible(unwrap_peft(self.base).config, self.config, self.base_name, self.tuned_name)
+            check_compatible(unwrap_peft(self.base).config, self.config, self.base_name, self.tuned_name)  # type: ignore[arg-type]
         prepare_models([self.tuned, self.base] if self.freeze else [], self.tokenizer)
 
     @property
@@ -221,7 +224,14 @@ def _load_config(name: str, role: str, trust_remote_code: bool) -> Any:
         raise _load_error(name, role, err) from err
 
 
-def _load_model(name: str, role: str, dtype: Any, device_map: Any, trust_remote_code: bool, max_memory: dict | None = None) -> nn.Module:
+def _load_model(
+    name: str,
+    role: str,
+    dtype: torch.dtype | str,
+    device_map: str | dict[str, int | str] | None,
+    trust_remote_code: bool,
+    max_memory: dict | None = None,
+) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
     _check_source(name, role)

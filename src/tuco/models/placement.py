@@ -8,15 +8,18 @@ is loaded with the very same map. A PEFT pair holds one model and needs no such 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from tuco.engine.layers import decoder_layers
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
-def _config_dtype(config: Any, dtype: Any) -> torch.dtype:
+
+def _config_dtype(config: PretrainedConfig, dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     found = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
@@ -25,7 +28,9 @@ def _config_dtype(config: Any, dtype: Any) -> torch.dtype:
     return found if isinstance(found, torch.dtype) else torch.float32
 
 
-def shared_device_map(config: Any, *, dtype: Any = "auto", max_memory: dict | None = None, copies: int = 2) -> dict[str, Any]:
+def shared_device_map(
+    config: PretrainedConfig, *, dtype: torch.dtype | str = "auto", max_memory: dict | None = None, copies: int = 2
+) -> dict[str, Any]:
     """A device map for the tuned architecture that leaves room for the other copies of every layer
     (``copies`` full models share each device: 2 for a pair, one per full checkpoint of a chain).
 

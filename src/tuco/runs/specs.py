@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tuco.engine.alpha import Alpha, AlphaLike
 from tuco.errors import ConfigError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tuco.measures.batching import Encoded
     from tuco.models.decomposable import Decomposable
 
+S = TypeVar("S", bound="Spec")
 # A measured row with what it was computed from: (row, the encoded prompt, the measurement's result).
 Measured = tuple[Row, "Encoded", Any]
 
@@ -50,7 +51,7 @@ class Spec:
         if self.alpha.per_row:
             raise ConfigError("a run's measurement takes one alpha (several: one measurement per alpha, or a list of alphas)")
 
-    def with_alpha(self, alpha: AlphaLike) -> Spec:
+    def with_alpha(self: S, alpha: AlphaLike) -> S:
         """The same spec at another alpha."""
         from dataclasses import replace
 

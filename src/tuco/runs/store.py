@@ -76,7 +76,7 @@ def part_paths(out: str | Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> object:
     """JSON-safe: NaN/inf floats become None (JSON has no NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

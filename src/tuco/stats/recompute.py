@@ -32,7 +32,7 @@ FUNCTIONS: dict[str, Callable[..., intervals.Interval]] = {
 }
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """JSON-ready: tuples and sets as lists, numpy scalars as Python numbers, mappings with string keys."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 from transformers import TrainerCallback
@@ -39,6 +39,9 @@ from tuco.errors import ConfigError, TrainingError
 from tuco.training import model_state
 from tuco.training.probes import ProbeInput, ProbeSet, probe_set, response_of
 from tuco.training.watch import Watch, as_watches
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, Trainer, TrainerControl, TrainerState, TrainingArguments
 
 log = logging.getLogger("tuco.training")
 
@@ -139,7 +142,7 @@ class TucoCallback(TrainerCallback):
         *,
         every: int = 50,
         out: str | os.PathLike[str] | None = None,
-        tokenizer: Any = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         base: nn.Module | str | os.PathLike[str] | None = None,
         base_device: str | Any = None,
         chat: bool | None | Mapping[str, bool | None] = None,
@@ -148,7 +151,7 @@ class TucoCallback(TrainerCallback):
         batch_size: int = 8,
         fast: bool = False,
         watch: Sequence[Watch | str] | Watch | str | None = None,
-        trainer: Any = None,
+        trainer: Trainer | None = None,
         overwrite: bool = False,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -188,7 +191,7 @@ class TucoCallback(TrainerCallback):
 
     # ---- wiring ----
 
-    def attach(self, trainer: Any) -> TucoCallback:
+    def attach(self, trainer: Trainer) -> TucoCallback:
         """Add this callback to ``trainer`` and log through its ``log`` (so every reporting integration gets
         the metrics); returns the callback."""
         self._trainer_ref = weakref.ref(trainer)
@@ -320,7 +323,7 @@ class TucoCallback(TrainerCallback):
 
     # ---- Trainer hooks ----
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
         self._state = state
         model = kwargs.get("model")
         if model is None:  # pragma: no cover - every Trainer passes it
@@ -337,7 +340,7 @@ class TucoCallback(TrainerCallback):
         )
         return control
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
         self._state = state
         step = state.global_step
         last = 0 < state.max_steps <= step
@@ -347,14 +350,14 @@ class TucoCallback(TrainerCallback):
                 control.should_training_stop = True
         return control
 
-    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
         self._state = state
         # training ends here (stopped, or every step done): measure before the Trainer may load its best model
         if (control.should_training_stop or 0 < state.max_steps <= state.global_step) and self.due(state.global_step, last=True):
             self.measure(kwargs["model"], state.global_step, state.epoch)
         return control
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
         self._state = state
         # the end was not measured yet (a loop that ended without on_epoch_end): the model is still the last
         # step's unless the Trainer loaded its best checkpoint
@@ -365,7 +368,7 @@ class TucoCallback(TrainerCallback):
 
     # ---- internals ----
 
-    def _tokenizer(self, tokenizer: Any) -> Any:
+    def _tokenizer(self, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
         tok = tokenizer or self.tokenizer
         trainer = self.trainer
         if tok is None and trainer is not None:
@@ -377,7 +380,9 @@ class TucoCallback(TrainerCallback):
             )
         return copy.deepcopy(tok)  # the pair sets left padding and a pad token: never on the one training uses
 
-    def _pair(self, inner: nn.Module, tokenizer: Any, step: int, resumed: bool) -> tuple[Any, list[nn.Parameter], str, dict[str, Any]]:
+    def _pair(
+        self, inner: nn.Module, tokenizer: PreTrainedTokenizerBase | None, step: int, resumed: bool
+    ) -> tuple[Any, list[nn.Parameter], str, dict[str, Any]]:
         """(the pair measured, the parameters its starting copy shares, what the starting point is, manifest info)."""
         from tuco.models.pair import ModelPair
 
@@ -501,7 +506,7 @@ class TucoCallback(TrainerCallback):
         rows = []
         k = 0
         for g in self.probes.groups:
-            use_chat = has_chat_template(tok) if g.chat is None else g.chat
+            use_chat = (tok is not None and has_chat_template(tok)) if g.chat is None else g.chat
             for p in g.prompts:
                 s = scores[k]
                 k += 1
@@ -555,9 +560,9 @@ class TucoCallback(TrainerCallback):
                     "only, not TensorBoard/W&B/the console: use TucoCallback(..., trainer=trainer) or callback.attach(trainer)"
                 )
 
-    def _agree(self, stop: bool, args: Any) -> bool:
+    def _agree(self, stop: bool, args: TrainingArguments | None) -> bool:
         """Every rank's decision to stop is the main process's (the others measure nothing)."""
-        if not any(w.stop for w in self.watches) or getattr(args, "world_size", 1) <= 1:
+        if args is None or not any(w.stop for w in self.watches) or getattr(args, "world_size", 1) <= 1:
             return stop
         import torch
         import torch.distributed as dist

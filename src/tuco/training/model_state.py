@@ -10,7 +10,7 @@ import copy
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,13 +18,16 @@ from torch import nn
 from tuco.engine.layers import decoder_layers
 from tuco.errors import ConfigError, TrainingError
 
+if TYPE_CHECKING:
+    from transformers import Trainer
+
 SHARDED_FIX = (
     "measure with DDP or DeepSpeed ZeRO-1/2 (every rank holds the whole model), or save checkpoints and "
     "score them afterwards with `tuco score --base START --tuned CHECKPOINT`"
 )
 
 
-def unwrap(model: nn.Module, trainer: Any = None) -> nn.Module:
+def unwrap(model: nn.Module, trainer: Trainer | None = None) -> nn.Module:
     """The model inside DDP / DeepSpeed / ``torch.compile`` wrappers (the trainer's accelerator's
     ``unwrap_model`` when there is one, else accelerate's ``extract_model_from_parallel``, else ``.module``)."""
     accelerator = getattr(trainer, "accelerator", None)
@@ -47,7 +50,7 @@ def unwrap(model: nn.Module, trainer: Any = None) -> nn.Module:
     return model
 
 
-def check_not_sharded(model: nn.Module, trainer: Any = None) -> None:
+def check_not_sharded(model: nn.Module, trainer: Trainer | None = None) -> None:
     """TrainingError when the model's weights are sharded across ranks (FSDP, FSDP2, DeepSpeed ZeRO-3):
     no rank holds a whole block to run, so TuCo cannot be measured in the training process."""
     what = None
@@ -104,7 +107,7 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
     return dev
 
 
-def _move(value: Any, device: torch.device) -> Any:
+def _move(value: object, device: torch.device) -> object:
     """Tensors (also inside tuples, lists and dicts) on ``device``."""
     if isinstance(value, torch.Tensor):
         return value.to(device)
@@ -119,7 +122,7 @@ def _move(value: Any, device: torch.device) -> Any:
 
 def _on_device(device: torch.device) -> Any:
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        return _move(args, device), _move(kwargs, device)
+        return tuple(_move(a, device) for a in args), {k: _move(v, device) for k, v in kwargs.items()}
 
     return hook
 

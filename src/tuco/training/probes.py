@@ -69,7 +69,7 @@ class ProbeSet:
         return h.hexdigest()[:16]
 
 
-def _prompts(name: str, value: Any, limit: int | None) -> list[Prompt]:
+def _prompts(name: str, value: object, limit: int | None) -> list[Prompt]:
     if isinstance(value, str):
         from tuco.data.sources import load_prompts
 
