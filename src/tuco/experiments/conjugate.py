@@ -308,7 +308,8 @@ def _language_claims(rows: list[dict[str, Any]], o: ConjugateOptions) -> list[Cl
 
     langs = _languages(rows, o)
     if not langs:
-        return []
+        reason = "no translations (--translations '')" if not o.translations else "no translated request was measured"
+        return [Claim(PRIMARY, None, "above", "Spearman rho (web share, D)", PAPER, True, reason=reason, min_n=MIN_LANGUAGES)]
     ref, benign, out = langs[0], _has_benign(rows), []
     d = language_contrasts(rows, langs)
     what = "Spearman rho (web share, D)" if benign else "Spearman rho (web share, harmful drop)"
