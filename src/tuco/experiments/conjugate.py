@@ -55,8 +55,6 @@ from tuco.data.builtin import TRANSLATION_LANGUAGES
 from tuco.data.sources import SOURCE_HELP, load_prompts, load_translation_records, request_topics, topic_of
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
-    POSITION_HELP,
-    POSITIONS,
     Experiment,
     ExperimentRun,
     Options,
@@ -66,6 +64,7 @@ from tuco.experiments.base import (
     rows_of,
     values,
 )
+from tuco.measures.positions import POSITION_HELP, POSITIONS
 from tuco.measures.prompts import Prompt
 from tuco.stats.claims import Claim
 

@@ -42,6 +42,11 @@ either crossed stimulus sets (``cols``: each request measured at every k under s
 orderings) or the members of each prompt (``members``: the ids of the shots it contains, a multi-membership
 design, which also covers ONE ordering shared by every request).
 
+A difference between two sets of rows measured under the same stimuli (harmful minus benign requests'
+TuCo drop, pooled over encodings) is ``crossed_difference_ci``: the stimuli's effect on every row cancels,
+the stimulus x set interaction is the random term that makes the interval speak for new stimuli, and each
+set has its own row and group variance (``DifferenceDesign``; simulated in tests/test_exp_conjugate.py).
+
 Numpy only; scipy's normal tail (``ndtr``) is used when present (``math.erfc`` otherwise).
 """
 
@@ -716,8 +721,10 @@ class DifferenceDesign(_Design):
         cell_codes, cells = _codes(list(zip(rows, cols)))
         self._cell_of_value = cell_codes
         self._n_per_cell = np.bincount(cell_codes, minlength=len(cells)).astype(float)
-        cell_rows = [r for r, _ in cells]
-        cell_cols = [c for _, c in cells]
+        first_value = np.zeros(len(cells), dtype=np.int64)  # a value of each cell (its first)
+        first_value[cell_codes[::-1]] = np.arange(len(cell_codes))[::-1]
+        cell_rows = [rows[i] for i in first_value.tolist()]
+        cell_cols = [cols[i] for i in first_value.tolist()]
         is_first = np.array([set_of_row[r] == first for r in cell_rows], dtype=float)
         r_codes, r_labels = _codes(cell_rows)
         c_codes, c_labels = _codes(cell_cols)
@@ -767,7 +774,8 @@ class DifferenceDesign(_Design):
         sums = np.zeros((values.shape[0], self.n_cells))
         for j in range(values.shape[0]):
             sums[j] = np.bincount(self._cell_of_value, weights=values[j], minlength=self.n_cells)
-        return sums / self._n_per_cell
+        means: np.ndarray = sums / self._n_per_cell
+        return means
 
 
 def crossed_difference_ci(
