@@ -26,6 +26,7 @@ def null_pair(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import tuco
+    import tuco.models.shipped  # not imported by ``import tuco`` alone
     from tuco.data.builtin import web_prose
 
     base_dir, tuned_dir = tuco.models.shipped.demo_pair_dirs()

@@ -116,20 +116,7 @@ class ConjugateOptions(Options):
 
 
 def run(model: Decomposable, o: ConjugateOptions, rd: ExperimentRun) -> None:
-    sets = [("harmful", o.harmful)] + ([("benign", o.benign)] if o.benign else [])
-    for kind, spec in sets if o.encodings else []:
-        base = [p for p in load_prompts(spec, limit=o.n_encoded or o.n) if isinstance(p, str)]
-        topics = request_topics(spec)
-        for e in o.encodings:
-            prompts = [
-                Prompt(
-                    f"{kind}:{e}-{i}",
-                    text=encode_as(e, p),
-                    extra={"condition": f"{kind}:{e}", "set": kind, "encoding": e, "item": f"{kind}-{i}", "topic": topic_of(topics, p)},
-                )
-                for i, p in enumerate(base)
-            ]
-            rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
+    """The translations first (the primary claim's data), then the encodings."""
     if o.translations:
         records = load_translation_records(o.translations, o.languages, o.n)
         for lang in o.languages:
@@ -151,6 +138,20 @@ def run(model: Decomposable, o: ConjugateOptions, rd: ExperimentRun) -> None:
                 ]
                 if prompts:
                     rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
+    sets = [("harmful", o.harmful)] + ([("benign", o.benign)] if o.benign else [])
+    for kind, spec in sets if o.encodings else []:
+        base = [p for p in load_prompts(spec, limit=o.n_encoded or o.n) if isinstance(p, str)]
+        topics = request_topics(spec)
+        for e in o.encodings:
+            prompts = [
+                Prompt(
+                    f"{kind}:{e}-{i}",
+                    text=encode_as(e, p),
+                    extra={"condition": f"{kind}:{e}", "set": kind, "encoding": e, "item": f"{kind}-{i}", "topic": topic_of(topics, p)},
+                )
+                for i, p in enumerate(base)
+            ]
+            rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
 
 
 # --------------------------------------------------------------------------------------------
