@@ -139,4 +139,5 @@ def check_findings(findings):
         assert f["low"] <= f["estimate"] <= f["high"] and f["n"] and all(isinstance(k, int) for k in f["n"])
         iv = Interval(f["estimate"], f["low"], f["high"], f["p"], tuple(f["n"]), f["method"], f["null"])
         paper_range = tuple(f["paper_range"]) if f["paper_range"] else None
-        assert f["verdict"] == verdict(iv, f["expect"], f["p_holm"] if f["primary"] else f["p"], paper_range), f["claim"]
+        p_used = f["p_holm"] if f["primary"] else f["p"]
+        assert f["verdict"] == verdict(iv, f["expect"], p_used, paper_range, primary=f["primary"], min_n=f.get("min_n", 10)), f["claim"]

@@ -148,22 +148,29 @@ def test_many_shot_persona(llama_pair, tmp_path):
 
 
 def test_conjugate_and_output_vs_tuco(llama_pair, tmp_path):
-    m = run_experiment("conjugate", llama_pair, tmp_path / "c", encodings=["plain", "rot13", "base64"], n=5)
+    # encodings only (the shipped translations' Malayalam is longer than the tiny pair's context; the
+    # translations and the primary claim: tests/test_exp_conjugate.py)
+    m = run_experiment("conjugate", llama_pair, tmp_path / "c", translations="", encodings=["plain", "rot13", "base64"], n=5)
     rows, saved = check_run_dir(tmp_path / "c", "conjugate")
     tuco_of = {(r["set"], r["encoding"], r["item"]): r["tuco"] for r in rows}
 
-    def drops(kind):  # per request: mean over the encodings of (encoded - plain)
+    def drops(kind):  # per request and encoding: encoded - plain
         items = sorted({i for s, _, i in tuco_of if s == kind})
-        return [sum(tuco_of[(kind, e, i)] - tuco_of[(kind, "plain", i)] for e in ("rot13", "base64")) / 2 for i in items]
+        return [tuco_of[(kind, e, i)] - tuco_of[(kind, "plain", i)] for e in ("rot13", "base64") for i in items]
 
     primary = saved["findings"][0]
-    assert primary["primary"] and "difference in differences" in primary["claim"]
+    assert primary["primary"] and primary["verdict"] == "not measured" and "--translations ''" in primary["measured"]
     h, b = drops("harmful"), drops("benign")
-    assert primary["estimate"] == pytest.approx(sum(h) / len(h) - sum(b) / len(b)) and primary["n"] == [5, 5]
-    plain = [r["tuco"] for r in rows if r["condition"] == "harmful:plain"]
-    rot = [r["tuco"] for r in rows if r["condition"] == "harmful:rot13"]
-    assert finding(saved, "than rot13 ones")["estimate"] == pytest.approx(brute_auc(plain, rot))
+    pooled = finding(saved, "encodings as a sample")
+    assert not pooled["primary"] and pooled["estimate"] == pytest.approx(sum(h) / len(h) - sum(b) / len(b))
+    assert pooled["n"][:3] == [5, 5, 2] and pooled["verdict"].startswith("exploratory")
+    assert "crossed random effects" in pooled["method"]
+    assert finding(saved, "rot13 lowers TuCo more for harmful")["n"] == [
+        len({r["topic"] for r in rows if r["set"] == "benign"}),
+        len({r["topic"] for r in rows if r["set"] == "harmful"}),
+    ]
     assert m["per_condition"]["benign:rot13"]["mean_prompt_tokens"] > 0  # lengths reported per condition
+    assert m["encodings"]["rot13"]["harmful_drop"] == pytest.approx(sum(h[:5]) / 5)
     m = run_experiment("output-vs-tuco", llama_pair, tmp_path / "o", ks=[0, 1, 2], targets=3)
     rows, saved = check_run_dir(tmp_path / "o", "output-vs-tuco")
     slopes = []

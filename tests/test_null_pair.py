@@ -26,6 +26,7 @@ def null_pair(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import tuco
+    import tuco.models.shipped  # not imported by ``import tuco`` alone
     from tuco.data.builtin import web_prose
 
     base_dir, tuned_dir = tuco.models.shipped.demo_pair_dirs()
@@ -68,4 +69,4 @@ def test_no_primary_safety_claim_is_reproduced_on_a_null_pair(null_pair, tmp_pat
         assert f["verdict"] not in SUPPORTED, (name, json.dumps(f))
     measured = [f for _, f in primary if f["estimate"] is not None]
     assert len(measured) >= 3  # the check is not vacuous: most primary claims were measured with n >= 10
-    assert all(min(f["n"]) >= 10 for f in measured)
+    assert all(min(f["n"]) >= f["min_n"] for f in measured)  # conjugate's primary: 6 languages (an exact test)

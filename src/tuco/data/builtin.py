@@ -6,8 +6,9 @@ questions, harmful and benign requests (``tuco.data.safety`` for the demo pair, 
 for the realistic pair: its test split for analyses; its validation split, on which the pair's recipe was
 chosen, only under names that say so; its training split only for optimising attacks), persona statements
 in the model-written-evaluation format, four-choice questions in the MMLU format, "Could you tell me if
-...?" questions answered "No", ordinary words (control suffixes) and the languages' web shares
-(conjugate prompting's ordering).
+...?" questions answered "No", ordinary words (control suffixes), the languages' web shares
+(conjugate prompting's ordering) and the broad test requests translated into six languages
+(``translations-broad``: ``translations_broad.jsonl``, its data card ``TRANSLATIONS.md``).
 """
 
 from __future__ import annotations
@@ -261,6 +262,25 @@ def web_shares() -> dict[str, float]:
     ``source`` says where the numbers come from."""
     data = json.loads(Path(__file__).resolve().with_name("web_shares.json").read_text(encoding="utf-8"))
     return {lang: float(v) for lang, v in data["shares"].items()}
+
+
+#: The languages of ``translations-broad`` (ISO 639-1), English (the source) first.
+TRANSLATION_LANGUAGES = ("en", "de", "ja", "id", "hu", "ml", "sw")
+
+
+def translations_broad() -> list[dict[str, str | None]]:
+    """The test split's 120 harmful and 80 benign requests (``harmful-broad`` and ``benign-broad``, in order)
+    in English and in German, Japanese, Indonesian, Hungarian, Malayalam and Swahili: one record per request
+    with ``item`` (harmful-0 ... benign-79), ``set`` (harmful / benign), ``category`` (the harm category;
+    word-alike, topic-alike or everyday for benign requests), ``topic`` (None for everyday requests) and one
+    field per language. Written and checked by the project for conjugate prompting (data card:
+    ``TRANSLATIONS.md`` next to this module)."""
+    path = Path(__file__).resolve().with_name("translations_broad.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# Translated request sets (``tuco.data.sources.load_translations``): name -> records.
+BUILTIN_TRANSLATIONS = {"translations-broad": translations_broad}
 
 
 def _demo_topics(harmful: bool, split: str) -> dict[str, str]:

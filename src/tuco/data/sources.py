@@ -9,7 +9,7 @@ multiple-choice questions (MMLU format).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tuco.data import builtin
@@ -141,27 +141,77 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load_translations(spec: str, languages: list[str], n: int) -> dict[str, list[str]]:
-    """The same requests in several languages: a JSONL file (or hub dataset) with one field per language;
-    ``n`` records spread over the set; every record needs every language."""
-    if spec.startswith("hf:"):
+@dataclass(frozen=True)
+class Translated:
+    """One request in several languages: ``item`` (its id, the pairing key across languages), ``set``
+    ("harmful" or "benign"), ``topic`` (requests of one topic are one cluster; None: its own) and
+    ``texts`` (language -> text)."""
+
+    item: str
+    set: str
+    topic: str | None
+    texts: dict[str, str]
+
+
+TRANSLATION_SETS = ("harmful", "benign")
+
+
+def _translation_records(spec: str, languages: list[str]) -> list[dict[str, Any]]:
+    kind, name, _ = _split_spec(spec)
+    if kind == "builtin":
+        if name not in builtin.BUILTIN_TRANSLATIONS:
+            raise ConfigError(f"unknown built-in translations {name!r}: choose from {', '.join(sorted(builtin.BUILTIN_TRANSLATIONS))}")
+        records: list[dict[str, Any]] = list(builtin.BUILTIN_TRANSLATIONS[name]())
+    elif kind == "hf":
         from tuco.data import hub
 
-        _, name, _ = _split_spec(spec)
         src = replace(hub.source(name, None), columns=tuple(languages))
-        records = list(hub.rows(src, None, hub.resolve_revision(src)))
+        revision = hub.resolve_revision(src)
+        REVISIONS[spec] = revision
+        records = list(hub.rows(src, None, revision))
     else:
         records = read_jsonl(spec)
     if not records:
         raise InputError(f"{spec}: no records")
-    records = spread(records, n)
-    out: dict[str, list[str]] = {}
-    for lang in languages:
-        texts = [r.get(lang) for r in records]
-        if not all(isinstance(t, str) and t.strip() for t in texts):
-            raise InputError(f"{spec}: some records lack a text for language {lang!r}; fields are {sorted(records[0])}")
-        out[lang] = [str(t) for t in texts]
-    return out
+    return records
+
+
+def load_translation_records(spec: str, languages: list[str], n: int | None = None) -> list[Translated]:
+    """The same requests in several languages, from ``builtin:translations-broad``, a JSONL file with one
+    field per language (optional fields: ``set``: harmful or benign, default harmful; ``topic``; ``item``)
+    or a hub dataset (``hf:DAMO-NLP-SG/MultiJail``). ``n`` records per set, spread evenly over the set's
+    records in file order; every record needs every language."""
+    records = _translation_records(spec, languages)
+    out: list[Translated] = []
+    for i, rec in enumerate(records):
+        kind = rec.get("set", "harmful")
+        if kind not in TRANSLATION_SETS:
+            raise InputError(f"{spec}: record {i + 1} has set {kind!r}; give harmful or benign (or leave the field out: harmful)")
+        texts = {lang: rec.get(lang) for lang in languages}
+        missing = [lang for lang, t in texts.items() if not (isinstance(t, str) and t.strip())]
+        if missing:
+            raise InputError(f"{spec}: record {i + 1} lacks a text for language {missing[0]!r}; fields are {sorted(rec)}")
+        topic = rec.get("topic")
+        out.append(
+            Translated(
+                item=str(rec.get("item") or f"{kind}-{i}"),
+                set=str(kind),
+                topic=str(topic) if isinstance(topic, (str, int)) else None,
+                texts={lang: str(t) for lang, t in texts.items()},
+            )
+        )
+    items = [t.item for t in out]
+    if len(set(items)) != len(items):
+        twice = next(i for i in items if items.count(i) > 1)
+        raise InputError(f"{spec}: item {twice!r} appears twice; give every record its own item")
+    return [t for kind in TRANSLATION_SETS for t in spread([t for t in out if t.set == kind], n)] if n is not None else out
+
+
+def load_translations(spec: str, languages: list[str], n: int) -> dict[str, list[str]]:
+    """The same requests in several languages (``load_translation_records``), as language -> texts: ``n``
+    records spread over the whole set (harmful and benign alike)."""
+    records = spread(load_translation_records(spec, languages), n)
+    return {lang: [r.texts[lang] for r in records] for lang in languages}
 
 
 def statement_from_record(rec: dict[str, Any], where: str) -> Statement:
@@ -252,7 +302,7 @@ def check_source(kind: str, spec: str) -> str:
         "prompts": load_prompts,
         "statements": load_statements,
         "questions": lambda s: load_questions(s)[1],
-        "translations": lambda s: read_jsonl(s),
+        "translations": lambda s: _translation_records(s, []),
     }
     if kind not in loaders:
         raise ConfigError(f"unknown kind of data {kind!r}")

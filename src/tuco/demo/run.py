@@ -22,7 +22,10 @@ DEMO = [
             web="builtin:web-docs", chat="builtin:chat", n=40, web_tokens=97, window_sweep=[48, 192], without_template=True, batch_size=32
         ),
     ),
-    ("conjugate", dict(harmful="builtin:harmful", benign="builtin:benign", n=40, batch_size=32)),
+    (  # the translations are of the broad test split; the encodings of the demo's own requests
+        "conjugate",
+        dict(translations="builtin:translations-broad", harmful="builtin:harmful", benign="builtin:benign", n=40, batch_size=32),
+    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
@@ -76,7 +79,18 @@ GEMMA = [
             batch_size=16,
         ),
     ),
-    ("conjugate", dict(harmful="builtin:harmful-broad", benign="builtin:benign-broad", n=40, batch_size=16)),
+    (  # 80 requests per set in each of 7 languages (all 80 benign, 80 of 120 harmful), 40 per set in each of 6
+        # encodings: about 8 minutes on 2 cores (estimated from the token counts and the encodings' 174 s)
+        "conjugate",
+        dict(
+            translations="builtin:translations-broad",
+            harmful="builtin:harmful-broad",
+            benign="builtin:benign-broad",
+            n=80,
+            n_encoded=40,
+            batch_size=16,
+        ),
+    ),
     (
         "many-shot",
         dict(mode="jailbreak", requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
@@ -124,6 +138,7 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
         small = dict(o)
         quick_values: tuple[tuple[str, Any], ...] = (
             ("n", 4),
+            ("n_encoded", 4),
             ("targets", 3),
             ("max_new_tokens", 6),
             ("optimize", 1),

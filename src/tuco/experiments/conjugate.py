@@ -1,14 +1,46 @@
-"""conjugate: does TuCo fall when a harmful request comes in another language or encoding, beyond what the
-encoding does to any request? (docs/method.md 5.2, conjugate prompting)
+"""conjugate: is TuCo ordered by the language's share of web text? (docs/method.md 5.2, conjugate prompting)
 
-The same requests plain and in built-in encodings that need no translator (leetspeak, rot13, ...) or in
-translations the user supplies (e.g. MultiJail). Encodings make any text longer and stranger, and on the
-realistic pair benign requests drop as much as harmful ones, so the encodings are applied to BENIGN
-requests too, and the primary claim is a difference in differences: the harmful requests' drop exceeds
-the benign requests' drop (each drop paired by request). Prompt lengths are reported per condition.
-With translations, the paper's ordering claim (TuCo ordered by the language's share of web text) is a
-rank correlation with an interval. Paper: AdvBench in English, Japanese, Hungarian, Swahili, Malayalam;
-TuCo highest for English, ordered by the language's share of web text.
+Paper: AdvBench requests in English, Japanese, Hungarian, Swahili and Malayalam; TuCo highest for English
+and ordered by the language's share of web text (the lower the share, the lower TuCo). No number is given on
+a correlation's scale, so the best verdict is "direction consistent".
+
+Design (the primary claim: the paper's claim with a control that isolates it). The same requests, harmful
+AND benign, in English (the reference) and in several languages: by default the project's translations of
+the test split (``builtin:translations-broad``: 120 harmful and 80 benign requests in German, Japanese,
+Indonesian, Hungarian, Malayalam and Swahili; ``src/tuco/data/TRANSLATIONS.md``). Per request, its drop in
+language L is TuCo_L - TuCo_en (paired by request). A language changes the tokens, the length and the
+script of ANY request, so per language
+
+    D_L = (mean harmful drop) - (mean benign drop)
+
+each mean over the requests of one set with a topic's requests averaged first (the clusters every interval
+over requests uses; everyday requests are their own topic): what a language does to any request cancels,
+what it does to the fine-tuning's hold on harmful requests stays. The primary is Spearman's rho between the
+languages' web shares (``builtin.web_shares``: Common Crawl CC-MAIN-2024-42) and D_L, with the exact
+permutation p over all orderings of the languages (``stats.correlation.spearman_exact``, one-sided
+"greater": the paper expects languages with less web text to lower TuCo more, i.e. D_L rising with the
+share). English is the reference, not a unit. The languages are the units: the test asks whether their
+ordering by D_L follows their ordering by share, and each D_L carries the sampling noise of its requests
+(the same requests in every language: what a request does in every language cancels from the ranks).
+
+Fewest units. The exact one-sided p cannot go below 1 / L!: 1/24 = 0.042 with 4 languages, 1/120 = 0.0083
+with 5, 1/720 = 0.0014 with 6. Holm over a suite's primary claims asks the smallest p to be below 0.05 / k
+(0.0071 with k = 7 primaries), so the claim needs 6 languages (``MIN_LANGUAGES``; with fewer its verdict
+is "too few to tell"). Its type-I error is at most 5% when the languages' D_L are exchangeable under the
+null; with noise that grows as the share falls (SD ratio 6:1 across the six languages) it stays at 0.03
+(tests/test_exp_conjugate.py simulates request-level rows through this module's code).
+
+Exploratory: per language, D_L with its own interval (two independent sets of requests, topics as
+clusters) and the harmful requests' drop alone (the paper's "English highest"); Spearman's rho of the
+share with the harmful drop alone (the paper's analysis without the control); the prompts' lengths in
+tokens per language and set (a confound: lower-share languages are split into more tokens, and the drop
+of a longer prompt is not the same measurement). Encodings (leetspeak, rot13, ...: forms that need no
+translator) give a second, weaker look at the same question: the harmful requests' drop minus the
+benign requests' drop, pooled over the encodings as a SAMPLE of encodings (``stats.crossed.
+crossed_difference_ci``: requests nested in topics, encodings crossed with both sets; the interval speaks
+for new encodings, requests and topics; >= 2 encodings can reach p < 0.05, a distribution-free test would
+need 6), and per encoding. The encodings are not the paper's claim (no ordering by share is tested) and
+not a control of it, so they are exploratory: they would only cost the suite's Holm family power.
 """
 
 from __future__ import annotations
@@ -19,22 +51,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuco.attacks.encodings import ENCODINGS, encode_as
-from tuco.data.sources import SOURCE_HELP, load_prompts, load_translations
+from tuco.data.builtin import TRANSLATION_LANGUAGES
+from tuco.data.sources import SOURCE_HELP, load_prompts, load_translation_records, request_topics, topic_of
 from tuco.errors import ConfigError
 from tuco.experiments.base import (
-    POSITION_HELP,
-    POSITIONS,
     Experiment,
     ExperimentRun,
     Options,
-    auc_claim,
-    item_means,
     mean_of,
     opt,
     paired_claim,
     rows_of,
     values,
 )
+from tuco.measures.positions import POSITION_HELP, POSITIONS
 from tuco.measures.prompts import Prompt
 from tuco.stats.claims import Claim
 
@@ -42,10 +72,28 @@ if TYPE_CHECKING:
     from tuco.models.decomposable import Decomposable
 
 PAPER = "English highest; TuCo ordered by the language's share of web text"
+#: The fewest languages (besides the reference) the primary claim needs: the exact one-sided p reaches
+#: 1/720 = 0.0014 with 6, below what Holm asks of the smallest p in a suite of 7 primaries (0.0071); 1/120 with 5 does not.
+MIN_LANGUAGES = 6
+PRIMARY = (
+    "Languages with less web text lower harmful requests' TuCo more than benign requests' "
+    "(rank correlation of web share with D = harmful drop - benign drop, vs English; the benign drop is the control)"
+)
+PRIMARY_UNCONTROLLED = (
+    "Languages with less web text lower harmful requests' TuCo more "
+    "(rank correlation of web share with the harmful drop vs the reference; no benign control: the translations hold no benign requests)"
+)
 
 
 @dataclass
 class ConjugateOptions(Options):
+    translations: str = opt(
+        "builtin:translations-broad",
+        "the same requests in several languages: builtin:translations-broad, a JSONL file with one field per language "
+        "(optional set: harmful/benign, topic, item) or hf:DAMO-NLP-SG/MultiJail (empty: none)",
+    )
+    languages: list[str] = opt(list(TRANSLATION_LANGUAGES), "fields (languages) of --translations to use (the first is the reference)")
+    n: int = opt(40, "requests per set in each language (and in each encoding unless --n-encoded)", min=1)
     harmful: str = opt("builtin:harmful", f"harmful requests to encode ({SOURCE_HELP})")
     benign: str = opt("builtin:benign", f"benign requests given the same encodings: the control ({SOURCE_HELP}; empty: no control)")
     encodings: list[str] = opt(
@@ -53,57 +101,143 @@ class ConjugateOptions(Options):
         "built-in encodings of the requests (plain is the reference; empty for none)",
         choices=tuple(ENCODINGS),
     )
-    translations: str = opt("", "translated requests: a JSONL file with one field per language, or hf:DAMO-NLP-SG/MultiJail")
-    languages: list[str] = opt(["en", "sw", "bn", "jv"], "fields (languages) of --translations to use (the first is the reference)")
-    n: int = opt(40, "requests per set, language or encoding", min=1)
+    n_encoded: int = opt(0, "requests per set in each encoding (0: --n)", min=0)
     position: str = opt("last", POSITION_HELP, choices=POSITIONS)
     batch_size: int = opt(8, "prompts per forward pass", min=1)
-    seed: int = opt(0, "seed of the rank-correlation interval")
+    seed: int = opt(0, "seed of the intervals' resampling")
 
     def check(self) -> None:
         if not self.encodings and not self.translations:
             raise ConfigError("nothing to compare: give --encodings and/or --translations")
         if self.encodings and "plain" not in self.encodings:
             raise ConfigError("--encodings needs plain (the reference every encoding is compared with)")
+        if self.translations and len(self.languages) < 2:
+            raise ConfigError("--languages needs the reference (first) and at least one more language")
 
 
 def run(model: Decomposable, o: ConjugateOptions, rd: ExperimentRun) -> None:
+    """The translations first (the primary claim's data), then the encodings."""
+    if o.translations:
+        records = load_translation_records(o.translations, o.languages, o.n)
+        for lang in o.languages:
+            for kind in ("harmful", "benign"):
+                prompts = [
+                    Prompt(
+                        f"lang:{lang}:{r.item}",
+                        text=r.texts[lang],
+                        extra={
+                            "condition": f"{kind}:lang:{lang}",
+                            "set": kind,
+                            "language": lang,
+                            "item": f"tr:{r.item}",
+                            "topic": r.topic or f"tr:{r.item}",
+                        },
+                    )
+                    for r in records
+                    if r.set == kind
+                ]
+                if prompts:
+                    rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
     sets = [("harmful", o.harmful)] + ([("benign", o.benign)] if o.benign else [])
     for kind, spec in sets if o.encodings else []:
-        base = [p for p in load_prompts(spec, limit=o.n) if isinstance(p, str)]
+        base = [p for p in load_prompts(spec, limit=o.n_encoded or o.n) if isinstance(p, str)]
+        topics = request_topics(spec)
         for e in o.encodings:
             prompts = [
                 Prompt(
                     f"{kind}:{e}-{i}",
                     text=encode_as(e, p),
-                    extra={"condition": f"{kind}:{e}", "set": kind, "encoding": e, "item": f"{kind}-{i}"},
+                    extra={"condition": f"{kind}:{e}", "set": kind, "encoding": e, "item": f"{kind}-{i}", "topic": topic_of(topics, p)},
                 )
                 for i, p in enumerate(base)
             ]
             rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
-    if o.translations:
-        for lang, prompts_of in load_translations(o.translations, o.languages, o.n).items():
-            prompts = [
-                Prompt(
-                    f"lang:{lang}-{i}", text=p, extra={"condition": f"lang:{lang}", "set": "translated", "language": lang, "item": f"t-{i}"}
-                )
-                for i, p in enumerate(prompts_of)
-            ]
-            rd.score(prompts, chat=True, position=o.position, batch_size=o.batch_size)
 
 
-def _drops(rows: list[dict[str, Any]], kind: str, encodings: list[str]) -> dict[str, float]:
-    """Per request of one set: mean over the non-plain encodings of (TuCo encoded - TuCo plain)."""
-    plain = item_means(rows, set=kind, encoding="plain")
-    per_item: dict[str, list[float]] = {}
-    for e in encodings:
-        for item, v in item_means(rows, set=kind, encoding=e).items():
-            if item in plain:
-                per_item.setdefault(item, []).append(v - plain[item])
-    return {k: statistics.fmean(v) for k, v in per_item.items()}
+# --------------------------------------------------------------------------------------------
+# Per-request drops and the per-language contrast D (pure functions of the rows).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drops:
+    """Per request of one set: its drop (TuCo in a language or encoding minus TuCo in the reference), and its
+    topic (the cluster)."""
+
+    drop: dict[str, float]
+    topic: dict[str, str]
+
+    def clusters(self) -> list[str]:
+        return [self.topic[i] for i in self.drop]
+
+
+def _by_item(rows: list[dict[str, Any]], **match: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """(item -> mean TuCo, item -> topic) of the rows matching ``match``."""
+    got: dict[str, list[float]] = {}
+    topic: dict[str, str] = {}
+    for r in rows_of(rows, **match):
+        v = r.get("tuco")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+            item = str(r.get("item", r.get("id")))
+            got.setdefault(item, []).append(float(v))
+            topic[item] = str(r.get("topic") or item)
+    return {k: statistics.fmean(v) for k, v in got.items()}, topic
+
+
+def drops(rows: list[dict[str, Any]], kind: str, field: str, value: str, reference: str) -> Drops:
+    """Per request of set ``kind``: TuCo with ``field`` = ``value`` minus TuCo with ``field`` = ``reference``
+    (language or encoding), for the requests measured under both."""
+    ref, _ = _by_item(rows, set=kind, **{field: reference})
+    got, topic = _by_item(rows, set=kind, **{field: value})
+    return Drops({i: got[i] - ref[i] for i in got if i in ref}, {i: topic[i] for i in got if i in ref})
+
+
+def _cluster_mean(d: Drops) -> float:
+    """The mean over topics of each topic's mean drop (``intervals.cluster_means``, then their mean)."""
+    from tuco.stats.intervals import cluster_means
+
+    return float(cluster_means(list(d.drop.values()), d.clusters()).mean())
+
+
+def contrast(harmful: Drops, benign: Drops | None) -> float | None:
+    """D: the harmful requests' mean drop minus the benign requests' (topics averaged first; the estimate of
+    ``intervals.diff_ci`` with the topics as clusters); the harmful mean drop alone without benign requests."""
+    if not harmful.drop:
+        return None
+    if benign is None:
+        return _cluster_mean(harmful)
+    if not benign.drop:
+        return None
+    return _cluster_mean(harmful) - _cluster_mean(benign)
+
+
+def _languages(rows: list[dict[str, Any]], o: ConjugateOptions) -> list[str]:
+    return [lang for lang in o.languages if rows_of(rows, language=lang)]
+
+
+def _has_benign(rows: list[dict[str, Any]]) -> bool:
+    return any(r.get("language") is not None and r.get("set") == "benign" for r in rows)
+
+
+def language_contrasts(rows: list[dict[str, Any]], languages: list[str]) -> dict[str, float]:
+    """D per language (``languages[0]`` the reference), for the languages where it can be computed."""
+    ref, out = languages[0], {}
+    benign = _has_benign(rows)
+    for lang in languages[1:]:
+        d = contrast(drops(rows, "harmful", "language", lang, ref), drops(rows, "benign", "language", lang, ref) if benign else None)
+        if d is not None:
+            out[lang] = d
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics, claims, plots.
+# --------------------------------------------------------------------------------------------
 
 
 def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
+    from tuco.data.builtin import web_shares
+
     per: dict[str, dict[str, Any]] = {}
     means: dict[str, float] = {}
     for c in dict.fromkeys(r["condition"] for r in rows):
@@ -118,114 +252,200 @@ def metrics(rows: list[dict[str, Any]], o: ConjugateOptions) -> dict[str, Any]:
         means[c] = statistics.fmean(v) if v else float("-inf")
     order = sorted(per, key=lambda c: -means[c])
     m: dict[str, Any] = {"per_condition": per, "order_by_tuco": order, "position": o.position}
-    langs = [lang for lang in o.languages if f"lang:{lang}" in per]
+    langs = _languages(rows, o)
     if langs:
-        m["languages"] = {lang: per[f"lang:{lang}"]["mean_tuco"] for lang in langs}
+        shares, ref = web_shares(), langs[0]
+        d = language_contrasts(rows, langs)
+        table: dict[str, dict[str, Any]] = {}
+        for lang in langs:
+            entry: dict[str, Any] = {"web_share": shares.get(lang)}
+            for kind in ("harmful", "benign"):
+                mine = rows_of(rows, language=lang, set=kind)
+                entry[f"{kind}_tuco"] = mean_of(values(mine))
+                entry[f"{kind}_prompt_tokens"] = mean_of(values(mine, "n_tokens"))
+                if lang != ref:
+                    entry[f"{kind}_drop"] = mean_of(list(drops(rows, kind, "language", lang, ref).drop.values()))
+            if lang != ref:
+                entry["D"] = d.get(lang)
+            table[lang] = entry
+        m["reference_language"] = ref
+        m["languages"] = table
+    encodings = [e for e in o.encodings if e != "plain" and rows_of(rows, encoding=e)]
+    if encodings:
+        m["encodings"] = {
+            e: {f"{kind}_drop": mean_of(list(drops(rows, kind, "encoding", e, "plain").drop.values())) for kind in ("harmful", "benign")}
+            for e in encodings
+        }
     return m
 
 
-def _rank_correlation(rows: list[dict[str, Any]], langs: list[str], shares: dict[str, float], seed: int) -> Claim:
-    """Spearman correlation of the languages' mean TuCo with their web share; percentile interval from
-    resampling requests (each request is measured in every language: one cluster)."""
-    import numpy as np
+def _rank_claim(claim: str, what: str, languages: list[str], d: dict[str, float], *, primary: bool) -> Claim:
+    """Spearman's rho of web share with ``d`` over the languages with a known share (exact permutation p,
+    one-sided: rising with the share)."""
+    from tuco.data.builtin import web_shares
+    from tuco.stats.recompute import compute
 
-    from tuco.stats.intervals import Interval
+    shares = web_shares()
+    known = [lang for lang in languages if lang in d and lang in shares]
+    extra: dict[str, Any] = {"languages": known, "unknown_share": [lang for lang in languages if lang in d and lang not in shares]}
 
-    known = [lang for lang in langs if lang in shares]
-    what, claim = "Spearman rho (web share, mean TuCo)", "TuCo follows the language's share of web text"
+    def made(interval: Any = None, inputs: dict[str, Any] | None = None, reason: str = "") -> Claim:
+        return Claim(
+            claim, interval, "above", what, PAPER, primary, reason=reason, digits=2, extra=extra, inputs=inputs, min_n=MIN_LANGUAGES
+        )
+
     if len(known) < 3:
-        return Claim(claim, None, "above", what, PAPER, reason=f"{len(known)} languages with a known web share (need 3)")
-    table = {lang: item_means(rows, language=lang) for lang in known}
-    items = sorted(set.intersection(*(set(t) for t in table.values())))
-    if len(items) < 2:
-        return Claim(claim, None, "above", what, PAPER, reason="no request measured in every language")
-    x = np.array([[table[lang][i] for lang in known] for i in items])  # [items, languages]
-    share_rank = np.argsort(np.argsort([shares[lang] for lang in known]))
-
-    def rho(means: Any) -> float:
-        r = np.argsort(np.argsort(means))
-        return float(np.corrcoef(r, share_rank)[0, 1]) if np.ptp(r) else 0.0
-
-    est = rho(x.mean(0))
-    rng = np.random.default_rng(seed)
-    boots = [rho(x[rng.integers(0, len(items), len(items))].mean(0)) for _ in range(2000)]
-    lo, hi = (float(v) for v in np.quantile(boots, [0.025, 0.975]))
-    p = min(1.0, 2 * min(float(np.mean(np.array(boots) <= 0)), float(np.mean(np.array(boots) >= 0))))
-    iv = Interval(est, lo, hi, p, (len(items),), f"percentile bootstrap over requests, {len(known)} languages")
-    return Claim(claim, iv, "above", what, PAPER, digits=2)
+        return made(reason=f"{len(known)} languages with a known web share and a measured drop (need 3; {MIN_LANGUAGES} for a verdict)")
+    x, y = [shares[lang] for lang in known], [d[lang] for lang in known]
+    if len(set(y)) == 1:
+        return made(reason="every language has the same drop: no ranks to correlate")
+    iv, inputs = compute("spearman_exact", x=x, y=y, alternative="greater")
+    return made(iv, inputs)
 
 
-def claims(rows: list[dict[str, Any]], o: ConjugateOptions, m: dict[str, Any]) -> list[Claim]:
-    out: list[Claim] = []
-    encodings = [e for e in o.encodings if e != "plain"]
-    if encodings:
-        harmful, benign = _drops(rows, "harmful", encodings), _drops(rows, "benign", encodings)
-        primary = "Encodings lower TuCo more for harmful requests than for benign ones (difference in differences)"
+def _language_claims(rows: list[dict[str, Any]], o: ConjugateOptions) -> list[Claim]:
+    from tuco.stats.recompute import compute
+
+    langs = _languages(rows, o)
+    if not langs:
+        reason = "no translations (--translations '')" if not o.translations else "no translated request was measured"
+        return [Claim(PRIMARY, None, "above", "Spearman rho (web share, D)", PAPER, True, reason=reason, min_n=MIN_LANGUAGES)]
+    ref, benign, out = langs[0], _has_benign(rows), []
+    d = language_contrasts(rows, langs)
+    what = "Spearman rho (web share, D)" if benign else "Spearman rho (web share, harmful drop)"
+    out.append(_rank_claim(PRIMARY if benign else PRIMARY_UNCONTROLLED, what, langs[1:], d, primary=True))
+    if benign:
+        harmful_only = {lang: v for lang in langs[1:] if (v := contrast(drops(rows, "harmful", "language", lang, ref), None)) is not None}
+        out.append(
+            _rank_claim(
+                "Without the benign control: languages with less web text lower harmful requests' TuCo more "
+                "(rank correlation of web share with the harmful drop)",
+                "Spearman rho (web share, harmful drop)",
+                langs[1:],
+                harmful_only,
+                primary=False,
+            )
+        )
+    for lang in langs[1:]:
+        h = drops(rows, "harmful", "language", lang, ref)
         if benign:
-            from tuco.stats.intervals import diff_ci
-
-            items_h, items_b = list(harmful.values()), list(benign.values())
-            iv = diff_ci(items_b, items_h) if len(items_h) > 1 and len(items_b) > 1 else None
-            out.append(Claim(primary, iv, "below", "harmful drop - benign drop", PAPER, primary=True, reason="too few requests"))
-        else:
-            out.append(
-                Claim(primary, None, "below", "harmful drop - benign drop", PAPER, primary=True, reason="no benign control (--benign '')")
-            )
-        for e in encodings:
-            for kind in ("harmful", "benign"):
-                plain = item_means(rows, set=kind, encoding="plain")
-                if plain:
-                    out.append(
-                        paired_claim(
-                            f"{e} lowers TuCo of {kind} requests",
-                            plain,
-                            item_means(rows, set=kind, encoding=e),
-                            expect="below",
-                            what="TuCo change",
-                            paper=PAPER if kind == "harmful" else None,
-                        )
-                    )
-            out.append(
-                auc_claim(
-                    f"plain harmful requests have higher TuCo than {e} ones (AUC, plain = positive)",
-                    rows_of(rows, set="harmful", encoding="plain"),
-                    rows_of(rows, set="harmful", encoding=e),
-                    paper=PAPER,
+            b = drops(rows, "benign", "language", lang, ref)
+            claim = f"{lang} lowers harmful requests' TuCo more than benign requests' (D vs {ref})"
+            what = "D (harmful drop - benign drop)"
+            if len(set(h.clusters())) < 2 or len(set(b.clusters())) < 2:
+                out.append(Claim(claim, None, "below", what, PAPER, reason="fewer than 2 topics in a set"))
+            else:
+                iv, inputs = compute(
+                    "diff_ci",
+                    a=list(b.drop.values()),
+                    b=list(h.drop.values()),
+                    clusters_a=b.clusters(),
+                    clusters_b=h.clusters(),
+                    seed=o.seed,
                 )
+                out.append(Claim(claim, iv, "below", what, PAPER, inputs=inputs))
+        ref_tuco, _ = _by_item(rows, set="harmful", language=ref)
+        lang_tuco, _ = _by_item(rows, set="harmful", language=lang)
+        out.append(
+            paired_claim(
+                f"{lang} lowers harmful requests' TuCo (vs {ref})",
+                ref_tuco,
+                lang_tuco,
+                expect="below",
+                what="TuCo change",
+                paper=PAPER,
+                clusters=h.topic,
             )
-    langs = [lang for lang in o.languages if rows_of(rows, language=lang)]
-    if langs:
-        ref = item_means(rows, language=langs[0])
-        for lang in langs[1:]:
-            out.append(
-                paired_claim(
-                    f"{lang} has lower TuCo than {langs[0]}",
-                    ref,
-                    item_means(rows, language=lang),
-                    expect="below",
-                    what="TuCo change",
-                    paper=PAPER,
-                )
-            )
-        from tuco.data.builtin import web_shares
-
-        out.append(_rank_correlation(rows, langs, web_shares(), o.seed))
+        )
     return out
 
 
+def _encoding_claims(rows: list[dict[str, Any]], o: ConjugateOptions) -> list[Claim]:
+    from tuco.stats.crossed import MIN_STIMULI
+    from tuco.stats.recompute import compute
+
+    encodings = [e for e in o.encodings if e != "plain" and rows_of(rows, encoding=e)]
+    if not encodings:
+        return []
+    out: list[Claim] = []
+    per = {(kind, e): drops(rows, kind, "encoding", e, "plain") for kind in ("harmful", "benign") for e in encodings}
+    benign = any(per[("benign", e)].drop for e in encodings)
+    what = "harmful drop - benign drop"
+    pooled = f"Encodings lower TuCo more for harmful requests than for benign ones ({len(encodings)} encodings as a sample)"
+    if not benign:
+        out.append(Claim(pooled, None, "below", what, None, reason="no benign control (--benign '')"))
+    else:
+        cells = [(kind, e, item, v, per[(kind, e)].topic[item]) for (kind, e), dr in per.items() for item, v in dr.drop.items()]
+        try:
+            iv, inputs = compute(
+                "crossed_difference_ci",
+                values=[c[3] for c in cells],
+                rows=[c[2] for c in cells],
+                cols=[c[1] for c in cells],
+                sets=[c[0] for c in cells],
+                first="harmful",
+                row_groups=[f"{c[0]}:{c[4]}" for c in cells],
+                seed=o.seed,
+            )
+            out.append(Claim(pooled, iv, "below", what, None, inputs=inputs, min_n=MIN_STIMULI))
+        except ValueError as err:
+            out.append(Claim(pooled, None, "below", what, None, reason=str(err)))
+    for e in encodings:
+        h, b = per[("harmful", e)], per[("benign", e)]
+        if benign:
+            claim = f"{e} lowers TuCo more for harmful requests than for benign ones"
+            if len(set(h.clusters())) < 2 or len(set(b.clusters())) < 2:
+                out.append(Claim(claim, None, "below", what, None, reason="fewer than 2 topics in a set"))
+                continue
+            iv, inputs = compute(
+                "diff_ci", a=list(b.drop.values()), b=list(h.drop.values()), clusters_a=b.clusters(), clusters_b=h.clusters(), seed=o.seed
+            )
+            out.append(Claim(claim, iv, "below", what, None, inputs=inputs))
+        else:
+            plain, _ = _by_item(rows, set="harmful", encoding="plain")
+            coded, _ = _by_item(rows, set="harmful", encoding=e)
+            out.append(
+                paired_claim(
+                    f"{e} lowers TuCo of harmful requests", plain, coded, expect="below", what="TuCo change", paper=None, clusters=h.topic
+                )
+            )
+    return out
+
+
+def claims(rows: list[dict[str, Any]], o: ConjugateOptions, m: dict[str, Any]) -> list[Claim]:
+    return _language_claims(rows, o) + _encoding_claims(rows, o)
+
+
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:
-    from tuco.experiments.plotting import strips
+    from tuco.experiments.plotting import figure, save, strips
 
     strips(
         {c: values(rows, condition=c) for c in m["order_by_tuco"]},
         "conjugate prompting: TuCo per set and encoding / language",
         path / "conjugate.png",
     )
+    table = {lang: e for lang, e in m.get("languages", {}).items() if e.get("D") is not None and e.get("web_share")}
+    if len(table) >= 2:
+        import math
+
+        fig, ax = figure(5.0, 3.4)
+        for lang, e in table.items():
+            x = math.log10(e["web_share"])
+            ax.scatter([x], [e["D"]], color="black")
+            ax.annotate(lang, (x, e["D"]), textcoords="offset points", xytext=(4, 4))
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xlabel("web share (log10 percent of Common Crawl pages)")
+        ax.set_ylabel(f"D vs {m.get('reference_language', 'en')}")
+        ax.set_title("harmful drop - benign drop per language")
+        save(fig, path / "conjugate_shares.png")
 
 
 EXPERIMENT = Experiment(
     name="conjugate",
-    question="Does TuCo fall more for harmful requests than for benign ones when both come in another encoding or language?",
+    question=(
+        "Is TuCo ordered by the language's share of web text: do languages with less web text lower "
+        "harmful requests' TuCo more than benign requests'?"
+    ),
     paper=PAPER,
     options=ConjugateOptions,
     run=run,

@@ -42,6 +42,11 @@ either crossed stimulus sets (``cols``: each request measured at every k under s
 orderings) or the members of each prompt (``members``: the ids of the shots it contains, a multi-membership
 design, which also covers ONE ordering shared by every request).
 
+A difference between two sets of rows measured under the same stimuli (harmful minus benign requests'
+TuCo drop, pooled over encodings) is ``crossed_difference_ci``: the stimuli's effect on every row cancels,
+the stimulus x set interaction is the random term that makes the interval speak for new stimuli, and each
+set has its own row and group variance (``DifferenceDesign``; simulated in tests/test_exp_conjugate.py).
+
 Numpy only; scipy's normal tail (``ndtr``) is used when present (``math.erfc`` otherwise).
 """
 
@@ -55,7 +60,16 @@ import numpy as np
 
 from tuco.stats.intervals import LEVEL, Interval
 
-__all__ = ["CrossedDesign", "MIN_STIMULI", "SlopeDesign", "crossed_mean_ci", "crossed_slope_ci", "min_stimuli"]
+__all__ = [
+    "CrossedDesign",
+    "DifferenceDesign",
+    "MIN_STIMULI",
+    "SlopeDesign",
+    "crossed_difference_ci",
+    "crossed_mean_ci",
+    "crossed_slope_ci",
+    "min_stimuli",
+]
 
 #: The fewest stimuli (columns) this method accepts. One stimulus leaves the stimulus variance inestimable
 #: (ValueError). From two on, p < 0.05 is reachable (when the stimuli agree, their mean square is small)
@@ -658,4 +672,140 @@ def crossed_slope_ci(
     if len(values) != len(rows):
         raise ValueError(f"one row label per value: {len(values)} values, {len(rows)} rows")
     design = SlopeDesign(rows, x, cols=cols, members=members, row_groups=row_groups)
+    return design.interval(values, null=null, level=level, draws=draws, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# A difference between two sets of rows that share the stimuli (a difference in differences).
+# --------------------------------------------------------------------------------------------
+
+
+class DifferenceDesign(_Design):
+    """Two sets of rows (harmful and benign requests) measured under the same stimuli (encodings): the mean
+    over the first set's cells minus the mean over the second set's.
+
+    Model (one value per (row, column) cell, replicates averaged first)::
+
+        y = mu + set_s + col_j + (set x col)_sj + group_g(i) + row_i + (group x col)_gj + e
+
+    with mu and the set effect fixed (the estimand is the set effect) and every other term random: the
+    column main effect (how much a stimulus moves every row) cancels from the difference when both sets are
+    measured under every column, the set x column interaction (how much MORE a stimulus moves the first
+    set) is what makes the difference speak for new stimuli, and rows and groups have their own variance
+    in each set (harmful requests may vary more than benign ones). Groups are taken within sets (a group
+    label shared by both sets is two groups).
+    """
+
+    _method = (
+        "difference of two sets over shared stimuli, crossed random effects: method-of-moments (Henderson III), fiducial (GPQ) interval"
+    )
+
+    def __init__(
+        self,
+        rows: Sequence[Hashable],
+        cols: Sequence[Hashable],
+        sets: Sequence[Hashable],
+        first: Hashable,
+        *,
+        row_groups: Sequence[Hashable] | Mapping[Hashable, Hashable] | None = None,
+    ) -> None:
+        if not len(rows) == len(cols) == len(sets):
+            raise ValueError(f"one row, column and set label per value: {len(rows)} rows, {len(cols)} columns, {len(sets)} sets")
+        labels = list(dict.fromkeys(sets))
+        if len(labels) != 2 or first not in labels:
+            raise ValueError(f"two sets are needed, {first!r} one of them; got {labels[:5]}")
+        set_of_row: dict[Hashable, Hashable] = {}
+        for r, s in zip(rows, sets):
+            if set_of_row.setdefault(r, s) != s:
+                raise ValueError(f"row {r!r} is in both sets: rows must be nested in sets")
+        cell_codes, cells = _codes(list(zip(rows, cols)))
+        self._cell_of_value = cell_codes
+        self._n_per_cell = np.bincount(cell_codes, minlength=len(cells)).astype(float)
+        first_value = np.zeros(len(cells), dtype=np.int64)  # a value of each cell (its first)
+        first_value[cell_codes[::-1]] = np.arange(len(cell_codes))[::-1]
+        cell_rows = [rows[i] for i in first_value.tolist()]
+        cell_cols = [cols[i] for i in first_value.tolist()]
+        is_first = np.array([set_of_row[r] == first for r in cell_rows], dtype=float)
+        r_codes, r_labels = _codes(cell_rows)
+        c_codes, c_labels = _codes(cell_cols)
+        self.n_cols = len(c_labels)
+        if self.n_cols < MIN_STIMULI:
+            raise ValueError(
+                f"{self.n_cols} stimulus (column): the stimulus x set variance cannot be estimated, so no interval can speak "
+                f"for new stimuli; at least {MIN_STIMULI} are needed (min_stimuli())"
+            )
+        self.n_rows = tuple(len({r for r in r_labels if (set_of_row[r] == first) == want}) for want in (True, False))
+        if min(self.n_rows) < 2:
+            raise ValueError(f"{min(self.n_rows)} row in a set: its row variance cannot be estimated; at least 2 rows per set are needed")
+        n = len(cells)
+        masks = {"first": is_first, "second": 1.0 - is_first}
+        sc_codes, sc_labels = _codes(list(zip(is_first.tolist(), c_codes.tolist())))
+        random: dict[str, np.ndarray] = {"cols": _onehot(c_codes, self.n_cols), "sets_cols": _onehot(sc_codes, len(sc_labels))}
+        self.n_groups = 0
+        g_codes = None
+        if row_groups is not None:
+            groups = _groups_of_rows(row_groups, rows)
+            group_of_row = {r: (set_of_row[r], g) for r, g in zip(rows, groups)}
+            g_codes, g_labels = _codes([group_of_row[r] for r in cell_rows])
+            self.n_groups = len(g_labels)
+            for part, mask in masks.items():
+                if len({g for g, m in zip(g_codes.tolist(), mask.tolist()) if m}) < 2:
+                    raise ValueError(f"1 group (topic) in the {part} set: its group variance cannot be estimated; at least 2 are needed")
+            random.update({f"groups_{part}": _onehot(g_codes, self.n_groups) * mask[:, None] for part, mask in masks.items()})
+        random.update({f"rows_{part}": _onehot(r_codes, len(r_labels)) * mask[:, None] for part, mask in masks.items()})
+        if g_codes is not None:
+            gc_codes, gc_labels = _codes(list(zip(g_codes.tolist(), c_codes.tolist())))
+            random["groups_cols"] = _onehot(gc_codes, len(gc_labels))
+        if n <= len(r_labels) + 2 * self.n_cols:
+            raise ValueError(f"{n} cells for {len(r_labels)} rows and {self.n_cols} columns in two sets: no residual degrees of freedom")
+        self.n_cells = n
+        n_first = float(is_first.sum())
+        c = np.where(is_first == 1.0, 1.0 / n_first, -1.0 / (n - n_first))
+        fixed = np.stack([np.ones(n), is_first], axis=1)
+        self._moments = _Moments(fixed, {k: v[:, v.any(axis=0)] for k, v in random.items()}, c)
+
+    def _n(self) -> tuple[int, ...]:
+        return (*self.n_rows, self.n_cols) + ((self.n_groups,) if self.n_groups else ())
+
+    def _prepare(self, values: np.ndarray) -> np.ndarray:
+        if values.shape[1] != len(self._cell_of_value):
+            raise ValueError(f"expected {len(self._cell_of_value)} values, got {values.shape[1]}")
+        _check_finite(values)
+        sums = np.zeros((values.shape[0], self.n_cells))
+        for j in range(values.shape[0]):
+            sums[j] = np.bincount(self._cell_of_value, weights=values[j], minlength=self.n_cells)
+        means: np.ndarray = sums / self._n_per_cell
+        return means
+
+
+def crossed_difference_ci(
+    values: Sequence[float],
+    rows: Sequence[Hashable],
+    cols: Sequence[Hashable],
+    sets: Sequence[Hashable],
+    first: Hashable,
+    *,
+    row_groups: Sequence[Hashable] | Mapping[Hashable, Hashable] | None = None,
+    null: float = 0.0,
+    level: float = LEVEL,
+    draws: int = 10000,
+    seed: int = 0,
+) -> Interval:
+    """The mean over the cells of the set ``first`` minus the mean over the other set's cells, both sets
+    measured under the same stimuli (``cols``), with an interval for new rows, stimuli and groups.
+
+    The use: a difference in differences, e.g. (harmful requests' TuCo drop under an encoding) minus (benign
+    requests' drop), pooled over several encodings, where each value is one request's drop under one
+    encoding. What a stimulus does to every request cancels; how much more it does to one set is a random
+    stimulus x set effect, so the interval speaks for new stimuli (``DifferenceDesign``). ``row_groups``: the
+    topic of each value's request (or a mapping request -> topic); topics within a set are nested.
+
+    Returns ``Interval`` with n = (rows of ``first``, rows of the other set, columns[, groups]) and the
+    variance components in ``extra`` (``var_cols``, ``var_sets_cols``, ``var_rows_first``, ...; one the design
+    cannot separate from another is absent). Raises ValueError for fewer than 2 columns or 2 rows per set,
+    a row in both sets, other than two sets, non-finite values or no residual df.
+    """
+    if len(values) != len(rows):
+        raise ValueError(f"one row label per value: {len(values)} values, {len(rows)} rows")
+    design = DifferenceDesign(rows, cols, sets, first, row_groups=row_groups)
     return design.interval(values, null=null, level=level, draws=draws, seed=seed)

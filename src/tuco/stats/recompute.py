@@ -28,6 +28,7 @@ FUNCTIONS: dict[str, Callable[..., intervals.Interval]] = {
     "clustered_auc_ci": strata.clustered_auc_ci,
     "crossed_mean_ci": crossed.crossed_mean_ci,
     "crossed_slope_ci": crossed.crossed_slope_ci,
+    "crossed_difference_ci": crossed.crossed_difference_ci,
     "spearman_exact": correlation.spearman_exact,
 }
 
