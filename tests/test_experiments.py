@@ -422,7 +422,7 @@ def test_boolean_options_are_bare_flags_and_subpackages_load_from_the_top(tmp_pa
     res = cli("experiment", "web-vs-chat", "--pair", "demo", "--baselines", "true", "--validate")
     assert res.returncode == 2 and "unrecognized arguments: true" in res.stderr
     assert tuco.__getattr__("experiments").run_experiment is run_experiment
-    assert callable(tuco.__getattr__("demo").demo_pair_dirs)
+    assert callable(tuco.__getattr__("models").shipped.demo_pair_dirs)
 
 
 def test_suffixes_transfer_from_a_gcg_run_exactly(tmp_path):
