@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tuco.runs import make_readable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "gpt2", "gpt_neox")
 MOE_FAMILIES = ("mixtral", "qwen2_moe")  # mixture-of-experts blocks (fast-path tests)
@@ -129,7 +132,7 @@ def tiny_models(
     seed: int = 0,
     vocab_size: int | None = None,
     only_layer: int | None = None,
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> tuple[Any, Any, Any]:
     """(base, tuned, tokenizer) in memory: tuned = base with perturbed blocks (all, or ``only_layer``)."""
     from transformers import AutoModelForCausalLM

@@ -483,7 +483,7 @@ class Engine:
         self,
         stages: Sequence[Stage],
         *,
-        alpha: Any = 1.0,
+        alpha: AlphaLike = 1.0,
         recorder: Recorder | None = None,
         fast_paths: Sequence[str] = (),
         share_paths: Sequence[str] = (),

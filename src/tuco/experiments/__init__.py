@@ -18,6 +18,7 @@ from tuco.experiments.base import Experiment
 
 if TYPE_CHECKING:
     from tuco.models.decomposable import Decomposable
+    from tuco.runs.parallel import Ranks
 
 BUILTIN: dict[str, str] = {
     "web-vs-chat": "tuco.experiments.web_vs_chat",
@@ -124,7 +125,7 @@ def run_experiment(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    ranks: Any = None,
+    ranks: Ranks | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_measurement: Callable[[str, int], None] | None = None,
     **options: Any,

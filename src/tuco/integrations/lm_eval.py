@@ -38,7 +38,7 @@ class TucoLM(HFLM):
         self,
         base: str,
         tuned: str,
-        alpha: Any = 1.0,
+        alpha: str | float = 1.0,
         dtype: str = "auto",
         device: str | None = None,
         trust_remote_code: bool = False,

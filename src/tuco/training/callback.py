@@ -218,7 +218,7 @@ class TucoCallback(TrainerCallback):
         step: int = 0,
         epoch: float | None = None,
         out: str | os.PathLike[str] | None = None,
-        tokenizer: Any = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         rank: int = 0,
         world: int = 1,
         resume: bool | None = None,
