@@ -77,11 +77,11 @@ def load(args: argparse.Namespace, *, quiet: bool = False, device: str | None = 
         if len(names) > 2 or getattr(args, "chain", None):
             from tuco.models.chain import load_chain
 
-            model: Decomposable = load_chain(names, **placement)  # type: ignore[arg-type]
+            model: Decomposable = load_chain(names, **placement)
         else:
             from tuco.models.pair import load_pair
 
-            model = load_pair(names[0], names[1], **placement)  # type: ignore[arg-type]
+            model = load_pair(names[0], names[1], **placement)
     model.full_path = bool(args.full_path)
     return model
 

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     verb = args.verb + (f" {args.experiment}" if getattr(args, "experiment", None) else "")
     quiet_third_party()
     try:
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except TucoError as err:
         print(f"tuco {verb}: error: {as_flags(str(err), parser, args.verb)}", file=sys.stderr)
         return 2

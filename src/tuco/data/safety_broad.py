@@ -59,7 +59,8 @@ def _raw() -> bytes:
 
 @functools.cache
 def _data() -> dict[str, Any]:
-    return json.loads(_raw().decode("utf-8"))
+    data: dict[str, Any] = json.loads(_raw().decode("utf-8"))
+    return data
 
 
 def digest() -> str:

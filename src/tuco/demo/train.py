@@ -340,7 +340,7 @@ def finetune_demo(
 
     r = recipe or Recipe()
     out = Path(out_dir)
-    record = json.loads((out / "recipe.json").read_text())
+    record: dict = json.loads((out / "recipe.json").read_text())
     torch.manual_seed(r.seed + 1)
     t0 = time.time()
     tokenizer = AutoTokenizer.from_pretrained(out / "base")

@@ -221,7 +221,7 @@ def _harmful(r: dict[str, Any]) -> bool | None:
     if "refused" in r and r["refused"] is not None:
         return not r["refused"]
     if "chosen" in r:
-        return r["chosen"] == r["matching"]
+        return bool(r["chosen"] == r["matching"])
     return None
 
 

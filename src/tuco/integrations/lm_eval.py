@@ -56,7 +56,8 @@ class TucoLM(HFLM):
 
     def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         with self.pair.engine(alpha=self.alpha):
-            return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+            out: torch.Tensor = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+            return out
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
         with self.pair.engine(alpha=self.alpha):

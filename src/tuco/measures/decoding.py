@@ -264,13 +264,15 @@ class Decoder:
         return v[..., -1, :] if self.per_token else v
 
     def _tuco(self, record: ForwardRecord) -> list[float]:
-        return metrics.tuco(self._last(record.sum_ptc), self._last(record.sum_ftc_steered)).tolist()  # type: ignore[no-any-return]
+        values: list[float] = metrics.tuco(self._last(record.sum_ptc), self._last(record.sum_ftc_steered)).tolist()
+        return values
 
     def _shares(self, record: ForwardRecord) -> list[list[float]] | None:
         """Each row's stages' shares at the position read (chains only)."""
         if not self._chain and record.sums.shape[0] <= 2:
             return None
-        return metrics.stage_shares(self._last(record.sums)).transpose(0, 1).tolist()  # type: ignore[no-any-return]
+        shares: list[list[float]] = metrics.stage_shares(self._last(record.sums)).transpose(0, 1).tolist()
+        return shares
 
     # ---- picking tokens ----
 
@@ -359,7 +361,8 @@ def _cache_argument(model: torch.nn.Module) -> str:
 
 def _returned_cache(out: ModelOutput) -> Cache:
     cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
+    found: Cache = cache if cache is not None else out.past_key_values
+    return found
 
 
 def _top(logp: torch.Tensor, k: int) -> dict[int, float]:

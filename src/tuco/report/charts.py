@@ -18,7 +18,7 @@ def nice_step(span: float, count: int) -> float:
     """A round tick step (1, 2 or 5 times a power of ten) giving about ``count`` intervals over ``span``."""
     raw = (span or 1.0) / max(1, count)
     magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude * (1 + 1e-9))
+    return float(next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude * (1 + 1e-9)))
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,8 @@ def _basis(a: np.ndarray) -> np.ndarray:
     if lam[-1] <= 0:
         return np.zeros((a.shape[0], 0))
     keep = lam > lam[-1] * _RANK_TOL
-    return (a @ v[:, keep]) / np.sqrt(lam[keep])
+    out: np.ndarray = (a @ v[:, keep]) / np.sqrt(lam[keep])
+    return out
 
 
 def _complement(after: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -131,7 +132,8 @@ def _complement(after: np.ndarray, before: np.ndarray) -> np.ndarray:
     lam, v = np.linalg.eigh(np.eye(after.shape[1]) - overlap.T @ overlap)
     keep = lam > 0.5
     r = after @ v[:, keep]
-    return r - before @ (before.T @ r)
+    out: np.ndarray = r - before @ (before.T @ r)
+    return out
 
 
 def _inside(z: np.ndarray, basis: np.ndarray) -> bool:
@@ -327,7 +329,8 @@ class _Fiducial:
             z = np.where(v > 0, diff[:, None] / np.sqrt(np.where(v > 0, v, 1.0)), np.where(diff[:, None] > 0, np.inf, 0.0))
         tail = _normal_sf(z)
         tail = np.where(np.isinf(z), 0.0, np.where(z == 0, 0.5, tail))
-        return np.minimum(1.0, 2 * tail.mean(axis=1))
+        out: np.ndarray = np.minimum(1.0, 2 * tail.mean(axis=1))
+        return out
 
     @staticmethod
     def half_width(v: np.ndarray, level: float) -> float:
@@ -516,7 +519,8 @@ class CrossedDesign(_Design):
         sums = np.zeros((values.shape[0], self.n_cells))
         for j in range(values.shape[0]):
             sums[j] = np.bincount(self._cell_of_value, weights=values[j], minlength=self.n_cells)
-        return sums / self._n_per_cell
+        out: np.ndarray = sums / self._n_per_cell
+        return out
 
 
 def crossed_mean_ci(
