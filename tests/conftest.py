@@ -124,19 +124,35 @@ def brute_auc(pos, neg):
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
 
-def check_findings(findings):
-    """Every recorded verdict is the one its own recorded interval, p-value (Holm over the measured primary
-    claims, in order) and paper range give; an unmeasured claim has no numbers and says so."""
-    from tuco.stats.claims import NOT_MEASURED, verdict
-    from tuco.stats.intervals import Interval, holm
+def hand_holm(ps):
+    """Holm step-down adjusted p-values, written out independently of tuco.stats.intervals.holm."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    out, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        out[i] = running
+    return out
 
-    primary = [f for f in findings if f["primary"] and f["estimate"] is not None]
-    assert [f["p_holm"] for f in primary] == pytest.approx(holm([f["p"] for f in primary]))
+
+def check_findings(findings, family=None):
+    """Every recorded verdict is the one its own recorded interval, p-value (Holm over the measured, testable
+    primary claims of ``family``, in order: the suite's findings when the analysis ran in a suite, else its own)
+    and paper range give; an unmeasured claim has no numbers and says so."""
+    from tuco.stats.claims import NOT_MEASURED, NOT_TESTABLE, verdict
+    from tuco.stats.intervals import Interval
+
+    family = findings if family is None else family
+    primary = [f for f in family if f["primary"] and f["estimate"] is not None and f["verdict"] != NOT_TESTABLE]
+    expected = dict(zip(map(id, primary), hand_holm([f["p"] for f in primary])))
     for f in findings:
         if f["estimate"] is None:
             assert f["verdict"] == NOT_MEASURED and f["low"] is None and f["high"] is None
             continue
         assert f["low"] <= f["estimate"] <= f["high"] and f["n"] and all(isinstance(k, int) for k in f["n"])
+        if f["verdict"] == NOT_TESTABLE:
+            continue
+        if f["primary"]:
+            assert f["p_holm"] == pytest.approx(expected[id(f)]), f["claim"]
         iv = Interval(f["estimate"], f["low"], f["high"], f["p"], tuple(f["n"]), f["method"], f["null"])
         paper_range = tuple(f["paper_range"]) if f["paper_range"] else None
         p_used = f["p_holm"] if f["primary"] else f["p"]

@@ -198,11 +198,12 @@ def test_demo_quick_end_to_end(tmp_path):
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert names == sorted(name for name, _ in PRESETS["demo"])  # the seven analyses
     assert len(names) == 7
-    for name in names:
-        m = json.loads((out / name / "metrics.json").read_text())
-        assert m["findings"]
-        check_findings(m["findings"])
-        assert any(f["primary"] for f in m["findings"])  # every analysis declares its primary claim
+    found = {name: json.loads((out / name / "metrics.json").read_text())["findings"] for name in names}
+    suite = [f for fs in found.values() for f in fs]  # one Holm family over the suite's primary claims
+    for name, findings in found.items():
+        assert findings
+        check_findings(findings, family=suite)
+        assert any(f["primary"] for f in findings)  # every analysis declares its primary claim
     sweep = read_rows(out / "alpha-sweep" / "rows.jsonl")
     at0 = [r for r in sweep if r["alpha"] == 0.0 and r["task"] == "refusal:harmful"]
     assert at0 and not any(r["refused"] for r in at0)  # alpha 0 = the pre-trained model, which never refuses
