@@ -200,7 +200,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len(names) == 7
     found = {name: json.loads((out / name / "metrics.json").read_text())["findings"] for name in names}
     suite = [f for fs in found.values() for f in fs]  # one Holm family over the suite's primary claims
-    for name, findings in found.items():
+    for findings in found.values():
         assert findings
         check_findings(findings, family=suite)
         assert any(f["primary"] for f in findings)  # every analysis declares its primary claim

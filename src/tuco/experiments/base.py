@@ -30,9 +30,13 @@ from tuco.runs.specs import ChooseSpec, GenerateSpec, ScoreSpec
 from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from tuco.data.judges import Judge
+    from tuco.measures.batching import Encoded
     from tuco.models.decomposable import Decomposable
     from tuco.runs.jobs import Enrich, Job
+    from tuco.runs.schema import Row
 
 # --------------------------------------------------------------------------------------------
 # Typed options.
@@ -283,19 +287,21 @@ class ExperimentRun:
 # --------------------------------------------------------------------------------------------
 
 
-def read_at(position: str, tokenizer: Any, chat: bool) -> Enrich:
+def read_at(position: str, tokenizer: PreTrainedTokenizerBase, chat: bool) -> Enrich:
     """The row's ``tuco`` read at ``position`` (docs: ``tuco.measures.positions``), the other positions kept
     beside it (``tuco_last``, ``tuco_first_generated``, ``tuco_response``, ``tuco_request``/``tuco_context``)."""
+    from tuco.measures.generation import Generation
     from tuco.measures.positions import at_generated, request_split
+    from tuco.measures.scoring import Score
     from tuco.runs.schema import POSITION_FIELDS, GenerationRow, ScoreRow
 
-    def enrich(row: Any, encoded: Any, result: Any) -> None:
-        if isinstance(row, ScoreRow):
+    def enrich(row: Row, encoded: Encoded, result: object) -> None:
+        if isinstance(row, ScoreRow) and isinstance(result, Score):
             row.tuco_last = result.tuco
             if position == "request-mean":
                 row.tuco_request, row.tuco_context = request_split(tokenizer, encoded.prompt, result.token_tuco, chat)
                 row.tuco = row.tuco_request
-        elif isinstance(row, GenerationRow):
+        elif isinstance(row, GenerationRow) and isinstance(result, list) and isinstance(result[0], Generation):
             g = result[0]
             row.tuco_last = g.prompt_tuco
             row.tuco_first_generated = at_generated(g.token_tuco, "first")
@@ -312,7 +318,11 @@ def judged(judge: Judge, samples: int) -> Enrich:
     """The judge's verdict on a generation row's responses: ``refused`` (one sample) and the counts
     ``refusals`` / ``non_refusals``, each judged against the prompt's ``request`` field, else the prompt."""
 
-    def enrich(row: Any, encoded: Any, result: Any) -> None:
+    from tuco.runs.schema import GenerationRow
+
+    def enrich(row: Row, encoded: Encoded, result: object) -> None:
+        if not isinstance(row, GenerationRow) or not isinstance(result, list):
+            raise TypeError(f"judged() enriches generation rows, got {type(row).__name__}")
         texts = [g.text for g in result]
         refused = judge.refused([str(encoded.prompt.extra.get("request", encoded.prompt.display))] * len(texts), texts)
         row.refused = refused[0] if samples == 1 else None
@@ -324,7 +334,7 @@ def judged(judge: Judge, samples: int) -> Enrich:
 def chained(steps: Sequence[Enrich]) -> Enrich:
     """One enrichment doing each of ``steps`` in turn."""
 
-    def enrich(row: Any, encoded: Any, result: Any) -> None:
+    def enrich(row: Row, encoded: Encoded, result: object) -> None:
         for step in steps:
             step(row, encoded, result)
 
@@ -505,5 +515,5 @@ def auc_claim(
     return Claim(claim, iv, expect, what, paper, primary, paper_range, digits=2, inputs=inputs)
 
 
-def _number(v: Any) -> bool:
+def _number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v

@@ -70,6 +70,7 @@ from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
     from tuco.models.decomposable import Decomposable
+    from tuco.stats.intervals import Interval
 
 PAPER = "English highest; TuCo ordered by the language's share of web text"
 #: The fewest languages (besides the reference) the primary claim needs: the exact one-sided p reaches
@@ -289,7 +290,7 @@ def _rank_claim(claim: str, what: str, languages: list[str], d: dict[str, float]
     known = [lang for lang in languages if lang in d and lang in shares]
     extra: dict[str, Any] = {"languages": known, "unknown_share": [lang for lang in languages if lang in d and lang not in shares]}
 
-    def made(interval: Any = None, inputs: dict[str, Any] | None = None, reason: str = "") -> Claim:
+    def made(interval: Interval | None = None, inputs: dict[str, Any] | None = None, reason: str = "") -> Claim:
         return Claim(
             claim, interval, "above", what, PAPER, primary, reason=reason, digits=2, extra=extra, inputs=inputs, min_n=MIN_LANGUAGES
         )

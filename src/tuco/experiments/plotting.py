@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuco.palette import FTC, PTC, group_colour
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def figure(width: float = 6.0, height: float = 3.4, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
@@ -20,7 +23,7 @@ def figure(width: float = 6.0, height: float = 3.4, nrows: int = 1, ncols: int =
     return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
 
 
-def save(fig: Any, path: Path) -> None:
+def save(fig: Figure, path: Path) -> None:
     """Save as PNG and free the figure."""
     import matplotlib.pyplot as plt
 

@@ -37,6 +37,9 @@ from tuco.measures.prompts import Prompt
 from tuco.stats.claims import Claim
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from tuco.measures.prompts import Messages
     from tuco.models.decomposable import Decomposable
 
 PAPER = "ROC-AUC 0.93-1.0 for most pairs (Zephyr-gemma 0.63), chat = positive"
@@ -61,7 +64,7 @@ class WebVsChatOptions(Options):
             raise ConfigError(f"--window-sweep repeats --web-tokens {self.web_tokens}; list only the other lengths")
 
 
-def window(tokenizer: Any, text: str, n_tokens: int, rng: random.Random) -> str | None:
+def window(tokenizer: PreTrainedTokenizerBase, text: str, n_tokens: int, rng: random.Random) -> str | None:
     """A random window of ``n_tokens`` tokens of ``text`` strictly inside it (decoded back to text), or None
     when the text is not longer than the window."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -88,7 +91,7 @@ def run(model: Decomposable, o: WebVsChatOptions, rd: ExperimentRun) -> None:
         score([_prompt(f"raw-{i}", c, "chat (no template)", i) for i, c in enumerate(chats) if isinstance(c, str)], False)
 
 
-def _prompt(pid: str, value: Any, condition: str, item: int) -> Prompt:
+def _prompt(pid: str, value: str | Messages, condition: str, item: int) -> Prompt:
     extra = {"condition": condition, "item": f"chat-{item}"}
     return Prompt(pid, text=value, extra=extra) if isinstance(value, str) else Prompt(pid, messages=value, extra=extra)
 

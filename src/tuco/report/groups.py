@@ -20,7 +20,7 @@ from tuco.stats.summary import quantile
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 
 
-def natural_key(text: Any) -> tuple[tuple[int, Any], ...]:
+def natural_key(text: object) -> tuple[tuple[int, Any], ...]:
     """Sort key that orders numbers inside text by value: k=2 before k=16, alpha=0.5 before alpha=1."""
     # a minus sign only where no word character precedes it: suffix-10 is suffix, 10 (not -10); alpha=-1 is -1
     parts = re.split(r"((?:(?<![\w.])-)?\d+(?:\.\d+)?(?:e-?\d+)?)", str(text))

@@ -20,7 +20,7 @@ from tuco.report.training import OverSteps
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def _num(value: Any) -> str:
+def _num(value: float | str | None) -> str:
     return "" if value is None else f"{float(value):.4f}"
 
 

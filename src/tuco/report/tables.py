@@ -39,7 +39,7 @@ class Table:
         return self.total > len(self.rows)
 
 
-def cell(value: Any, *, text: bool = False) -> Cell:
+def cell(value: object, *, text: bool = False) -> Cell:
     """A row value as a cell (``text``: a prompt or response, cut with an ellipsis)."""
     if text:
         return Cell(clip(value, TEXT_CHARS), long=True)

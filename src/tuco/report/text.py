@@ -3,19 +3,17 @@ ellipsis). Plain text only: the templates escape it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 ELLIPSIS = "…"
 
 
-def number(value: Any) -> float | None:
+def number(value: object) -> float | None:
     """A finite-or-not real number from a row value (bools and NaN are not numbers), else None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
         return float(value)
     return None
 
 
-def fmt(value: Any) -> str:
+def fmt(value: object) -> str:
     """A cell's text: yes/no, integers as they are, reals to 4 decimals, lists shortened, None empty."""
     if value is None:
         return ""
@@ -31,7 +29,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def clip(text: Any, limit: int, *, keep_end: bool = False) -> str:
+def clip(text: object, limit: int, *, keep_end: bool = False) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis where it was cut (``keep_end``: keep its end,
     as for a long prompt whose last turn matters)."""
     s = "" if text is None else str(text)

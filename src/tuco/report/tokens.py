@@ -93,7 +93,7 @@ class TokenView:
     segments: list[Segment]
 
 
-def tokens_of(tokens: Any, values: Any) -> list[Token] | None:
+def tokens_of(tokens: object, values: object) -> list[Token] | None:
     """Tokens with their values (a value missing or not a number: None), or None without tokens."""
     if not isinstance(tokens, list) or not tokens:
         return None

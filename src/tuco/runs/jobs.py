@@ -42,7 +42,7 @@ Progress = Callable[[int, int], None]
 # What a measurement takes: prompts (strings, chats, Prompt objects), or prompts the caller already encoded.
 PromptsIn: TypeAlias = "Sequence[str | Messages | Prompt] | Sequence[Encoded]"
 # What a caller adds to each row before it is written: (row, the encoded prompt, the spec's result for it).
-Enrich = Callable[[Row, "Encoded", Any], None]
+Enrich = Callable[[Row, "Encoded", object], None]
 
 
 @dataclass
