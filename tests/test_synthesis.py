@@ -5,6 +5,7 @@ adapter variance). Monte-Carlo SE of a coverage near 0.95 with 2000 data sets: 0
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,27 @@ def test_a_synthesis_json_that_is_not_one_is_refused(tmp_path):
     (tmp_path / "synthesis.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot read"):
         open_source(tmp_path)
+
+
+def test_demo_over_seeds_writes_the_synthesis_and_its_report(tmp_path, monkeypatch):
+    """``tuco demo --seeds`` (``run_many``): the seeds' suites (here tiny runs in place of the measured ones),
+    then out/synthesis.json and out/report.html with the synthesis first."""
+    import json
+
+    from tuco.demo import suites
+
+    shifts = {0: -0.010, 1: -0.008, 2: -0.012}
+    monkeypatch.setattr(suites, "seed_adapter", lambda pair, seed, store, say: Path(str(seed)))
+    monkeypatch.setattr(
+        suites,
+        "run_adapters",
+        lambda pair, tuned, out, suite, **kw: {
+            label: {"gcg": json.loads((_tiny_run(out / label / "gcg", int(str(p)), shifts[int(str(p))]) / "metrics.json").read_text())}
+            for label, p in tuned
+        },
+    )
+    got = suites.run_many("demo", tmp_path, seeds=[0, 1, 2])
+    assert json.loads((tmp_path / "synthesis.json").read_text())["claims"] == json.loads(json.dumps(got["claims"], default=str))
+    html = (tmp_path / "report.html").read_text()
+    assert "Synthesis over 3 adapters" in html and "adapter seed-0" in html
+    assert f"{got['claims'][0]['estimate']:.4f}" in html
