@@ -91,7 +91,10 @@ def _family(runs: dict[str, Any]) -> str:
 def collect(suite: Path, label: str) -> dict[str, Any]:
     """What the documents need, and what re-derives it, from every run directory in ``suite`` (or ``suite``
     itself when it is one): see the module docstring."""
-    runs = [suite] if (suite / "metrics.json").exists() else sorted(d for d in suite.iterdir() if (d / "metrics.json").exists())
+    if (suite / "metrics.json").exists():
+        runs = [suite]
+    else:
+        runs = sorted(d for d in suite.iterdir() if (d / "metrics.json").exists()) if suite.is_dir() else []
     if not runs:
         raise InputError(f"{suite}: no run directory with metrics.json; give a tuco demo output or an analysis's run directory")
     out: dict[str, Any] = {"label": label, "runs": {}}
@@ -128,7 +131,13 @@ def collect_synthesis(folder: Path, label: str) -> dict[str, Any]:
     if not isinstance(synthesis.get("claims"), list):
         raise InputError(f"{path}: no 'claims' list; is it a tuco synthesis?")
     keep = ("adapters", "analyses", "holm_family", "claims")
-    return {"label": label, "kind": "synthesis", **{k: synthesis.get(k) for k in keep}}
+    without = [
+        f"{c['experiment']}: {c['claim']} (adapter {a.get('adapter')})"
+        for c in synthesis["claims"]
+        for a in c.get("adapters") or []
+        if a.get("estimate") is not None and not a.get("inputs")
+    ]
+    return {"label": label, "kind": "synthesis", **{k: synthesis.get(k) for k in keep}, "without_inputs": without}
 
 
 def available() -> list[str]:
@@ -340,11 +349,12 @@ def main(argv: list[str]) -> int:
         if args.cmd == "collect":
             snap = collect(args.suite, args.label)
             _write(args.out, snap)
+        if args.cmd == "collect-synthesis":
+            snap = collect_synthesis(args.dir, args.label)
+            _write(args.out, snap)
+        if args.cmd in ("collect", "collect-synthesis"):
             for line in snap["without_inputs"]:
                 print(f"without per-item inputs (cannot be re-derived): {line}", file=sys.stderr)
-            return 0
-        if args.cmd == "collect-synthesis":
-            _write(args.out, collect_synthesis(args.dir, args.label))
             return 0
         stale = []
         for doc in args.docs:

@@ -44,7 +44,7 @@ def _findings_module():
 
 def _has_inputs(snapshot: dict) -> bool:
     """Whether the snapshot was collected with inputs (a ``without_inputs`` list), for runs or a synthesis."""
-    return "without_inputs" in snapshot or snapshot.get("kind") == "synthesis"
+    return "without_inputs" in snapshot
 
 
 def _close(a, b) -> bool:
@@ -143,7 +143,7 @@ def test_every_shipped_finding_recomputes_from_its_inputs(snapshot, finding):
         snap = _load(ROOT / "docs" / "findings" / f"{snapshot}.json")
         if snapshot in PREDATE_INPUTS:
             pytest.skip(f"{snapshot}: no per-item inputs: {PREDATE_INPUTS[snapshot]}")
-        listed = [line for line in snap.get("without_inputs", []) if line.endswith(finding["claim"])]
+        listed = [line for line in snap.get("without_inputs", []) if finding["claim"] in line]
         assert listed, f"{snapshot}: {finding['claim']} has no inputs and the snapshot does not list it in without_inputs"
         pytest.skip(f"{snapshot}: {listed[0]}: the analysis computed it without tuco.stats.recompute (listed by collect)")
     assert not finding_problems(finding), finding_problems(finding)
@@ -213,13 +213,18 @@ def test_a_collected_snapshot_rederives_and_a_changed_number_or_verdict_is_caugh
     assert any("Holm family recorded 2, re-judged 1" in p for p in verdict_problems(changed))
 
 
-def test_collect_lists_findings_without_inputs(tmp_path):
+def test_collect_lists_findings_without_inputs(tmp_path, capsys):
     findings = _findings_module()
     suite = _tiny_suite(tmp_path / "suite")
     metrics = json.loads((suite / "gcg" / "metrics.json").read_text())
     metrics["findings"][1]["inputs"] = None
     (suite / "gcg" / "metrics.json").write_text(json.dumps(metrics))
     assert findings.collect(suite, "tiny")["without_inputs"] == ["gcg: a side claim"]
+    out = tmp_path / "docs" / "snap.json"
+    assert findings.main(["collect", str(suite), "--label", "tiny", "--out", str(out)]) == 0  # the one command
+    assert json.loads(out.read_text()) == json.loads(json.dumps(findings.collect(suite, "tiny")))
+    assert "without per-item inputs (cannot be re-derived): gcg: a side claim" in capsys.readouterr().err
+    assert findings.main(["collect", str(tmp_path / "nothing"), "--label", "x", "--out", str(out)]) == 2
 
 
 def test_a_synthesis_snapshot_resynthesises_and_a_change_is_caught(tmp_path):
@@ -232,7 +237,7 @@ def test_a_synthesis_snapshot_resynthesises_and_a_change_is_caught(tmp_path):
     (out / "synthesis.json").write_text(json.dumps(synthesize_runs(runs, ["s0", "s1", "s2"]), default=str))
     snap = json.loads(json.dumps(findings.collect_synthesis(out, "three seeds")))
     assert snap["kind"] == "synthesis" and snap["holm_family"] == 2 and len(snap["claims"]) == 2
-    assert all(a["inputs"] for c in snap["claims"] for a in c["adapters"])
+    assert all(a["inputs"] for c in snap["claims"] for a in c["adapters"]) and snap["without_inputs"] == []
     assert synthesis_problems(snap) == []
     changed = json.loads(json.dumps(snap))
     changed["claims"][0]["adapters"][1]["inputs"]["after"][3] -= 0.2
