@@ -33,6 +33,13 @@ def test_every_snapshot_is_complete(findings):
     assert snaps, "no findings snapshot"
     for path in snaps:
         snap = json.loads(path.read_text(encoding="utf-8"))
+        if snap.get("kind") == "synthesis":  # a synthesis over adapters: a headline per claim, its adapters below
+            assert snap["claims"] and snap["adapters"], path.name
+            for c in snap["claims"]:
+                assert {"experiment", "claim", "verdict", "estimate", "low", "high", "k", "tau", "i2", "adapters"} <= set(c), path.name
+                if c["estimate"] is not None:
+                    assert c["low"] <= c["estimate"] <= c["high"], (path.name, c["claim"])
+            continue
         for name, run in snap["runs"].items():
             primary = [f for f in run["findings"] if f["primary"]]
             assert primary, f"{path.name}: {name} declares no primary claim"
