@@ -1,41 +1,107 @@
 """The measured findings in README.md and docs/findings-gemma.md, generated from the runs, never hand-copied.
 
-Two steps (``make findings`` runs the second; tests/test_docs.py fails when the documents drift):
+Snapshots first (one file per run or synthesis in docs/findings/), then the documents (``make findings``
+runs the last step; tests/test_docs.py fails when the documents drift, tests/test_snapshots.py recomputes
+every shipped finding from the per-item inputs its snapshot keeps):
 
-    python docs/findings.py collect runs/gemma-seed0 --label "Gemma, seed 0 (shipped)" --out docs/findings/gemma-seed0.json
-    python docs/findings.py render README.md docs/findings-gemma.md
+    # one suite (a `tuco demo` output directory, or one analysis's run directory) -> one snapshot
+    tuco demo --out runs/demo --overwrite
+    python docs/findings.py collect runs/demo --label "demo pair (5.8M)" --out docs/findings/demo.json
 
-``collect`` keeps, of every experiment run in a suite directory (``tuco demo`` / ``tuco experiment``
-outputs), what the documents show: the findings of metrics.json (claim, primary, verdict, estimate,
-interval, n, paper), the options, the checkpoints and the tuco version. ``render`` rewrites the blocks
-between ``<!-- findings:NAME -->`` and ``<!-- /findings:NAME -->`` markers from those snapshots.
+    # adapters as samples: each seed's suite, their synthesis, its snapshot (the README's headline)
+    tuco demo --pair gemma --seeds 0-4 --out runs/gemma-seeds        # or: tuco synthesize RUN... --out DIR
+    python docs/findings.py collect runs/gemma-seeds/seed0 --label "Gemma seed 0" --out docs/findings/gemma-seed0.json
+    ...                                                              # (one collect per seed)
+    python docs/findings.py collect-synthesis runs/gemma-seeds --label "Gemma, 5 adapters" \\
+        --out docs/findings/gemma-synthesis.json
+
+    # the documents: every <!-- findings:KIND SNAPSHOT... --> block rewritten from the snapshots it names
+    python docs/findings.py render README.md docs/findings-gemma.md          # = make findings
+    python docs/findings.py render --check README.md docs/findings-gemma.md  # exit 1 when out of date
+
+``collect`` keeps, of every analysis run in a suite directory, what the documents show and what re-derives
+it: every finding of metrics.json (claim, primary, verdict, estimate, interval, p, Holm p and family, n,
+the paper's statement, range and direction) with the per-item ``inputs`` its interval was computed from
+(``tuco.stats.recompute``), the options, the checkpoints and the tuco version. Findings measured without
+recorded inputs are listed in the snapshot (``without_inputs``) and printed. ``collect-synthesis`` keeps a
+``synthesis.json`` (``tuco synthesize --out DIR``; ``tuco demo --seeds``): per primary claim the pooled
+estimate, Knapp-Hartung interval, prediction interval for a new adapter, tau, I^2, verdict, and every
+adapter's finding with its inputs.
+
+A generated block names its kind and the snapshots it shows, by file stem; a snapshot that is not in
+docs/findings/ fails ``render`` (the documents name only runs that exist):
+
+    <!-- findings:summary demo gemma-seed0 gemma-seed1 -->   the primary claims, one column per snapshot
+    <!-- /findings:summary -->
+    <!-- findings:synthesis gemma-synthesis -->               the synthesis headline + the per-adapter spread
+    <!-- /findings:synthesis -->
+    <!-- findings:gcg gemma-seed0 gemma-seed1 -->             every finding of one analysis, one table per
+    <!-- /findings:gcg -->                                     snapshot, every adapter in the same format
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tuco.errors import InputError, TucoError
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "findings"
 ORDER = ["web-vs-chat", "conjugate", "gcg", "many-shot", "jailbreak-success", "alpha-sweep", "output-vs-tuco"]
-SUPPORTED = {"reproduced", "direction reproduced, weaker than the paper", "direction reproduced, stronger than the paper"}
+SUPPORTED = {
+    "reproduced",
+    "direction reproduced, weaker than the paper",
+    "direction reproduced, stronger than the paper",
+    "direction consistent",
+}
+#: What a snapshot keeps of a finding: what the documents show, and what re-judges and re-derives it.
+KEEP = (
+    "claim", "primary", "verdict", "estimate", "low", "high", "n", "n_text", "paper", "measured", "p", "p_holm",
+    "holm_family", "paper_range", "expect", "null", "method", "min_n", "mde", "inputs",
+)  # fmt: skip
+MARKER = re.compile(r"<!-- findings:(?P<kind>[\w-]+)(?P<args>[^>]*?) -->")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read {path}: {err}") from err
+    return data if isinstance(data, dict) else {}
+
+
+def _family(runs: dict[str, Any]) -> str:
+    """ "suite" when every judged primary finding was Holm-corrected over all the runs' primaries together
+    (``tuco demo``), else "run" (each analysis its own family)."""
+    judged = [
+        f
+        for r in runs.values()
+        for f in r["findings"]
+        if f.get("primary") and f.get("estimate") is not None and f.get("holm_family") is not None
+    ]
+    return "suite" if judged and all(f["holm_family"] == len(judged) for f in judged) else "run"
 
 
 def collect(suite: Path, label: str) -> dict[str, Any]:
-    """What the documents need from every run directory in ``suite`` (or ``suite`` itself when it is one)."""
-    runs = [suite] if (suite / "metrics.json").exists() else sorted(d for d in suite.iterdir() if (d / "metrics.json").exists())
+    """What the documents need, and what re-derives it, from every run directory in ``suite`` (or ``suite``
+    itself when it is one): see the module docstring."""
+    if (suite / "metrics.json").exists():
+        runs = [suite]
+    else:
+        runs = sorted(d for d in suite.iterdir() if (d / "metrics.json").exists()) if suite.is_dir() else []
     if not runs:
-        raise SystemExit(f"{suite}: no run directory with metrics.json")
+        raise InputError(f"{suite}: no run directory with metrics.json; give a tuco demo output or an analysis's run directory")
     out: dict[str, Any] = {"label": label, "runs": {}}
     for d in runs:
-        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
-        manifest = json.loads((d / "rows.manifest.json").read_text(encoding="utf-8"))
+        metrics = _read(d / "metrics.json")
+        manifest = _read(d / "rows.manifest.json") if (d / "rows.manifest.json").exists() else {}
         config = manifest.get("config", {})
-        keep = ("claim", "primary", "verdict", "estimate", "low", "high", "n", "n_text", "paper", "measured", "p_holm", "mde")
         out["runs"][metrics["experiment"]] = {
             "options": config.get("options", {}),
             "checkpoints": [Path(str(c)).name for c in config.get("checkpoints", [])],
@@ -43,15 +109,72 @@ def collect(suite: Path, label: str) -> dict[str, Any]:
             "tuco_git_sha": (manifest.get("versions") or {}).get("tuco_git_sha"),
             "seconds": manifest.get("seconds"),
             "findings": [
-                {**{k: f.get(k) for k in keep}, "also": (f.get("extra") or {}).get("behaviour")} for f in metrics.get("findings", [])
+                {**{k: f.get(k) for k in KEEP}, "also": (f.get("extra") or {}).get("behaviour")} for f in metrics.get("findings", [])
             ],
         }
+    out["family"] = _family(out["runs"])
+    out["without_inputs"] = [
+        f"{name}: {f['claim']}"
+        for name, run in out["runs"].items()
+        for f in run["findings"]
+        if f.get("estimate") is not None and not f.get("inputs")
+    ]
     return out
 
 
+def collect_synthesis(folder: Path, label: str) -> dict[str, Any]:
+    """A synthesis over adapters (``folder/synthesis.json``, or that file itself) as a snapshot."""
+    path = folder / "synthesis.json" if folder.is_dir() else folder
+    if not path.is_file():
+        raise InputError(f"{folder}: no synthesis.json; write one with tuco synthesize RUN... --out DIR (or tuco demo --seeds)")
+    synthesis = _read(path)
+    if not isinstance(synthesis.get("claims"), list):
+        raise InputError(f"{path}: no 'claims' list; is it a tuco synthesis?")
+    keep = ("adapters", "analyses", "holm_family", "claims")
+    without = [
+        f"{c['experiment']}: {c['claim']} (adapter {a.get('adapter')})"
+        for c in synthesis["claims"]
+        for a in c.get("adapters") or []
+        if a.get("estimate") is not None and not a.get("inputs")
+    ]
+    return {"label": label, "kind": "synthesis", **{k: synthesis.get(k) for k in keep}, "without_inputs": without}
+
+
+def available() -> list[str]:
+    """The snapshots in docs/findings/, by file stem."""
+    return sorted(p.stem for p in SNAPSHOTS.glob("*.json"))
+
+
 def load(name: str) -> dict[str, Any]:
-    """A snapshot in docs/findings/ by file stem."""
-    return json.loads((SNAPSHOTS / f"{name}.json").read_text(encoding="utf-8"))
+    """A snapshot in docs/findings/ by file stem; a missing one is an error naming the fix."""
+    path = SNAPSHOTS / f"{name}.json"
+    if not path.is_file():
+        raise InputError(
+            f"snapshot {name!r} is not in {SNAPSHOTS} (there: {', '.join(available()) or 'none'}); "
+            f"collect it (python docs/findings.py collect RUN --label L --out docs/findings/{name}.json) "
+            "or take it out of the document's block"
+        )
+    return _read(path)
+
+
+def is_synthesis(snapshot: dict[str, Any]) -> bool:
+    """True for a synthesis over adapters (``collect_synthesis``)."""
+    return snapshot.get("kind") == "synthesis"
+
+
+def _fmt(value: float | None, null: float | None = 0.0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if not null else f"{value:.3f}"
+
+
+def _pooled(c: dict[str, Any]) -> str:
+    """A synthesised claim's headline in one cell: pooled [interval]; the prediction interval."""
+    if c.get("estimate") is None:
+        return str(c.get("measured") or "")
+    null = c.get("null")
+    pred = f"; a new adapter [{_fmt(c['pred_low'], null)}, {_fmt(c['pred_high'], null)}]" if c.get("pred_low") is not None else ""
+    return f"{_fmt(c['estimate'], null)} [{_fmt(c['low'], null)}, {_fmt(c['high'], null)}]{pred}"
 
 
 def _cell(f: dict[str, Any] | None) -> str:
@@ -65,12 +188,19 @@ def _cell(f: dict[str, Any] | None) -> str:
 
 
 def _primary(snapshot: dict[str, Any], experiment: str) -> list[dict[str, Any]]:
+    if is_synthesis(snapshot):
+        return [
+            {**c, "primary": True, "measured": _pooled(c), "n_text": f"k={c['k']}", "also": None}
+            for c in snapshot["claims"]
+            if c["experiment"] == experiment
+        ]
     run = snapshot["runs"].get(experiment)
     return [f for f in run["findings"] if f.get("primary")] if run else []
 
 
 def primary_table(snapshots: list[dict[str, Any]]) -> str:
-    """One row per primary claim (the claims of the first snapshot that has the experiment), one column per snapshot."""
+    """One row per primary claim (the claims of the first snapshot that has the experiment), one column per
+    snapshot (a synthesis's column shows its pooled headline)."""
     head = "| experiment: primary claim | paper | " + " | ".join(s["label"] for s in snapshots) + " |"
     rows = [head, "|" + "---|" * (2 + len(snapshots))]
     for exp in ORDER:
@@ -103,88 +233,140 @@ def experiment_table(snapshot: dict[str, Any], experiment: str) -> str:
     return "\n".join(rows)
 
 
-BLOCKS: dict[str, Any] = {}
+def synthesis_table(snapshot: dict[str, Any]) -> str:
+    """The headline: per primary claim the pooled estimate [Knapp-Hartung 95% interval], the prediction
+    interval for a new adapter, tau, I^2, k and the verdict; then (one click away) each adapter's finding."""
+    rows = [
+        "| experiment: primary claim | paper | pooled [95% interval] | a new adapter (95% prediction) | tau | I² | k | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in snapshot["claims"]:
+        null = c.get("null")
+        if c.get("estimate") is None:
+            head = f"| {c['experiment']}: {c['claim']} | {c.get('paper') or '-'} | {c.get('measured') or '-'}"
+            rows.append(f"{head} | - | - | - | {c['k']} | {c['verdict']} |")
+            continue
+        pred = f"[{_fmt(c['pred_low'], null)}, {_fmt(c['pred_high'], null)}]" if c.get("pred_low") is not None else "- (k < 3)"
+        verdict = f"**{c['verdict']}**" if c["verdict"] in SUPPORTED else c["verdict"]
+        holm = f" (Holm p {c['p_holm']:.3g})" if c.get("p_holm") is not None else ""
+        rows.append(
+            f"| {c['experiment']}: {c['claim']} | {c.get('paper') or '-'} | {_fmt(c['estimate'], null)} "
+            f"[{_fmt(c['low'], null)}, {_fmt(c['high'], null)}] | {pred} | {c['tau']:.3g} | {c['i2']:.0%} | {c['k']} | {verdict}{holm} |"
+        )
+    spread = ["| experiment: primary claim | adapter | measured (95% interval) | n | verdict |", "|---|---|---|---|---|"]
+    for c in snapshot["claims"]:
+        for a in c.get("adapters") or []:
+            n = a.get("n_text") or a.get("n") or ""
+            spread.append(
+                f"| {c['experiment']}: {c['claim']} | {a['adapter']} | {a.get('measured') or '-'} | {n} | {a.get('verdict') or ''} |"
+            )
+    labels = ", ".join(a["label"] for a in snapshot.get("adapters") or [])
+    note = (
+        f"{snapshot['label']}: a random-effects synthesis over {len(snapshot.get('adapters') or [])} adapters ({labels}); "
+        f"the {snapshot.get('holm_family')} synthesised primary claims are judged in one Holm family."
+    )
+    details = (
+        "<details><summary>Each adapter's own finding (the spread behind the synthesis)</summary>\n\n"
+        + "\n".join(spread)
+        + "\n\n</details>"
+    )
+    return "\n".join(rows) + "\n\n" + note + "\n\n" + details
 
 
-def block(name: str) -> Any:
-    """Register a generated block by marker name."""
-
-    def wrap(fn: Any) -> Any:
-        BLOCKS[name] = fn
-        return fn
-
-    return wrap
+def _runs_only(kind: str, snapshots: list[dict[str, Any]], names: list[str]) -> None:
+    for s, n in zip(snapshots, names):
+        if is_synthesis(s):
+            raise InputError(f"block {kind!r} shows runs; {n!r} is a synthesis (name it in a 'synthesis' or 'summary' block)")
 
 
-def _snapshots(names: list[str]) -> list[dict[str, Any]]:
-    return [load(n) for n in names if (SNAPSHOTS / f"{n}.json").exists()]
+def _summary(names: list[str]) -> str:
+    return primary_table([load(n) for n in names])
 
 
-@block("summary")
-def _summary() -> str:
-    return primary_table(_snapshots(["demo", "gemma-seed0", "gemma-seed1", "gemma-seed2"]))
+def _synthesis(names: list[str]) -> str:
+    snaps = [load(n) for n in names]
+    for s, n in zip(snaps, names):
+        if not is_synthesis(s):
+            raise InputError(f"block 'synthesis' shows a synthesis; {n!r} is a run (collect one with collect-synthesis)")
+    return "\n\n".join(synthesis_table(s) for s in snaps)
 
 
-for _exp in ORDER:
+def _experiment(exp: str) -> Callable[[list[str]], str]:
+    def block(names: list[str]) -> str:
+        snaps = [load(n) for n in names]
+        _runs_only(exp, snaps, names)
+        return "\n\n".join(f"*{s['label']}*\n\n{experiment_table(s, exp)}" for s in snaps)
 
-    @block(f"gemma-{_exp}")
-    def _section(exp: str = _exp) -> str:
-        snaps = _snapshots(["gemma-seed0"])
-        seeds = _snapshots(["gemma-seed0", "gemma-seed1", "gemma-seed2"])
-        parts = [experiment_table(snaps[0], exp)] if snaps else [f"(no run of {exp} yet)"]
-        if len(seeds) > 1:
-            parts.append("Primary claims on every adapter seed (the spread is part of the finding):\n\n" + primary_table_for(seeds, exp))
-        return "\n\n".join(parts)
+    return block
 
 
-def primary_table_for(snapshots: list[dict[str, Any]], experiment: str) -> str:
-    """The primary claims of one experiment across snapshots."""
-    rows = ["| adapter | claim | measured (95% interval) | n | verdict |", "|---|---|---|---|---|"]
-    for s in snapshots:
-        for f in _primary(s, experiment):
-            also = f" (and {f['also']})" if f.get("also") else ""
-            rows.append(f"| {s['label']} | {f['claim']} | {f.get('measured', '')}{also} | {f.get('n_text') or ''} | {f['verdict']} |")
-    return "\n".join(rows)
+BLOCKS: dict[str, Callable[[list[str]], str]] = {"summary": _summary, "synthesis": _synthesis, **{e: _experiment(e) for e in ORDER}}
 
 
 def render(text: str) -> str:
-    """``text`` with every registered block between its markers regenerated."""
-    for name, fn in BLOCKS.items():
-        start, end = f"<!-- findings:{name} -->", f"<!-- /findings:{name} -->"
-        i = text.find(start)
-        if i < 0:
+    """``text`` with every ``<!-- findings:KIND SNAPSHOT... -->`` block regenerated from the snapshots it
+    names; an unknown kind, a block that names no snapshot or a snapshot not in docs/findings/ is an error."""
+    out, pos = [], 0
+    for m in MARKER.finditer(text):
+        if m.start() < pos:
             continue
-        j = text.find(end, i)
+        kind, names = m["kind"], m["args"].split()
+        end = f"<!-- /findings:{kind} -->"
+        if kind not in BLOCKS:
+            raise InputError(f"unknown findings block {kind!r} ({m[0]}); one of: {', '.join(BLOCKS)}")
+        if not names:
+            raise InputError(f"block {m[0]} names no snapshot; name them by file stem, e.g. <!-- findings:{kind} demo -->")
+        j = text.find(end, m.end())
         if j < 0:
-            raise SystemExit(f"marker {start} has no {end}")
-        text = text[: i + len(start)] + "\n" + fn() + "\n" + text[j:]
-    return text
+            raise InputError(f"marker {m[0]} has no {end}")
+        out += [text[pos : m.end()], "\n", BLOCKS[kind](names), "\n"]
+        pos = j
+    return "".join(out) + text[pos:]
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("collect", help="snapshot a suite's findings")
+    c = sub.add_parser("collect", help="snapshot a suite's findings (with their per-item inputs)")
     c.add_argument("suite", type=Path)
     c.add_argument("--label", required=True)
     c.add_argument("--out", required=True, type=Path)
+    s = sub.add_parser("collect-synthesis", help="snapshot a synthesis over adapters (a tuco synthesize --out DIR)")
+    s.add_argument("dir", type=Path)
+    s.add_argument("--label", required=True)
+    s.add_argument("--out", required=True, type=Path)
     r = sub.add_parser("render", help="rewrite the generated blocks of documents")
     r.add_argument("docs", nargs="+", type=Path)
     r.add_argument("--check", action="store_true", help="fail (exit 1) when a document is out of date")
     args = p.parse_args(argv)
-    if args.cmd == "collect":
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(collect(args.suite, args.label), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}")
-        return 0
-    stale = []
-    for doc in args.docs:
-        text = doc.read_text(encoding="utf-8")
-        new = render(text)
-        if new != text:
-            stale.append(str(doc))
-            if not args.check:
-                doc.write_text(new, encoding="utf-8")
+    try:
+        if args.cmd == "collect":
+            snap = collect(args.suite, args.label)
+            _write(args.out, snap)
+        if args.cmd == "collect-synthesis":
+            snap = collect_synthesis(args.dir, args.label)
+            _write(args.out, snap)
+        if args.cmd in ("collect", "collect-synthesis"):
+            for line in snap["without_inputs"]:
+                print(f"without per-item inputs (cannot be re-derived): {line}", file=sys.stderr)
+            return 0
+        stale = []
+        for doc in args.docs:
+            text = doc.read_text(encoding="utf-8")
+            new = render(text)
+            if new != text:
+                stale.append(str(doc))
+                if not args.check:
+                    doc.write_text(new, encoding="utf-8")
+    except TucoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.check and stale:
         print("out of date: " + ", ".join(stale) + " (run: make findings)")
         return 1

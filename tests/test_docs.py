@@ -33,6 +33,13 @@ def test_every_snapshot_is_complete(findings):
     assert snaps, "no findings snapshot"
     for path in snaps:
         snap = json.loads(path.read_text(encoding="utf-8"))
+        if snap.get("kind") == "synthesis":  # a synthesis over adapters: a headline per claim, its adapters below
+            assert snap["claims"] and snap["adapters"], path.name
+            for c in snap["claims"]:
+                assert {"experiment", "claim", "verdict", "estimate", "low", "high", "k", "tau", "i2", "adapters"} <= set(c), path.name
+                if c["estimate"] is not None:
+                    assert c["low"] <= c["estimate"] <= c["high"], (path.name, c["claim"])
+            continue
         for name, run in snap["runs"].items():
             primary = [f for f in run["findings"] if f["primary"]]
             assert primary, f"{path.name}: {name} declares no primary claim"
@@ -53,3 +60,99 @@ def test_tables_show_the_snapshot_numbers(findings):
     assert "d -0.2, paired n=30: **reproduced**" in row
     header = table.splitlines()[0]
     assert header.index("pair A") < header.index("pair B")
+
+
+def _write(folder, name, snapshot):
+    (folder / f"{name}.json").write_text(json.dumps(snapshot), encoding="utf-8")
+
+
+def _run_snapshot(label, estimate, verdict):
+    finding = {"claim": "GCG lowers TuCo", "primary": True, "verdict": verdict, "estimate": estimate, "low": estimate - 0.01}
+    finding |= {"high": estimate + 0.01, "n": [32], "n_text": "paired n=32", "measured": f"d {estimate:+.3f}", "p_holm": 0.01}
+    side = {"claim": "words lower TuCo", "primary": False, "verdict": "exploratory: as stated (p 0.01)", "estimate": -0.1}
+    side |= {"low": -0.2, "high": 0.0, "n": [32], "n_text": "paired n=32", "measured": "d -0.100"}
+    return {"label": label, "runs": {"gcg": {"findings": [finding, side]}}}
+
+
+def test_a_block_that_names_a_missing_snapshot_fails_make_findings(findings, tmp_path, monkeypatch, capsys):
+    """The documents name only runs that exist: a block naming a snapshot that is not in docs/findings/ is
+    an error naming it (render raises; the command exits 2), as is an unknown block or one naming none."""
+    from tuco.errors import InputError
+
+    monkeypatch.setattr(findings, "SNAPSHOTS", tmp_path)
+    _write(tmp_path, "seed0", _run_snapshot("seed 0", -0.005, "reproduced"))
+    ok = "<!-- findings:summary seed0 -->\n<!-- /findings:summary -->\n"
+    assert "d -0.005, paired n=32: **reproduced**" in findings.render(ok)
+    missing = "<!-- findings:summary seed0 seed2 -->\n<!-- /findings:summary -->\n"
+    with pytest.raises(InputError, match=r"snapshot 'seed2' is not in .*there: seed0.*collect it"):
+        findings.render(missing)
+    for text, match in [
+        ("<!-- findings:gcg seed2 -->\n<!-- /findings:gcg -->", "'seed2' is not in"),
+        ("<!-- findings:nonsense seed0 -->\n<!-- /findings:nonsense -->", "unknown findings block 'nonsense'"),
+        ("<!-- findings:summary -->\n<!-- /findings:summary -->", "names no snapshot"),
+        ("<!-- findings:summary seed0 -->\n", "has no <!-- /findings:summary -->"),
+        ("<!-- findings:synthesis seed0 -->\n<!-- /findings:synthesis -->", "'seed0' is a run"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            findings.render(text)
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n" + missing, encoding="utf-8")
+    assert findings.main(["render", str(doc)]) == 2
+    assert "error: snapshot 'seed2' is not in" in capsys.readouterr().err
+    assert doc.read_text(encoding="utf-8") == "intro\n" + missing  # nothing half-written
+
+
+def test_the_shipped_documents_name_only_snapshots_that_exist(findings):
+    names = set()
+    for doc in ("README.md", "docs/findings-gemma.md"):
+        for m in findings.MARKER.finditer((ROOT / doc).read_text(encoding="utf-8")):
+            names |= set(m["args"].split())
+    assert names and names <= set(findings.available()), sorted(names - set(findings.available()))
+
+
+def test_every_adapter_is_rendered_alike(findings, tmp_path, monkeypatch):
+    """An analysis block shows every snapshot it names in the same table: the same header, a row per
+    finding (primary first), each adapter's own numbers and verdicts."""
+    monkeypatch.setattr(findings, "SNAPSHOTS", tmp_path)
+    _write(tmp_path, "s0", _run_snapshot("seed 0", -0.005, "reproduced"))
+    _write(tmp_path, "s1", _run_snapshot("seed 1", +0.002, "opposite"))
+    text = findings.render("<!-- findings:gcg s0 s1 -->\n<!-- /findings:gcg -->\n")
+    parts = text.split("*seed 1*")
+    assert len(parts) == 2 and "*seed 0*" in parts[0]
+    tables = [[line for line in p.splitlines() if line.startswith("|")] for p in parts]
+    assert [t[:2] for t in tables[0:1]] == [t[:2] for t in tables[1:2]] and len(tables[0]) == len(tables[1]) == 4
+    assert "| primary | GCG lowers TuCo | d -0.005 | paired n=32 | reproduced (Holm p 0.01) |" in tables[0]
+    assert "| primary | GCG lowers TuCo | d +0.002 | paired n=32 | opposite (Holm p 0.01) |" in tables[1]
+    assert tables[1][3].startswith("| exploratory | words lower TuCo | d -0.100 |")
+
+
+def test_the_synthesis_block_shows_the_headline_and_the_spread(findings, tmp_path, monkeypatch):
+    """Per primary claim: pooled estimate [Knapp-Hartung interval], the prediction interval for a new
+    adapter, tau, I^2, k and the verdict; each adapter's finding in a details block below."""
+    monkeypatch.setattr(findings, "SNAPSHOTS", tmp_path)
+    adapters = [{"adapter": a, "measured": f"d {e:+.3f} [..]", "n_text": "paired n=32", "verdict": v} for a, e, v in
+                [("s0", -0.005, "reproduced"), ("s1", 0.002, "opposite"), ("s2", -0.001, "not significant")]]  # fmt: skip
+    claim = {"experiment": "gcg", "claim": "GCG lowers TuCo", "paper": "lower", "estimate": -0.0013, "low": -0.0112}
+    claim |= {"high": 0.0086, "pred_low": -0.0432, "pred_high": 0.0406, "tau": 0.00351, "i2": 0.874, "k": 3, "null": 0.0}
+    claim |= {"verdict": "not significant", "p_holm": 0.61, "measured": "", "adapters": adapters}
+    absent = {"experiment": "jailbreak-success", "claim": "TuCo lower on jailbreaks", "paper": None, "estimate": None, "k": 0}
+    absent |= {"verdict": "not measured", "measured": "0 of 3 adapters measured it", "adapters": []}
+    snap = {"label": "Gemma, 3 adapters", "kind": "synthesis", "holm_family": 1, "claims": [claim, absent]}
+    snap["adapters"] = [{"label": a["adapter"]} for a in adapters]
+    _write(tmp_path, "syn", snap)
+    text = findings.render("<!-- findings:synthesis syn -->\n<!-- /findings:synthesis -->\n")
+    row = (
+        "| gcg: GCG lowers TuCo | lower | -0.001 [-0.011, +0.009] | [-0.043, +0.041] | 0.00351 | 87% | 3 | not significant (Holm p 0.61) |"
+    )
+    assert row in text.splitlines()
+    assert "| jailbreak-success: TuCo lower on jailbreaks | - | 0 of 3 adapters measured it | - | - | - | 0 | not measured |" in text
+    details = text[text.index("<details>") :]
+    assert text.index(row) < text.index("<details>") and "</details>" in details
+    assert "| gcg: GCG lowers TuCo | s1 | d +0.002 [..] | paired n=32 | opposite |" in details
+    # the summary block takes a synthesis as one more column (its pooled headline)
+    _write(tmp_path, "s0", _run_snapshot("seed 0", -0.005, "reproduced"))
+    summary = findings.render("<!-- findings:summary syn s0 -->\n<!-- /findings:summary -->\n")
+    assert (
+        "| gcg: GCG lowers TuCo | lower | -0.001 [-0.011, +0.009]; a new adapter [-0.043, +0.041], k=3: not significant "
+        "| d -0.005, paired n=32: **reproduced** |"
+    ) in summary

@@ -5,6 +5,7 @@ adapter variance). Monte-Carlo SE of a coverage near 0.95 with 2000 data sets: 0
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,105 @@ def test_coverage_at_five_adapters(tau, ratio):
         hits += s.low <= 0.01 <= s.high
     cover = hits / reps
     assert cover >= 0.93, cover
+
+
+# --- tuco synthesize RUN... --out DIR, and the report that shows the synthesis first -----------------------
+
+XSS_CLAIM = "GCG <script>alert(1)</script> lowers TuCo"
+
+
+def _tiny_run(path, seed, shift):
+    """A finished analysis run as tuco writes it (metrics.json: judged findings whose intervals were
+    computed through tuco.stats.recompute): a paired TuCo difference and an AUC on 24 items."""
+    import json
+
+    from tuco.stats.claims import Claim, judge
+    from tuco.stats.recompute import compute
+
+    rng = np.random.default_rng(seed)
+    before = rng.normal(0.30, 0.02, 24)
+    after = before + shift + rng.normal(0, 0.01, 24)
+    diff, diff_in = compute("paired_diff_ci", before=before.tolist(), after=after.tolist())
+    auc, auc_in = compute("auc_ci", positives=rng.normal(1.0, 1, 24).tolist(), negatives=rng.normal(0, 1, 24).tolist())
+    claims = [
+        Claim(XSS_CLAIM, diff, "below", "TuCo attacked - random", "attacked lower", primary=True, inputs=diff_in),
+        Claim("Web text has lower TuCo", auc, "above", "AUC", "AUC 0.93-1.0", primary=True, paper_range=(0.93, 1.0), inputs=auc_in),
+    ]
+    findings = [f.__dict__ for f in judge(claims)]
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({"experiment": "gcg", "question": "gcg?", "findings": findings}))
+    return path
+
+
+def test_synthesize_writes_synthesis_json_and_the_report_shows_it_first(tmp_path):
+    import json
+    import re
+    from html import escape
+
+    from conftest import cli
+    from tuco.report.load import open_source
+    from tuco.report.render import build_html
+
+    runs = [str(_tiny_run(tmp_path / f"seed{k}", k, shift)) for k, shift in enumerate([-0.010, -0.008, -0.012])]
+    out = tmp_path / "syn"
+    res = cli("synthesize", *runs, "--labels", "<b>s0</b>,s1,s2", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    synthesis = json.loads((out / "synthesis.json").read_text())
+    assert synthesis["holm_family"] == 2 and [a["label"] for a in synthesis["adapters"]] == ["<b>s0</b>", "s1", "s2"]
+    html = (out / "report.html").read_text()
+    assert html == build_html(open_source(out), "tuco synthesis over adapters")
+    assert "<script>alert(1)" not in html and "<b>s0</b>" not in html and escape(XSS_CLAIM, quote=False) in html
+    head = html.index("Synthesis over 3 adapters")
+    for c in synthesis["claims"]:
+        assert c["k"] == 3 and c["pred_low"] is not None
+        pooled = html.index(escape(c["claim"], quote=False), head)
+        row = html[pooled : html.index("</tr>", pooled)]
+        for key in ("estimate", "low", "high", "pred_low", "pred_high", "tau"):
+            assert f"{c[key]:.4f}" in row, (key, row)
+        assert f"{100 * c['i2']:.0f}%" in row and c["verdict"] in row and f"{c['p_holm']:.4f}" in row
+        adapter_rows = [m.start() for m in re.finditer(r'<tr class="adapter">', html)]
+        assert len(adapter_rows) == 6 and all(pos > head for pos in adapter_rows)
+        # each claim's adapters follow it, with their own numbers
+        first = html.index('<tr class="adapter">', pooled)
+        assert html.index("adapter &lt;b&gt;s0&lt;/b&gt;", pooled) == first + len('<tr class="adapter"><td>&nbsp;&nbsp;')
+        for a in c["adapters"]:
+            assert a["measured"] in html[pooled:] and escape(a["verdict"], quote=False) in html[pooled:]
+    # the gcg claim: three adapters below 0, pooled below 0 with its prediction interval
+    gcg = synthesis["claims"][0]
+    assert gcg["claim"] == XSS_CLAIM and gcg["high"] < 0 and gcg["pred_low"] < gcg["low"]
+
+
+def test_a_synthesis_json_that_is_not_one_is_refused(tmp_path):
+    from tuco.errors import InputError
+    from tuco.report.load import open_source
+
+    (tmp_path / "synthesis.json").write_text('{"adapters": []}')
+    with pytest.raises(InputError, match="no synthesis"):
+        open_source(tmp_path)
+    (tmp_path / "synthesis.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read"):
+        open_source(tmp_path)
+
+
+def test_demo_over_seeds_writes_the_synthesis_and_its_report(tmp_path, monkeypatch):
+    """``tuco demo --seeds`` (``run_many``): the seeds' suites (here tiny runs in place of the measured ones),
+    then out/synthesis.json and out/report.html with the synthesis first."""
+    import json
+
+    from tuco.demo import suites
+
+    shifts = {0: -0.010, 1: -0.008, 2: -0.012}
+    monkeypatch.setattr(suites, "seed_adapter", lambda pair, seed, store, say: Path(str(seed)))
+    monkeypatch.setattr(
+        suites,
+        "run_adapters",
+        lambda pair, tuned, out, suite, **kw: {
+            label: {"gcg": json.loads((_tiny_run(out / label / "gcg", int(str(p)), shifts[int(str(p))]) / "metrics.json").read_text())}
+            for label, p in tuned
+        },
+    )
+    got = suites.run_many("demo", tmp_path, seeds=[0, 1, 2])
+    assert json.loads((tmp_path / "synthesis.json").read_text())["claims"] == json.loads(json.dumps(got["claims"], default=str))
+    html = (tmp_path / "report.html").read_text()
+    assert "Synthesis over 3 adapters" in html and "adapter seed-0" in html
+    assert f"{got['claims'][0]['estimate']:.4f}" in html

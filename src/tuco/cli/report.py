@@ -14,7 +14,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "sources",
         nargs="+",
         metavar="RUN",
-        help="run directory or .jsonl/.parquet results file; give two or more to compare them (aligned by prompt id)",
+        help=(
+            "run directory, .jsonl/.parquet results file, or synthesis directory (tuco synthesize --out DIR: the "
+            "synthesis over adapters first); give two or more to compare them (aligned by prompt id)"
+        ),
     )
     p.add_argument(
         "--out",

@@ -126,7 +126,8 @@ def run_many(
     device: str = "cpu",
     **demo: Any,
 ) -> dict[str, Any]:
-    """The demo suite on each seed's adapter then their synthesis (``out/synthesis.json``), or on each null
+    """The demo suite on each seed's adapter then their synthesis (``out/synthesis.json``, and
+    ``out/report.html`` with the synthesis first), or on each null
     adapter then the false-positive rates (``out/nulls.json``). ``demo``: ``run_demo``'s options (quick,
     resume, overwrite, progress ...)."""
     from tuco.demo.run import run_demo
@@ -146,6 +147,10 @@ def run_many(
 
         synthesis = synthesize_runs([out / label for label in results], list(results))
         atomic_write_text(out / "synthesis.json", json.dumps(synthesis, indent=1, default=str) + "\n")
+        from tuco.report.load import open_source
+        from tuco.report.render import build_html
+
+        atomic_write_text(out / "report.html", build_html(open_source(out), f"tuco demo over {len(results)} adapters ({pair} pair)"))
         return synthesis
     tuned = [(f"null-{s}", null_adapter(pair, s, out / f"null-{s}" / "adapter", null_kind)) for s in nulls]
     results = run_adapters(pair, tuned, out, suite, dtype=dtype, device=device)

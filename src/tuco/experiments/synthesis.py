@@ -28,6 +28,12 @@ from tuco.stats.recompute import recompute
 from tuco.stats.synthesis import Synthesis, synthesize_intervals
 
 MIN_ADAPTERS = 3  # a prediction interval for a new adapter needs k >= 3
+#: What each adapter's row keeps of its finding: enough to show it and to synthesise the claim again from
+#: the rows alone (``synthesize_findings``; tests/test_snapshots.py re-derives shipped syntheses so).
+ADAPTER_FIELDS = (
+    "claim", "estimate", "low", "high", "p", "n", "method", "null", "verdict", "measured", "n_text",
+    "expect", "paper", "paper_range", "inputs",
+)  # fmt: skip
 
 
 @dataclass
@@ -99,9 +105,7 @@ def synthesize_claim(experiment: str, findings: Sequence[tuple[str, dict[str, An
         expect=first.get("expect", ""),
         paper=first.get("paper"),
         paper_range=first.get("paper_range"),
-        adapters=[
-            {"adapter": label, **{k: f.get(k) for k in ("estimate", "low", "high", "n", "verdict", "measured")}} for label, f in findings
-        ],
+        adapters=[{"adapter": label, **{k: f.get(k) for k in ADAPTER_FIELDS}} for label, f in findings],
     )
     if len(usable) < MIN_ADAPTERS:
         out.verdict = NOT_TESTABLE if any(f.get("verdict") == NOT_TESTABLE for _, f in findings) else NOT_MEASURED
@@ -135,14 +139,26 @@ def synthesize_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = 
     names = [n for n in runs[0] if all(n in r for r in runs)]
     if not names:
         raise InputError("the runs share no analysis; give runs of the same analysis (or suites of the same preset)")
-    claims: list[tuple[ClaimSynthesis, float | None]] = []
+    per_claim: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
     for name in names:
-        per_claim: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for label, run in zip(labels, runs):
             for f in run[name].get("findings", []):
                 if f.get("primary"):
-                    per_claim.setdefault(f["claim"], []).append((label, f))
-        claims += [synthesize_claim(name, fs) for fs in per_claim.values() if len(fs) == len(runs)]
+                    found.setdefault(f["claim"], []).append((label, f))
+        per_claim += [(name, fs) for fs in found.values() if len(fs) == len(runs)]
+    return {
+        "adapters": [{"label": label, "path": str(p)} for label, p in zip(labels, paths)],
+        "analyses": names,
+        **synthesize_findings(per_claim),
+    }
+
+
+def synthesize_findings(per_claim: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any]]]]]) -> dict[str, Any]:
+    """Every claim's synthesis from its (experiment, [(adapter label, finding)]) and their verdicts, the
+    synthesised claims in one Holm family: ``{"holm_family": k, "claims": [ClaimSynthesis as dicts]}``. A
+    synthesis's own ``adapters`` rows are findings again: ``synthesize_findings`` on them gives it back."""
+    claims = [synthesize_claim(name, fs) for name, fs in per_claim]
     family = [(c, p) for c, p in claims if p is not None]
     for (c, _), p_holm in zip(family, holm([p for _, p in family])):
         c.p_holm = p_holm
@@ -150,9 +166,4 @@ def synthesize_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = 
         iv = Interval(c.estimate, c.low, c.high, p_holm, (c.k,), "random-effects synthesis", c.null)
         paper_range = (c.paper_range[0], c.paper_range[1]) if c.paper_range else None
         c.verdict = verdict(iv, c.expect, p_holm, paper_range, min_n=MIN_ADAPTERS)
-    return {
-        "adapters": [{"label": label, "path": str(p)} for label, p in zip(labels, paths)],
-        "analyses": names,
-        "holm_family": len(family),
-        "claims": [asdict(c) for c, _ in claims],
-    }
+    return {"holm_family": len(family), "claims": [asdict(c) for c, _ in claims]}

@@ -1,9 +1,11 @@
 """What a report reads from disk: a rows file, a run directory (its rows files, ``metrics.json``, PNG
-plots), or a suite (a directory of run directories, ``tuco demo``'s output). Built on ``tuco.load_run``;
-no torch, no model."""
+plots), a suite (a directory of run directories, ``tuco demo``'s output), or a synthesis directory (its
+``synthesis.json``, written by ``tuco synthesize --out DIR`` or ``tuco demo --seeds``: the report shows it
+first). Built on ``tuco.load_run``; no torch, no model."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,17 +14,20 @@ from tuco.errors import InputError
 from tuco.runs import SUFFIXES, RunResults, load_run, manifest_path
 from tuco.runs.results import NotARun, read_metrics
 
+SYNTHESIS = "synthesis.json"
+
 
 @dataclass
 class Source:
     """Everything one report argument holds: rows files (each a loaded run), an experiment's metrics and
-    plots, or (a suite) its runs."""
+    plots, (a suite) its runs, or (a synthesis directory) the synthesis over adapters."""
 
     path: Path
     files: list[RunResults]
     metrics: dict[str, Any] = field(default_factory=dict)
     plots: list[tuple[str, bytes]] = field(default_factory=list)
     children: list[Source] = field(default_factory=list)
+    synthesis: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -67,11 +72,30 @@ def _started(source: Source) -> float:
         return 0.0
 
 
+def read_synthesis(folder: Path) -> dict[str, Any]:
+    """A synthesis directory's ``synthesis.json`` ({} when there is none); a file that is not one is refused."""
+    p = folder / SYNTHESIS
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read {str(p)!r}: {err}; write it again with tuco synthesize RUN... --out DIR") from err
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise InputError(f"{str(p)!r} holds no synthesis (no 'claims' list); write it with tuco synthesize RUN... --out DIR")
+    return data
+
+
 def open_source(path: str | Path) -> Source:
-    """A report's source from a rows file, a run directory, or a directory of run directories."""
+    """A report's source from a rows file, a run directory, a directory of run directories, or a synthesis
+    directory (``synthesis.json``; its runs, when it holds them, are shown below the synthesis)."""
     p = Path(path).expanduser()
     if p.is_file() or not p.exists():
         return Source(p, [load_run(p)])  # refuses a missing path, another suffix, a file that is not a run
+    synthesis = read_synthesis(p)
+    if synthesis:
+        children = [_directory(d) for d in sorted(p.iterdir()) if d.is_dir() and manifest_path(d).exists()]
+        return Source(p, [], children=sorted((c for c in children if c.files or c.metrics), key=_started), synthesis=synthesis)
     source = _directory(p)
     if not source.files and not source.metrics:
         children = [_directory(d) for d in sorted(p.iterdir()) if d.is_dir() and manifest_path(d).exists()]

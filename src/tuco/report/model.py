@@ -1,7 +1,8 @@
 """The report as data: a ``Page`` built from runs, with every statistic and chart position computed here
 and no markup (the templates in ``templates/`` draw it). Unit-tested on its own.
 
-Order of a page: each experiment's answer (question, findings, plots), then per run the summary by
+Order of a page: a synthesis over adapters when the source is one (per primary claim the pooled headline,
+the adapters' rows below it), then each experiment's answer (question, findings, plots), then per run the summary by
 condition, distributions, per-layer profiles, stage shares (chains), tokens (the most and least
 fine-tuning-driven per condition and alpha, paired conditions side by side), the rows table and the
 configuration.
@@ -18,6 +19,7 @@ from tuco.report.compare import Comparison, comparison
 from tuco.report.findings import Answer, answer
 from tuco.report.groups import Stratum, Summary, alpha_of, natural_key, ranked, spread, strata, summary
 from tuco.report.load import Source
+from tuco.report.synthesis import SynthesisView, synthesis_view
 from tuco.report.tables import Config, Table, config, rows_table
 from tuco.report.tokens import TokenView, token_texts, token_view
 from tuco.report.training import OverSteps, at_step, over_steps
@@ -88,13 +90,15 @@ class Results:
 
 @dataclass(frozen=True)
 class Page:
-    """One report page: answers first, then each run's results (or a comparison of runs)."""
+    """One report page: a synthesis over adapters first (when there is one), then answers, then each run's
+    results (or a comparison of runs)."""
 
     title: str
     subtitle: str
     answers: list[Answer]
     results: list[Results]
     comparison: Comparison | None = None
+    synthesis: SynthesisView | None = None
 
 
 def profiles(parts: list[Stratum]) -> charts.Panels | None:
@@ -215,13 +219,29 @@ def results(source: Source, anchor: str) -> Results:
 
 
 def page(source: Source, title: str | None = None) -> Page:
-    """The report page of a run or a suite of runs: answers first, then each run's results."""
+    """The report page of a run or a suite of runs: answers first, then each run's results; of a synthesis
+    directory: the synthesis over adapters first, then the runs it holds (if any)."""
+    if source.synthesis:
+        return _synthesis_page(source, title)
     runs = source.runs
     n_rows = sum(len(r.rows) for r in runs)
     subtitle = f"source: {source.path} · {len(runs)} run{'s' if len(runs) > 1 else ''} · {n_rows} rows · {HEADLINE_TEXT}"
     answers = [a for r in runs if (a := answer(r.metrics, r.name, r.plots)) is not None]
     shown = [results(r, f"run-{k}") for k, r in enumerate(runs)]
     return Page(title or f"tuco report — {source.path.name}", subtitle, answers, shown)
+
+
+def _synthesis_page(source: Source, title: str | None) -> Page:
+    view = synthesis_view(source.synthesis)
+    assert view is not None  # the caller checked source.synthesis
+    runs = source.children
+    subtitle = (
+        f"source: {source.path} · synthesis over {len(view.adapters)} adapters ({', '.join(view.adapters)}) · "
+        f"{view.holm_family} primary claims judged together (Holm)"
+    )
+    answers = [a for r in runs if (a := answer(r.metrics, r.name, r.plots)) is not None]
+    shown = [results(r, f"run-{k}") for k, r in enumerate(runs)]
+    return Page(title or f"tuco synthesis — {source.path.name}", subtitle, answers, shown, synthesis=view)
 
 
 def comparison_page(sources: list[Source], title: str | None = None) -> Page:

@@ -40,6 +40,7 @@ def environment() -> Any:
         num=_num,
         signed=lambda v: f"{float(v):+.4f}",
         px=lambda v: f"{float(v):.1f}",
+        percent=lambda v: f"{100 * float(v):.0f}%",
         tuco_colour=tuco_colour,
         text_colour=text_colour,
         stage_colour=stage_colour,

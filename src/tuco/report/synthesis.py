@@ -1,0 +1,94 @@
+"""A synthesis over adapters as the report shows it first: per primary claim the pooled estimate, its
+Knapp-Hartung 95% interval, tau, I^2, the prediction interval for a new adapter and the verdict, with each
+adapter's own finding in the rows below it. Pure data from ``synthesis.json``
+(``tuco.experiments.synthesis.synthesize_runs``); the templates escape every text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tuco.report.findings import TONES
+from tuco.report.text import fmt, number
+
+
+@dataclass(frozen=True)
+class AdapterRow:
+    """One adapter's finding on a synthesised claim."""
+
+    label: str
+    measured: str
+    n: str
+    verdict: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One primary claim's synthesis over adapters (numbers None where it was not synthesised)."""
+
+    experiment: str
+    claim: str
+    k: int
+    estimate: float | None
+    low: float | None
+    high: float | None
+    pred_low: float | None
+    pred_high: float | None
+    tau: float | None
+    i2: float | None
+    p_holm: float | None
+    verdict: str
+    tone: str
+    measured: str
+    paper: str
+    adapters: list[AdapterRow]
+
+
+@dataclass(frozen=True)
+class SynthesisView:
+    """The synthesis section: its claims and the adapters they pool."""
+
+    adapters: list[str]
+    holm_family: int
+    claims: list[ClaimRow]
+
+
+def _adapter(a: dict[str, Any]) -> AdapterRow:
+    verdict = str(a.get("verdict") or "")
+    measured = str(a.get("measured") or "")
+    if not measured and number(a.get("estimate")) is not None:
+        measured = f"{fmt(a.get('estimate'))} [{fmt(a.get('low'))}, {fmt(a.get('high'))}]"
+    return AdapterRow(str(a.get("adapter") or ""), measured, str(a.get("n_text") or fmt(a.get("n"))), verdict, TONES.get(verdict, "meh"))
+
+
+def _claim(c: dict[str, Any]) -> ClaimRow:
+    verdict = str(c.get("verdict") or "")
+    return ClaimRow(
+        experiment=str(c.get("experiment") or ""),
+        claim=str(c.get("claim") or ""),
+        k=int(c.get("k") or 0),
+        estimate=number(c.get("estimate")),
+        low=number(c.get("low")),
+        high=number(c.get("high")),
+        pred_low=number(c.get("pred_low")),
+        pred_high=number(c.get("pred_high")),
+        tau=number(c.get("tau")),
+        i2=number(c.get("i2")),
+        p_holm=number(c.get("p_holm")),
+        verdict=verdict,
+        tone=TONES.get(verdict, "meh"),
+        measured=str(c.get("measured") or ""),
+        paper=str(c.get("paper") or ""),
+        adapters=[_adapter(a) for a in c.get("adapters") or [] if isinstance(a, dict)],
+    )
+
+
+def synthesis_view(synthesis: dict[str, Any]) -> SynthesisView | None:
+    """The section from a ``synthesis.json`` dict (None when it is empty)."""
+    if not synthesis:
+        return None
+    adapters = [str(a.get("label") or "") for a in synthesis.get("adapters") or [] if isinstance(a, dict)]
+    claims = [_claim(c) for c in synthesis.get("claims") or [] if isinstance(c, dict)]
+    return SynthesisView(adapters, int(synthesis.get("holm_family") or 0), claims)
