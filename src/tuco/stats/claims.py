@@ -186,7 +186,7 @@ def judge(claims: Sequence[Claim], *, holm_p: Mapping[int, float] | None = None,
                 Finding(
                     c.claim,
                     c.primary,
-                    NOT_MEASURED,
+                    NOT_MEASURED if c.testable else NOT_TESTABLE,
                     None,
                     None,
                     None,
