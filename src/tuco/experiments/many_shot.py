@@ -453,7 +453,7 @@ def _primary(rows: list[dict[str, Any]], o: ManyShotOptions, behaviour: str, con
     with the control's (slope difference < 0), and the shots work (the harmful-answer rate is higher with the
     behaviour's shots than with the control's, averaged over k >= 1: ``dose(scale="any")``; a slope over
     log2(1 + k) misfits the step that greedy answers take, and the misfit is shared by every target, so the
-    design cannot tell it from the shots' effects: an every-target flip at k = 1 gave p = 0.5)
+    design cannot tell it from the shots' effects: an every-target flip at k = 1 gave p = 0.36 with 16 targets and 16 shots)
     The interval is the TuCo slope difference's; p is the largest of the three parts' (a part on the wrong
     side counts as 1), a valid level-5% test of all three with no correction. Any two kinds of shots differ
     in content, and even a pair fine-tuned on plain prose (no refusals to break) shows a significant TuCo
