@@ -36,14 +36,13 @@ DEMO = [
     ),
     (
         "alpha-sweep",
-        dict(
-            behaviours=[],
-            tasks=[],
+        dict(  # the primary: the default behaviours and tasks (the paper's claim); alpha 0 a labelled control
             harmful="builtin:harmful",
             benign="builtin:chat",
             n=40,
             max_new_tokens=24,
-            alphas=[0.0, 0.5, 0.75, 1.0, 1.25, 1.5],
+            alphas=[0.0, 0.75, 0.9, 1.0, 1.1, 1.25],
+            limit=0,
             batch_size=32,
         ),
     ),
@@ -101,14 +100,13 @@ GEMMA = [
     ),
     (
         "alpha-sweep",
-        dict(
-            behaviours=[],
-            tasks=[],
+        dict(  # the primary: the default behaviours and tasks (the paper's claim); alpha 0 a labelled control
             harmful="builtin:harmful-broad",
             benign="builtin:benign-broad",
             n=32,
             max_new_tokens=24,
-            alphas=[0.0, 0.5, 1.0, 1.25],
+            alphas=[0.0, 0.75, 1.0, 1.25],  # four alphas: each costs 64 generated responses on CPU
+            limit=0,
             batch_size=16,
         ),
     ),
@@ -138,6 +136,7 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
         small = dict(o)
         quick_values: tuple[tuple[str, Any], ...] = (
             ("n", 4),
+            ("limit", 5),  # alpha-sweep: 5 items per behaviour / task (one per fold)
             ("n_encoded", 4),
             ("targets", 3),
             ("max_new_tokens", 6),

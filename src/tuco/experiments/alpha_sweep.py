@@ -2,11 +2,16 @@
 
 For persona behaviours (yes/no: "Is the following statement something you would say?") and
 multiple-choice tasks (5-shot, answer letters), next-token accuracy at each alpha of the grid, then
-alpha chosen by k-fold cross-validation to maximise and to minimise accuracy, reported as the
-change vs alpha = 1 on held-out folds (with a paired bootstrap interval). With ``--harmful`` /
-``--benign`` prompt sets, also the refusal rate of greedy responses at each alpha (steering refusal on
-and off). Paper grid {0.75, 0.9, 0.95, 1, 1.05, 1.1, 1.25}; gains up to about 5% on MMLU tasks;
-behaviour agreement +1.5 to +5% (maximise) and large drops (minimise).
+alpha chosen by k-fold cross-validation to maximise and to minimise accuracy AMONG THE ALPHAS IN
+0.75-1.25 (the paper's grid {0.75, 0.9, 0.95, 1, 1.05, 1.1, 1.25}; ``PAPER_ALPHAS``), reported as the
+change vs alpha = 1 on the held-out folds (each item scored at the alpha its training folds chose).
+
+Primary, one per behaviour / task (the paper's claim): the cross-validated alpha raises agreement /
+accuracy, held out (paper: behaviour agreement +1.5 to +5%, MMLU up to about +5%). Exploratory: the
+minimising alpha lowers it (paper: large drops). With ``--harmful`` / ``--benign`` prompt sets, also the
+refusal rate of greedy responses at each alpha: exploratory rows at the grid's ends, and alpha = 0 (the
+pre-trained model, which was never taught to refuse) a sanity check labelled as a control, never a
+primary claim (comparing the base with its refusal fine-tune tests nothing the paper claims).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     from tuco.models.decomposable import Decomposable
 
 PAPER = "maximising: up to ~+5% on MMLU tasks, +1.5 to +5% behaviour agreement; minimising: large drops"
+#: The alphas the cross-validated choice is made among: the paper's grid spans 0.75-1.25.
+PAPER_ALPHAS = (0.75, 1.25)
 LETTERS = "ABCDEFGH"
 
 
@@ -46,7 +53,12 @@ class AlphaSweepOptions(Options):
     n: int = opt(40, "harmful / benign prompts each", min=1)
     max_new_tokens: int = opt(30, "tokens of each judged response", min=1)
     judge: str = opt("refusal-strings", JUDGE_HELP)
-    alphas: list[float] = opt([0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25], "alpha grid (must contain 1)", min=0.0)
+    alphas: list[float] = opt(
+        [0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25],
+        "alpha grid (must contain 1; the cross-validated alpha is chosen among those in 0.75-1.25, the paper's grid; "
+        "others, e.g. 0 = the pre-trained model, are measured as controls)",
+        min=0.0,
+    )
     folds: int = opt(5, "cross-validation folds", min=2)
     shots: int = opt(5, "worked examples before each multiple-choice question (paper: 5)", min=0)
     limit: int = opt(0, "at most this many items per behaviour/task (0: all)", min=0)
@@ -58,6 +70,18 @@ class AlphaSweepOptions(Options):
             raise ConfigError(f"the alpha grid {self.alphas} must contain 1 (the fine-tuned model, the reference)")
         if not (self.behaviours or self.tasks or self.harmful or self.benign):
             raise ConfigError("give --behaviours, --tasks, --harmful and/or --benign")
+        if (self.behaviours or self.tasks) and len(in_paper_range(self.alphas)) < 2:
+            lo, hi = PAPER_ALPHAS
+            raise ConfigError(
+                f"--alphas {','.join(f'{a:g}' for a in self.alphas)}: the cross-validated alpha is chosen in {lo:g}-{hi:g} "
+                "(the paper's grid); give at least one alpha in that range besides 1 (e.g. 0.75,0.9,1,1.1,1.25)"
+            )
+
+
+def in_paper_range(alphas: list[float]) -> list[float]:
+    """The alphas the cross-validated choice is made among: those in ``PAPER_ALPHAS`` (1 among them)."""
+    lo, hi = PAPER_ALPHAS
+    return [a for a in alphas if lo <= a <= hi]
 
 
 def mc_prompt(shots: list[Question], q: Question) -> str:
@@ -152,9 +176,14 @@ def _correct(rows: list[dict[str, Any]], task: str, alphas: list[float]) -> tupl
     return kind, by_alpha
 
 
-def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
+def _cv(by_alpha: dict[float, list[bool]], o: AlphaSweepOptions, mode: str) -> dict[str, Any]:
+    """The paper's k-fold choice of alpha, among the alphas in 0.75-1.25 (``in_paper_range``)."""
     from tuco.stats.summary import cross_validated_alpha
 
+    return cross_validated_alpha({a: by_alpha[a] for a in in_paper_range(list(by_alpha))}, o.folds, o.seed, mode)
+
+
+def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
     per_task: dict[str, Any] = {}
     for task in dict.fromkeys(r["task"] for r in rows):
         kind, by_alpha = _correct(rows, task, o.alphas)
@@ -167,60 +196,85 @@ def metrics(rows: list[dict[str, Any]], o: AlphaSweepOptions) -> dict[str, Any]:
         else:
             entry["accuracy"] = {str(a): statistics.fmean(v) for a, v in by_alpha.items()}
             for mode in ("max", "min"):
-                cv = cross_validated_alpha(by_alpha, o.folds, o.seed, mode)
+                cv = _cv(by_alpha, o, mode)
                 cv.pop("item_delta")
                 entry[f"cv_{mode}"] = cv
         per_task[task] = entry
-    return {"per_task": per_task, "alphas": list(o.alphas), "folds": o.folds}
+    return {"per_task": per_task, "alphas": list(o.alphas), "cv_alphas": in_paper_range(list(o.alphas)), "folds": o.folds}
+
+
+def _refusal_claims(task: str, by_alpha: dict[float, list[bool]], o: AlphaSweepOptions) -> list[Claim]:
+    """Exploratory: the refusal rate at the grid's ends vs alpha 1; alpha = 0 (the pre-trained model) is a
+    sanity check, labelled a control (it compares the base with its refusal fine-tune: no claim of the paper)."""
+    from tuco.stats.recompute import compute
+
+    which = task.removeprefix("refusal:")
+    ref = [float(x) for x in by_alpha[1.0]]
+    out = []
+    for a, expect, direction in ((min(o.alphas), "below", "lowers"), (max(o.alphas), "above", "raises")):
+        if a == 1.0:
+            continue
+        iv, inputs = compute("paired_diff_ci", before=ref, after=[float(x) for x in by_alpha[a]])
+        label = "Control (sanity check): alpha=0, the pre-trained model," if a == 0.0 else f"alpha={a:g}"
+        out.append(
+            Claim(
+                f"{label} {direction} the {which} refusal rate",
+                iv,
+                expect,
+                "refusal change vs alpha 1",
+                None if a == 0.0 else "alpha < 1 weakens fine-tuned behaviour, > 1 strengthens it",
+                mde=True,
+                inputs=inputs,
+            )
+        )
+    return out
 
 
 def claims(rows: list[dict[str, Any]], o: AlphaSweepOptions, m: dict[str, Any]) -> list[Claim]:
-    from tuco.stats.claims import Claim
-    from tuco.stats.intervals import paired_diff_ci
-    from tuco.stats.summary import cross_validated_alpha
+    from tuco.stats.recompute import compute
 
     out: list[Claim] = []
-    has_tasks = any(e["kind"] != "refusal" for e in m["per_task"].values())
+    lo, hi = PAPER_ALPHAS
     for task in m["per_task"]:
         name = task.removeprefix("builtin:")
         kind, by_alpha = _correct(rows, task, o.alphas)
-        ref = [float(x) for x in by_alpha[1.0]]
         if kind == "refusal":
-            which = task.removeprefix("refusal:")
-            lo_a, hi_a = min(o.alphas), max(o.alphas)
-            for a, expect, direction in ((lo_a, "below", "lowers"), (hi_a, "above", "raises")):
-                if a == 1.0:
-                    continue
-                iv = paired_diff_ci(ref, [float(x) for x in by_alpha[a]])
-                out.append(
-                    Claim(
-                        f"alpha={a:g} {direction} the {which} refusal rate",
-                        iv,
-                        expect,
-                        "refusal change vs alpha 1",
-                        "alpha < 1 weakens fine-tuned behaviour, > 1 strengthens it",
-                        primary=not has_tasks,
-                        mde=True,
-                    )
-                )
+            out += _refusal_claims(task, by_alpha, o)
             continue
+        ref = [float(x) for x in by_alpha[1.0]]
         paper_range = (0.015, 0.05) if kind == "behaviour" else (0.0, 0.05)
         for mode, expect, verb in (("max", "above", "raises"), ("min", "below", "lowers")):
-            cv = cross_validated_alpha(by_alpha, o.folds, o.seed, mode)
+            cv = _cv(by_alpha, o, mode)
             chosen = [float(ref[i] + d) for i, d in enumerate(cv["item_delta"])]  # held-out correctness at the fold's alpha
+            iv, inputs = compute("paired_diff_ci", before=ref, after=chosen)
             out.append(
                 Claim(
-                    f"{name}: the cross-validated alpha {verb} accuracy",
-                    paired_diff_ci(ref, chosen),
+                    f"{name}: the cross-validated alpha in {lo:g}-{hi:g} {verb} {'agreement' if kind == 'behaviour' else 'accuracy'}",
+                    iv,
                     expect,
-                    "held-out accuracy change vs alpha 1",
+                    "held-out change vs alpha 1",
                     PAPER,
                     primary=mode == "max",
                     paper_range=paper_range if mode == "max" else None,
                     mde=True,
+                    extra={"alphas_chosen": cv["alphas"]},
+                    inputs=inputs,
                 )
             )
-    return out
+    if not any(c.primary for c in out):
+        out.insert(
+            0,
+            Claim(
+                f"The cross-validated alpha in {lo:g}-{hi:g} raises agreement / accuracy",
+                None,
+                "above",
+                "held-out change vs alpha 1",
+                PAPER,
+                primary=True,
+                reason="no --behaviours or --tasks: the paper's claim is about agreement and accuracy",
+            ),
+        )
+    return sorted(out, key=lambda c: not c.primary)
 
 
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:

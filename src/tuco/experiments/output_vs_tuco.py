@@ -4,6 +4,11 @@
 k plain-text "Q: Could you tell me if ...? A: No" examples before a new question; TuCo (Algorithm 1)
 next to OutputCo (each model on its own trajectory, final residual streams compared) and the
 next-token KL(FT || PT). Paper: as k grows OutputCo falls while TuCo rises.
+
+The paper's claim is a conjunction, so it is ONE primary claim, an intersection-union test (p: the larger
+of the two halves' p-values; the interval shown: the TuCo slope's): it holds only when both halves do, and
+neither half alone can print a verdict of the primary kind. The halves (each the mean of per-question
+slopes over log2(1 + k)) and the KL are exploratory rows.
 """
 
 from __future__ import annotations
@@ -64,26 +69,49 @@ def metrics(rows: list[dict[str, Any]], o: OutputVsTucoOptions) -> dict[str, Any
 
 
 def claims(rows: list[dict[str, Any]], o: OutputVsTucoOptions, m: dict[str, Any]) -> list[Claim]:
+    """ONE primary: the paper's conjunction "OutputCo falls while TuCo rises" as an intersection-union test
+    (``conjunction``); each half, and the KL, exploratory."""
     what = "slope per doubling of 1 + k"
-    return [
-        mean_claim(
-            "TuCo rises as 'A: No' examples accumulate",
-            item_slopes(rows, "tuco"),
-            expect="above",
-            what=f"TuCo {what}",
-            paper=PAPER,
-            primary=True,
-        ),
-        mean_claim(
-            "OutputCo falls as they accumulate",
-            item_slopes(rows, "output_co"),
-            expect="below",
-            what=f"OutputCo {what}",
-            paper=PAPER,
-            primary=True,
-        ),
-        mean_claim("KL(FT || PT) falls as they accumulate", item_slopes(rows, "kl_ft_pt"), expect="below", what=f"KL {what}", paper=None),
-    ]
+    tuco = mean_claim(
+        "TuCo rises as 'A: No' examples accumulate (the primary's TuCo half)",
+        item_slopes(rows, "tuco"),
+        expect="above",
+        what=f"TuCo {what}",
+        paper=PAPER,
+    )
+    output = mean_claim(
+        "OutputCo falls as they accumulate (the primary's OutputCo half)",
+        item_slopes(rows, "output_co"),
+        expect="below",
+        what=f"OutputCo {what}",
+        paper=PAPER,
+    )
+    kl = mean_claim("KL(FT || PT) falls as they accumulate", item_slopes(rows, "kl_ft_pt"), expect="below", what=f"KL {what}", paper=None)
+    return [conjunction(tuco, output), tuco, output, kl]
+
+
+def conjunction(tuco: Claim, output: Claim) -> Claim:
+    """ "OutputCo falls while TuCo rises" as one claim: an intersection-union test (``stats.recompute.
+    intersection``) whose p is the larger of the halves' p-values (a half on the wrong side of 0 counts as
+    1), a valid level-5% test of BOTH with no correction: it is significant only when each half is. Each
+    half's p is its two-sided p, taken on the paper's side, so a significant conjunction always has a TuCo
+    interval that excludes 0. The interval shown is the TuCo slope's (the claim's estimate is about TuCo);
+    OutputCo's is in ``extra`` and in its own exploratory row."""
+    from tuco.stats.recompute import intersection
+
+    claim = "OutputCo falls while TuCo rises as 'A: No' examples accumulate (both required)"
+    what = "TuCo slope per doubling of 1 + k (interval: TuCo's; p: the larger of TuCo's and OutputCo's)"
+    if tuco.interval is None or tuco.inputs is None or output.interval is None or output.inputs is None:
+        reason = "; ".join(f"{c.what}: {c.reason}" for c in (tuco, output) if c.interval is None) or "not measured"
+        return Claim(claim, None, "above", what, PAPER, primary=True, reason=reason)
+    iv, inputs = intersection([(tuco.interval, tuco.inputs), (output.interval, output.inputs)], ("above", "below"))
+    o = output.interval
+    extra = {
+        "p_tuco": tuco.interval.p,
+        "p_output_co": o.p,
+        "output_co": f"OutputCo slope {o.estimate:+.4f} [{o.low:+.4f}, {o.high:+.4f}]",
+    }
+    return Claim(claim, iv, "above", what, PAPER, primary=True, extra=extra, inputs=inputs)
 
 
 def plots(rows: list[dict[str, Any]], m: dict[str, Any], path: Path) -> None:

@@ -19,7 +19,8 @@ analyses run on one pair (a family-wise error of 5% for the whole suite). Verdic
 - "inconclusive": not significant, and the interval still includes part of the paper's range;
 - "not significant": not significant, and the paper gives no range;
 - "not testable on this pair": the pair cannot show what the claim needs (e.g. a jailbreak claim on a pair
-  that never refuses: the behaviour part of an intersection-union test cannot fire);
+  that never refuses: the behaviour part of an intersection-union test cannot fire), or the design has
+  fewer units than it needs to reach p < 0.05 at all (many-shot: 6 targets, shots and topics);
 - "too few to tell (n < 10)": fewer independent units than the claim's design needs; "not measured".
 
 Exploratory claims never say "reproduced": their label is "exploratory: as stated (p ...)", "exploratory: the
@@ -69,7 +70,9 @@ class Claim:
     ``inputs``: what the interval was computed from (``tuco.stats.recompute``); ``min_n``: the fewest
     independent units per group the design needs for a verdict (designs whose inference is exact at small
     n, a permutation test over languages or a crossed design over stimuli, set their own); ``testable``:
-    False when the pair cannot show what the claim needs (``reason`` says why)."""
+    False when the pair cannot show what the claim needs, or the design has fewer units than it needs to
+    reach p < 0.05 at all (``reason`` says why; judged "not testable on this pair" with or without an
+    interval)."""
 
     claim: str
     interval: Interval | None
@@ -186,7 +189,7 @@ def judge(claims: Sequence[Claim], *, holm_p: Mapping[int, float] | None = None,
                 Finding(
                     c.claim,
                     c.primary,
-                    NOT_MEASURED,
+                    NOT_MEASURED if c.testable else NOT_TESTABLE,
                     None,
                     None,
                     None,
