@@ -68,6 +68,20 @@ def test_help_lists_the_contract():
         assert "--out" in cli(*verb, "--help", check_rc=0).stdout
 
 
+def test_experiment_many_shot_mode_persona_names_its_own_experiment(models_args, tmp_path):
+    """The old spelling of the persona form fails before any model loads, in one line naming the new verb;
+    the new verb takes the persona options and refuses the jailbreak-only ones."""
+    res = cli("experiment", "many-shot", *models_args, "--mode", "persona", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and not (tmp_path / "r").exists()
+    (line,) = res.stderr.strip().splitlines()
+    assert "tuco experiment many-shot-persona" in line and "--mode" in line, line
+    assert "--mode" not in cli("experiment", "many-shot", "--help", check_rc=0).stdout  # retired: parsed, not offered
+    ok = cli("experiment", "many-shot-persona", "--validate", "--behaviour", "builtin:ends-justify-means", "--ks", "0,1")
+    assert ok.returncode == 0 and "options of many-shot-persona: valid" in ok.stdout, ok.stderr
+    bad = cli("experiment", "many-shot-persona", "--validate", "--requests", "builtin:harmful")
+    assert bad.returncode == 2 and "unrecognized arguments: --requests" in bad.stderr
+
+
 def _help_blocks(text):
     return re.findall(r"`(tuco [a-z -]+) --help`:\n\n```\n(.*?)```", text, flags=re.S)
 

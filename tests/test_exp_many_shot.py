@@ -146,7 +146,7 @@ def test_a_single_kinds_slope_holds_its_level():
 
 
 def _primary(rows: list[dict]):
-    o = get("many-shot").make_options(mode="jailbreak", ks=list(KS))
+    o = get("many-shot").make_options(ks=list(KS))
     found = judge(claims(rows, o, metrics(rows, o)))
     assert found[0].primary
     return found[0], found

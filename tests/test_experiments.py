@@ -43,7 +43,16 @@ def finding(m, text):
 
 
 def test_registry_lists_the_paper_analyses():
-    assert set(NAMES) == {"web-vs-chat", "gcg", "conjugate", "many-shot", "jailbreak-success", "alpha-sweep", "output-vs-tuco"}
+    assert set(NAMES) == {
+        "web-vs-chat",
+        "gcg",
+        "conjugate",
+        "many-shot",
+        "many-shot-persona",
+        "jailbreak-success",
+        "alpha-sweep",
+        "output-vs-tuco",
+    }
 
 
 def test_options_are_typed_and_validated_on_construction():
@@ -53,10 +62,10 @@ def test_options_are_typed_and_validated_on_construction():
         ms.make_options(ks=[-1])
     with pytest.raises(ConfigError, match="--ks must be int"):
         ms.make_options(ks=["2"])
-    with pytest.raises(ConfigError, match="--mode 'x': choose from persona, jailbreak"):
-        ms.make_options(mode="x")
-    with pytest.raises(ConfigError, match="--position first-generated needs --mode jailbreak"):
-        ms.make_options(position="first-generated")
+    with pytest.raises(ConfigError, match="--shots 'matching': choose from compliant, refusal, neutral"):
+        ms.make_options(shots=["matching"])
+    with pytest.raises(ConfigError, match="has no option 'position'"):  # the persona form reads the next token only
+        get("many-shot-persona").make_options(position="first-generated")
     with pytest.raises(ConfigError, match="has no option 'nope'"):
         ms.make_options(nope=1)
     with pytest.raises(ConfigError, match="must contain 1"):
@@ -122,10 +131,10 @@ def test_web_vs_chat_request_mean_position(llama_pair, tmp_path):
 
 
 def test_many_shot_persona(llama_pair, tmp_path):
-    m = run_experiment("many-shot", llama_pair, tmp_path, ks=[0, 1, 8], targets=4)
+    m = run_experiment("many-shot-persona", llama_pair, tmp_path, ks=[0, 1, 8], targets=4)
     statements = load_statements("builtin:ends-justify-means")
     pool = [s for s in statements if s not in spread(statements, 4)]
-    rows, saved = check_run_dir(tmp_path, "many-shot")
+    rows, saved = check_run_dir(tmp_path, "many-shot-persona")
     assert {r["k"] for r in rows} == {0, 1} and m["skipped_k_beyond_context"] == [8]  # the tiny model's context
     assert len(rows) == 4 + 2 * 4  # k = 0 once (no shots), then matching and opposite shots at k = 1
     for r in rows:
@@ -353,7 +362,7 @@ def test_cli_experiment(models_args, tmp_path):
     assert bad.returncode == 2 and "--n must be >= 1" in bad.stderr
     bad = cli("experiment", "web-vs-chat", *models_args, "--out", str(tmp_path / "r3"), "--web", str(tmp_path / "missing.txt"))
     assert bad.returncode == 2 and "missing.txt" in bad.stderr and not (tmp_path / "r3").exists()
-    res = cli("experiment", "many-shot", "--validate", "--ks", "0,2", "--mode", "jailbreak")
+    res = cli("experiment", "many-shot", "--validate", "--ks", "0,2")
     assert res.returncode == 0 and "options of many-shot: valid" in res.stdout
     assert cli("experiment", "many-shot", "--validate", "--ks", "0,x").returncode == 2
 
@@ -392,8 +401,8 @@ def test_a_failed_run_keeps_its_rows_and_says_why_and_nothing_of_the_users_is_re
 def test_generated_positions_need_two_tokens_and_lists_distinct_values():
     ms = get("many-shot")
     with pytest.raises(ConfigError, match="--position response-mean .* needs --max-new-tokens 2 or more \\(got 1\\)"):
-        ms.make_options(mode="jailbreak", position="response-mean", max_new_tokens=1)
-    assert ms.make_options(mode="jailbreak", position="first-generated", max_new_tokens=2).max_new_tokens == 2
+        ms.make_options(position="response-mean", max_new_tokens=1)
+    assert ms.make_options(position="first-generated", max_new_tokens=2).max_new_tokens == 2
     with pytest.raises(ConfigError, match="--alphas: 1.0 given more than once"):
         get("alpha-sweep").make_options(alphas=[1.0, 1])
     with pytest.raises(ConfigError, match="--ks: 2 given more than once"):
@@ -403,7 +412,7 @@ def test_generated_positions_need_two_tokens_and_lists_distinct_values():
 def test_many_shot_slopes_leave_out_responses_without_tuco():
     from tuco.experiments.many_shot import claims, drawn, metrics, shot_ids, shot_order
 
-    o = get("many-shot").make_options(mode="jailbreak", position="first-generated", ks=[0, 1, 3])
+    o = get("many-shot").make_options(position="first-generated", ks=[0, 1, 3])
     rows = [
         {
             "id": f"{s}{k}-{i}",

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         add_output_options(e, what="run directory (rows.jsonl, manifest, metrics.json, plots)")
         e.add_argument("--validate", action="store_true", help="check the options, data sources and judge, load no model, run nothing")
         add_parallel_options(e)
-        add_experiment_options(e, name, exp.options)
+        add_experiment_options(e, exp)
         add_display_options(e)
         e.set_defaults(run=run)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuco.experiments.base import Experiment
 
 
 def pct(text: str) -> str:
@@ -17,13 +20,16 @@ def _shown(value: object) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, list) else repr(value)
 
 
-def add_experiment_options(e: argparse.ArgumentParser, name: str, options: type) -> None:
-    """One flag per option field of ``options`` (its help, choices and default), dest ``opt_<field>``."""
+def add_experiment_options(e: argparse.ArgumentParser, exp: Experiment) -> None:
+    """One flag per option field of the experiment's options (its help, choices and default), dest
+    ``opt_<field>``; its retired options as hidden flags (their value reaches ``make_options``, which names the fix)."""
     from tuco.experiments.base import default_of, option_fields, option_types
 
-    g = e.add_argument_group(f"{name} options")
-    types = option_types(options)
-    for f in option_fields(options):
+    g = e.add_argument_group(f"{exp.name} options")
+    for name in exp.retired:
+        g.add_argument(f"--{name.replace('_', '-')}", dest=f"opt_{name}", default=None, help=argparse.SUPPRESS)
+    types = option_types(exp.options)
+    for f in option_fields(exp.options):
         tp = types[f.name]
         choices = f.metadata.get("choices")
         meta = f.name.upper() if typing.get_origin(tp) is not list else f"{f.name.upper()},..."
@@ -51,4 +57,4 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     from tuco.experiments.base import option_types, parse_value
 
     types = option_types(get(args.experiment).options)
-    return {k[4:]: parse_value(v, types[k[4:]], k[4:]) for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    return {k[4:]: parse_value(v, types.get(k[4:], str), k[4:]) for k, v in vars(args).items() if k.startswith("opt_") and v is not None}

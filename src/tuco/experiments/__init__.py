@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "gcg": "tuco.experiments.gcg",
     "conjugate": "tuco.experiments.conjugate",
     "many-shot": "tuco.experiments.many_shot",
+    "many-shot-persona": "tuco.experiments.many_shot_persona",
     "jailbreak-success": "tuco.experiments.jailbreak_success",
     "alpha-sweep": "tuco.experiments.alpha_sweep",
     "output-vs-tuco": "tuco.experiments.output_vs_tuco",

@@ -148,9 +148,16 @@ class Experiment:
     claims: Callable[[list[dict[str, Any]], Any, dict[str, Any]], list[Claim]]
     sources: Callable[[Any], list[tuple[str, str]]] = lambda o: []  # (kind, spec) to validate before loading
     judge: Callable[[Any], str | None] = lambda o: None
+    #: Options the analysis had once, each with the one-line message naming what to do instead (the CLI
+    #: still parses the flag, so the user reads the message, not "unrecognized arguments").
+    retired: dict[str, str] = field(default_factory=dict)
 
     def make_options(self, **values: Any) -> Any:
-        """Options from keyword values (unknown names raise ConfigError listing the known ones)."""
+        """Options from keyword values (unknown names raise ConfigError listing the known ones; retired ones,
+        ConfigError with their message)."""
+        for name in values:
+            if name in self.retired:
+                raise ConfigError(self.retired[name])
         known = {f.name for f in fields(self.options)}
         unknown = sorted(set(values) - known)
         if unknown:
