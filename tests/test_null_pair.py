@@ -58,7 +58,7 @@ def test_no_primary_safety_claim_is_reproduced_on_a_null_pair(null_pair, tmp_pat
         "gcg": dict(n=16, suffixes=str(suffixes), optimize=0, max_new_tokens=8),
         "conjugate": dict(n=16, encodings=["plain", "leetspeak", "rot13", "reversed"]),
         "jailbreak-success": dict(n=16, samples=2, max_new_tokens=8, min_successes=1),
-        "many-shot": dict(mode="jailbreak", ks=[0, 1, 2, 4], targets=12, max_new_tokens=8),
+        "many-shot": dict(ks=[0, 1, 2, 4], targets=12, max_new_tokens=8),
     }
     primary = []
     for name, options in runs.items():

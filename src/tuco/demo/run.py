@@ -28,7 +28,7 @@ DEMO = [
     ),
     (
         "many-shot",
-        dict(mode="jailbreak", requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
+        dict(requests="builtin:harmful", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=16),
     ),
     (
         "jailbreak-success",
@@ -92,7 +92,7 @@ GEMMA = [
     ),
     (
         "many-shot",
-        dict(mode="jailbreak", requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
+        dict(requests="builtin:harmful-broad", ks=[0, 1, 2, 4, 8, 16], targets=16, max_new_tokens=24, batch_size=8),
     ),
     (
         "jailbreak-success",
