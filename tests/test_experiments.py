@@ -64,6 +64,8 @@ def test_options_are_typed_and_validated_on_construction():
         ms.make_options(ks=["2"])
     with pytest.raises(ConfigError, match="--shots 'matching': choose from compliant, refusal, neutral"):
         ms.make_options(shots=["matching"])
+    with pytest.raises(ConfigError, match="^many-shot has no --mode: .*: tuco experiment many-shot-persona$"):  # retired
+        ms.make_options(mode="persona", ks=[0, 2])
     with pytest.raises(ConfigError, match="has no option 'position'"):  # the persona form reads the next token only
         get("many-shot-persona").make_options(position="first-generated")
     with pytest.raises(ConfigError, match="has no option 'nope'"):

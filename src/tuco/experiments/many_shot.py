@@ -47,7 +47,21 @@ if TYPE_CHECKING:
 
     from tuco.models.decomposable import Decomposable
 
-__all__ = ["MIN_UNITS", "EXPERIMENT", "ManyShotOptions", "crossed_slope", "drawn", "shot_ids", "shot_order", "slope_inputs"]
+__all__ = [  # the shot draws and slopes live in shot_slopes; named here too, as the jailbreak form's
+    "EXPERIMENT",
+    "MIN_UNITS",
+    "ManyShotOptions",
+    "claims",
+    "crossed_slope",
+    "drawn",
+    "jailbreak_turns",
+    "matched_refusal",
+    "metrics",
+    "run",
+    "shot_ids",
+    "shot_order",
+    "slope_inputs",
+]
 
 SHOTS = ("compliant", "refusal", "neutral")
 NEUTRAL = [
