@@ -186,6 +186,9 @@ def test_random_word_attacks_on_a_random_lora_support_nothing(tmp_path):
     """Issue 27's done-criterion: a fine-tune with no safety training (a random LoRA at the demo fine-tune's
     update norm) attacked with 10 random-word "suffixes" (a transfer run) gives no primary finding that
     supports the paper; the primary is measured and testable (the check is not vacuous)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     import tuco
     import tuco.models.shipped
     from tuco.data.builtin import common_words
@@ -193,7 +196,9 @@ def test_random_word_attacks_on_a_random_lora_support_nothing(tmp_path):
 
     base, tuned = tuco.models.shipped.demo_pair_dirs()
     random_lora_like(base, tuned, tmp_path / "null", seed=0)
-    pair = tuco.load_pair(str(base), str(tmp_path / "null"), tokenizer=str(tuned), dtype="float32", device="cpu")
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), tmp_path / "null").merge_and_unload()
+    merged.save_pretrained(tmp_path / "merged")  # the same weights as base + LoRA; generation ~5x faster than through peft
+    pair = tuco.load_pair(str(base), str(tmp_path / "merged"), tokenizer=str(tuned), dtype="float32", device="cpu")
     rng = random.Random(0)
     vocabulary = common_words()
     suffixes = tmp_path / "words.txt"

@@ -66,6 +66,8 @@ from tuco.stats.claims import Claim
 from tuco.stats.crossed import MIN_STIMULI, min_stimuli
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from tuco.models.decomposable import Decomposable
 
 PAPER = "attacked prompts have lower TuCo; AUC (clean = positive) up to 1.0 (Llama-2-7B)"
@@ -115,7 +117,7 @@ class GcgOptions(Options):
             )
 
 
-def control_suffix(tokenizer: Any, request: str, suffix: str, words: list[str], rng: random.Random) -> str:
+def control_suffix(tokenizer: PreTrainedTokenizerBase, request: str, suffix: str, words: list[str], rng: random.Random) -> str:
     """Ordinary words (drawn at random from ``words``) that make ``request`` as many tokens longer as
     ``suffix`` does: exactly, unless no word fits the last gap (then one token short)."""
 
@@ -138,7 +140,7 @@ def control_suffix(tokenizer: Any, request: str, suffix: str, words: list[str], 
     return " ".join(chosen)
 
 
-def ascii_tokens(tokenizer: Any) -> list[int]:
+def ascii_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The vocabulary GCG searches by default (nanogcg's ``allow_non_ascii=False``): ids that decode alone to
     printable ASCII with some non-space character; special and added tokens (Gemma's ``<unusedN>``: never
     trained) excluded."""
@@ -148,7 +150,7 @@ def ascii_tokens(tokenizer: Any) -> list[int]:
     return [i for i, t in zip(ids, texts) if t.isascii() and t.isprintable() and t.strip()]
 
 
-def random_suffix(tokenizer: Any, request: str, suffix: str, allowed: list[int], rng: random.Random) -> str:
+def random_suffix(tokenizer: PreTrainedTokenizerBase, request: str, suffix: str, allowed: list[int], rng: random.Random) -> str:
     """Random tokens of ``allowed`` (decoded) that make ``request`` as many tokens longer as ``suffix`` does,
     or as near as 32 draws get (re-tokenising a random string can merge tokens)."""
 
@@ -159,7 +161,8 @@ def random_suffix(tokenizer: Any, request: str, suffix: str, allowed: list[int],
     k = max(1, target - n_tokens(request))
     best: tuple[int, str] | None = None
     for _ in range(32):
-        text = tokenizer.decode([rng.choice(allowed) for _ in range(k)]).strip() or "x"
+        decoded = tokenizer.decode([rng.choice(allowed) for _ in range(k)])
+        text = (decoded if isinstance(decoded, str) else "".join(decoded)).strip() or "x"
         got = n_tokens(attack(request, text))
         if best is None or abs(got - target) < abs(best[0] - target):
             best = (got, text)
