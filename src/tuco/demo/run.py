@@ -134,7 +134,7 @@ PRESETS = {"demo": DEMO, "gemma": GEMMA}
 
 def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
     """The same analyses on a handful of prompts (seconds; for tests). gcg optimises ``MIN_SUFFIXES``
-    suffixes with 2 steps each: few steps (its optimisation-success finding says how well that went), but
+    suffixes with 1 step of 8 candidates each: few steps (its optimisation-success finding says how well that went), but
     enough suffixes that the primary claim is testable."""
     from tuco.experiments.gcg import MIN_SUFFIXES
 
@@ -148,8 +148,8 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
             ("max_new_tokens", 6),
             ("optimize", MIN_SUFFIXES),  # the fewest suffixes a verdict needs: the analysis runs as it does in full
             ("word_controls", False),
-            ("gcg_steps", 2),
-            ("gcg_search_width", 16),
+            ("gcg_steps", 1),
+            ("gcg_search_width", 8),
             ("gcg_topk", 16),
             ("samples", 2),
             ("window_sweep", []),
