@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuco.errors import ConfigError
@@ -15,6 +17,19 @@ def attack(request: str, suffix: str) -> str:
     return f"{request} {suffix}"
 
 
+@dataclass(frozen=True)
+class Optimised:
+    """One optimised suffix and how its optimisation went: ``request`` it was optimised on, the target
+    loss of the best string (``best_loss``) and of the first step (``first_loss``: the loss the search
+    started from), and the number of ``steps`` run."""
+
+    suffix: str
+    request: str
+    best_loss: float
+    first_loss: float
+    steps: int
+
+
 def optimise_suffixes(
     pair: Decomposable,
     requests: list[str],
@@ -25,19 +40,29 @@ def optimise_suffixes(
     seed: int = 0,
     search_width: int = 512,
     topk: int = 256,
-) -> list[str]:
-    """Optimise ``n`` suffixes against the tuned model, each on one request (cycled), with nanogcg."""
+) -> list[Optimised]:
+    """Optimise ``n`` suffixes white-box against the tuned model, suffix ``i`` on request ``i`` (cycled)
+    with seed ``seed + i``, with nanogcg; each with its losses."""
     try:
         import nanogcg
     except ImportError as err:
         raise ConfigError("optimising GCG suffixes needs nanogcg: pip install nanogcg (or give --suffixes FILE)") from err
     out = []
-    for i in range(n):
-        config = nanogcg.GCGConfig(
-            num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING", use_prefix_cache=False
-        )  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
-        result = nanogcg.run(
-            pair.tuned, pair.tokenizer, [{"role": "user", "content": requests[i % len(requests)] + " {optim_str}"}], f"{target}", config
-        )
-        out.append(result.best_string)
+    # nanogcg runs a full gc.collect() before every batch of candidates (2-3 per step): in a process holding
+    # many objects (a test session) that is ~0.5 s each, most of a small optimisation's time. Frozen objects
+    # (everything alive now) are skipped by the collector; what the optimisation creates is still collected.
+    gc.freeze()
+    try:
+        for i in range(n):
+            request = requests[i % len(requests)]
+            config = nanogcg.GCGConfig(
+                num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING", use_prefix_cache=False
+            )  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
+            chat = [{"role": "user", "content": request + " {optim_str}"}]
+            result = nanogcg.run(pair.tuned, pair.tokenizer, chat, f"{target}", config)
+            losses = [float(x) for x in result.losses]
+            first = losses[0] if losses else float(result.best_loss)
+            out.append(Optimised(result.best_string, request, float(result.best_loss), first, len(losses)))
+    finally:
+        gc.unfreeze()
     return out

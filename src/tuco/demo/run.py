@@ -53,8 +53,8 @@ DEMO = [
             harmful="builtin:harmful",
             train_requests="builtin:harmful-train",
             n=40,
-            optimize=5,
-            gcg_steps=30,
+            optimize=10,  # a sample of suffixes (docs/method.md 9.3): 10 x 15 steps cost what 5 x 30 did
+            gcg_steps=15,
             gcg_search_width=128,
             gcg_topk=64,
             max_new_tokens=24,
@@ -117,10 +117,11 @@ GEMMA = [
             harmful="builtin:harmful-broad",
             train_requests="builtin:harmful-broad-train",
             n=32,
-            optimize=5,
+            optimize=10,  # a sample of suffixes; the word control (exploratory) left out to pay for the second 5
             gcg_steps=15,
             gcg_search_width=64,
             gcg_topk=64,
+            word_controls=False,
             max_new_tokens=24,
             batch_size=8,
         ),
@@ -130,7 +131,11 @@ PRESETS = {"demo": DEMO, "gemma": GEMMA}
 
 
 def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-    """The same analyses on a handful of prompts (seconds; for tests)."""
+    """The same analyses on a handful of prompts (seconds; for tests). gcg optimises ``MIN_SUFFIXES``
+    suffixes with 1 step of 8 candidates each: few steps (its optimisation-success finding says how well that went), but
+    enough suffixes that the primary claim is testable."""
+    from tuco.experiments.gcg import MIN_SUFFIXES
+
     out = []
     for name, o in preset:
         small = dict(o)
@@ -140,9 +145,10 @@ def quick(preset: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str,
             ("n_encoded", 4),
             ("targets", 3),
             ("max_new_tokens", 6),
-            ("optimize", 1),
-            ("gcg_steps", 2),
-            ("gcg_search_width", 16),
+            ("optimize", MIN_SUFFIXES),  # the fewest suffixes a verdict needs: the analysis runs as it does in full
+            ("word_controls", False),
+            ("gcg_steps", 1),
+            ("gcg_search_width", 8),
             ("gcg_topk", 16),
             ("samples", 2),
             ("window_sweep", []),
