@@ -238,3 +238,12 @@ def test_stage2_chain_attribution(tmp_path):
     assert got["harmful_refusal"] >= 0.8
     assert got["signoff_share_diff"]["low"] > 0, got["signoff_share_diff"]
     assert got["refusal_stage1_minus_stage2"]["low"] > 0, got["refusal_stage1_minus_stage2"]
+
+
+def test_demo_skip_names_only_analyses_of_the_preset(tmp_path):
+    from tuco.demo.run import run_demo
+    from tuco.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="gcgg: not an analysis of the demo preset"):
+        run_demo(None, tmp_path / "d", "demo", skip=("gcgg",))  # type: ignore[arg-type]  # refused before the model is used
+    assert not (tmp_path / "d").exists()

@@ -7,6 +7,7 @@ report puts their findings first. Nothing here measures anything itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,19 +173,25 @@ def run_demo(
     suffixes: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    skip: Sequence[str] = (),
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Run a preset's analyses on ``model`` as one suite into ``out_dir/<experiment>/`` (every primary claim
     judged in one Holm family; ``out_dir/suite.json``); returns their metrics. ``suffixes``: a file of
     adversarial strings gcg evaluates instead of optimising its own against ``model`` (e.g. another adapter's
-    ``gcg/suffixes.json``: a transfer attack, labelled as such); ``kwargs``: ``run_experiment``'s ranks,
-    progress and on_measurement."""
+    ``gcg/suffixes.json``: a transfer attack, labelled as such); ``skip``: analyses of the preset left out
+    (e.g. gcg on many null adapters, for CPU time: say so where the results are reported); ``kwargs``:
+    ``run_experiment``'s ranks, progress and on_measurement."""
     from tuco.errors import ConfigError
     from tuco.experiments import run_suite
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}: choose from {', '.join(PRESETS)}")
     plan = quick(PRESETS[preset]) if is_quick else PRESETS[preset]
+    unknown = sorted(set(skip) - {name for name, _ in plan})
+    if unknown:
+        raise ConfigError(f"skip {', '.join(unknown)}: not an analysis of the {preset} preset ({', '.join(n for n, _ in plan)})")
+    plan = [(name, o) for name, o in plan if name not in skip]
     if suffixes is not None:  # gcg evaluates these strings instead of optimising its own
         plan = [(name, dict(o, suffixes=str(suffixes), optimize=0) if name == "gcg" else o) for name, o in plan]
     plan = [(name, dict(o, seed=seed)) for name, o in plan]
