@@ -247,3 +247,16 @@ def test_demo_skip_names_only_analyses_of_the_preset(tmp_path):
     with pytest.raises(ConfigError, match="gcgg: not an analysis of the demo preset"):
         run_demo(None, tmp_path / "d", "demo", skip=("gcgg",))  # type: ignore[arg-type]  # refused before the model is used
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_null_adapter_keeps_the_chat_template(tmp_path):
+    """A null adapter on the demo base (a raw LM without a chat template) carries the fine-tune's tokenizer, so
+    the suite's chat prompts run on it (they were refused as 'no chat template' before)."""
+    from tuco.demo.suites import null_adapter
+    from tuco.models.pair import load_pair
+    from tuco.models.shipped import demo_pair_dirs
+
+    out = null_adapter("demo", 3, tmp_path / "null-3", "random")
+    pair = load_pair(demo_pair_dirs()[0], out, dtype="float32", device="cpu")
+    assert pair.tokenizer.chat_template
+    assert json.loads((out / "recipe.json").read_text())["seed"] == 3

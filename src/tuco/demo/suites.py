@@ -76,6 +76,10 @@ def null_adapter(pair: str, seed: int, out: Path, kind: str = "random") -> Path:
         nulls.prose_lora(demo_pair_dirs()[0], out, nulls.ProseNull(seed=seed))
     else:
         raise ConfigError(f"no {kind!r} null for the {pair} pair: use random (or prose on the demo pair)")
+    if pair == "demo":  # the demo base is a raw LM: the suite's chats need the fine-tune's tokenizer (its chat template)
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(demo_pair_dirs()[1]).save_pretrained(out)
     return out
 
 
