@@ -2,10 +2,14 @@
 norm (no safety training; ``tuco.demo.nulls.random_lora_like``), then each primary claim's false-positive
 rate (``tuco.stats.nulls``) into OUT/nulls.json, and the CPU time it took.
 
-    python docs/null_calibration.py --nulls 0-19 --out runs/demo-nulls [--skip gcg]
+    python docs/null_calibration.py run --nulls 0-19 --out runs/demo-nulls [--skip gcg]
+    python docs/null_calibration.py collect runs/demo-nulls --out docs/findings/demo-nulls.json
 
 Resumable: a null whose suite finished is read back, a half-finished one resumes. ``--skip`` leaves analyses
 out (for CPU time; the table says which). ``tuco demo --pair demo --nulls 0-19`` runs the same without skipping.
+``collect`` keeps, per null that finished its suite, every primary finding (verdict, estimate, interval, p,
+Holm p and family) and the false-positive table; tests/test_null_calibration.py checks the table against
+them with its own exact binomial test and fails when a claim fires significantly more often than 5%.
 """
 
 from __future__ import annotations
@@ -15,14 +19,54 @@ import json
 import resource
 import time
 from pathlib import Path
+from typing import Any
+
+KEEP = ("claim", "primary", "verdict", "estimate", "low", "high", "p", "p_holm", "holm_family", "n", "expect", "paper_range")
+
+
+def collect(out: Path, snapshot: Path) -> dict[str, Any]:
+    """The snapshot of a nulls directory: per finished null, its primary findings; the rates over them."""
+    from tuco.stats.nulls import as_dicts, false_positive_rates
+
+    done = sorted((d for d in out.iterdir() if (d / "suite.json").is_file()), key=lambda d: int(d.name.rsplit("-", 1)[1]))
+    if not done:
+        raise SystemExit(f"{out}: no null has finished its suite")
+    primaries: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for d in done:
+        runs = sorted(r for r in d.iterdir() if (r / "metrics.json").is_file())
+        found = {r.name: json.loads((r / "metrics.json").read_text(encoding="utf-8"))["findings"] for r in runs}
+        primaries[d.name] = {name: [{k: f.get(k) for k in KEEP} for f in fs if f.get("primary")] for name, fs in found.items()}
+    record = json.loads((out / "nulls.json").read_text(encoding="utf-8")) if (out / "nulls.json").is_file() else {}
+    table = {
+        "pair": "demo",
+        "null": "random LoRA at the shipped fine-tune's per-module update norm (tuco.demo.nulls.random_lora_like)",
+        "nulls": [d.name for d in done],
+        "skipped": record.get("skipped", []),
+        "cpu_seconds": record.get("cpu_seconds"),
+        "wall_seconds": record.get("wall_seconds"),
+        "rates": as_dicts(false_positive_rates(list(primaries.values()))),
+        "primaries": primaries,
+    }
+    snapshot.write_text(json.dumps(table, indent=1, default=str) + "\n", encoding="utf-8")
+    return table
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nulls", default="0-19")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--skip", default="", help="analyses left out, comma-separated")
+    sub = ap.add_subparsers(dest="verb", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--nulls", default="0-19")
+    r.add_argument("--out", required=True)
+    r.add_argument("--skip", default="", help="analyses left out, comma-separated")
+    c = sub.add_parser("collect")
+    c.add_argument("dir")
+    c.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.verb == "collect":
+        table = collect(Path(args.dir), Path(args.out))
+        for rate in table["rates"]:
+            print(f"{rate['experiment']}: {rate['claim']}: {rate['fired']}/{rate['testable']} fired ({rate['not_testable']} not testable)")
+        return 0
 
     from tuco.demo.run import run_demo
     from tuco.demo.suites import null_adapter, parse_range, run_adapters, write_nulls
