@@ -377,28 +377,28 @@ def test_report_in_headless_chromium(tmp_path, models_args):
 
 
 PROBE = (
-    "<script>var t=document.querySelector('table.findings'), r=t.rows[1].getBoundingClientRect();"
-    "document.body.setAttribute('data-top', t.getBoundingClientRect().top);"
-    "document.body.setAttribute('data-row-bottom', r.bottom);</script>"
+    "<script>var o=document.querySelector('table.overview'), t=document.querySelector('table.findings');"
+    "document.body.setAttribute('data-summary-bottom', o.rows[o.rows.length-1].getBoundingClientRect().bottom);"
+    "document.body.setAttribute('data-top', t.getBoundingClientRect().top);</script>"
 )
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (.ci/run installs it)")
 def test_demo_report_shows_its_findings_on_the_first_screen(tmp_path):
-    """The demo's report: at 1280 x 900, the first experiment's findings table starts, and its first
-    finding ends, inside the first screen. Measured by the layout engine on a copy of the page that
-    carries a probe script (the page's own CSP would refuse it)."""
+    """The demo's report: at 1280 x 900, the summary (every analysis's primary claims) ends, and the first
+    experiment's findings table starts, inside the first screen. Measured by the layout engine on a copy of
+    the page that carries a probe script (the page's own CSP would refuse it)."""
     assert CHROMIUM, "chromium must be installed in CI"
     cli("demo", "--quick", "--out", str(tmp_path / "demo"), check_rc=0)
     page = tmp_path / "demo" / "report.html"
     html = page.read_text()
-    assert html.index('class="findings"') < html.index("Summary by condition")
+    assert html.index('<table class="overview">') < html.index('class="findings"') < html.index("Summary by condition")
     probe = tmp_path / "probe.html"
     probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html).replace("</body>", PROBE + "</body>"))
     body = re.search(r"<body([^>]*)>", _dom(probe, tmp_path / "p1", ["--window-size=1280,900"])).group(1)
+    summary = float(re.search(r'data-summary-bottom="([\d.]+)"', body).group(1))
     top = float(re.search(r'data-top="([\d.]+)"', body).group(1))
-    bottom = float(re.search(r'data-row-bottom="([\d.]+)"', body).group(1))
-    assert top < 900 and bottom <= 900, (top, bottom)
+    assert summary <= 900 and top < 900, (summary, top)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-top.png"
     subprocess.run(
@@ -487,7 +487,7 @@ def test_the_page_opens_with_the_suite_summary(tmp_path):
         make_experiment(d, [score_row(0)], results[name])
     html = build_html(open_source(tmp_path))
     summary = html[html.index("<h2>Summary</h2>") : html.index("web-vs-chat?")]  # before the first analysis
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td class=\"num\">(.*?)</td><td>(.*?)</td><td>.*?>(.*?)</span>", summary)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td class=\"measured\">(.*?)</td><td>(.*?)</td><td>.*?>(.*?)</span>", summary)
     assert rows == [
         ("web-vs-chat", "claim web-vs-chat", "0.01 [0.00, 0.09]", "n=40", "reproduced"),
         ("many-shot", "claim many-shot", "0.11 [0.01, 0.19]", "n=41", "reproduced"),
