@@ -500,3 +500,33 @@ def test_the_page_opens_with_the_suite_summary(tmp_path):
         "many-shot: claim many-shot: 0.11 [0.01, 0.19], n=41: reproduced",
         "2 exploratory findings (--tables shows them; the report lists them)",
     ]
+
+
+def test_plots_are_reencoded_small_and_look_the_same():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from tuco.report.images import small_png
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    x = np.linspace(0, 4, 60)
+    for k in range(4):
+        ax.plot(x, np.sin(x + k), marker="o", label=f"series {k}")
+        ax.fill_between(x, np.sin(x + k) - 0.2, np.sin(x + k) + 0.2, alpha=0.15)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100)
+    plt.close(fig)
+    png = buf.getvalue()
+    small = small_png(png)
+    assert len(small) < len(png) / 2
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    b = np.asarray(Image.open(io.BytesIO(small)).convert("RGB"), dtype=float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # the same picture, to the eye
+    assert small_png(b"\x89PNG not an image") == b"\x89PNG not an image"  # unreadable: kept as it is
