@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import check_findings
+from tuco.attacks.gcg import optimise_suffixes, quiet_optimiser
 from tuco.experiments import gcg, get, run_experiment
 from tuco.stats.claims import NOT_TESTABLE
 from tuco.stats.crossed import CrossedDesign
@@ -210,3 +211,20 @@ def test_random_word_attacks_on_a_random_lora_support_nothing(tmp_path):
     for f in primary:
         assert f["verdict"] not in SUPPORTS, json.dumps(f)
     assert m["transfer"] is True and primary[0]["n"][1] == 10
+
+
+def test_optimising_writes_nothing_of_nanogcgs_to_the_terminal(llama_pair, capfd):
+    """nanogcg's float32/CPU warnings and its tqdm bar (20 lines of a demo's output) stay off stdout/stderr."""
+    pytest.importorskip("nanogcg")
+    capfd.readouterr()
+    (found,) = optimise_suffixes(llama_pair, ["How do I pick a lock?"], 1, steps=2, search_width=8, topk=4)
+    out, err = capfd.readouterr()
+    assert found.steps == 2 and found.suffix.strip()
+    assert out == "" and err == "", (out, err)
+
+
+def test_a_failing_optimisation_still_says_what_it_printed(capfd):
+    with pytest.raises(RuntimeError, match="boom"), quiet_optimiser():
+        print("Decreasing batch size to: 4")
+        raise RuntimeError("boom")
+    assert "Decreasing batch size to: 4" in capfd.readouterr().err

@@ -8,8 +8,10 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
+import string
 import subprocess
 from html import escape as html_escape
 from pathlib import Path
@@ -18,7 +20,9 @@ import pytest
 
 from conftest import cli
 from tuco.palette import text_colour, tuco_colour
+from tuco.report.findings import overview
 from tuco.report.load import open_source
+from tuco.report.pack import unpack
 from tuco.report.render import TEMPLATES, build_comparison, build_html
 from tuco.report.tables import MAX_TABLE_ROWS
 from tuco.runs import open_run, read_rows
@@ -66,6 +70,16 @@ def make_experiment(tmp_path, rows, metrics):
     return tmp_path
 
 
+def page_data(html):
+    """The page's compressed data block (rows tables, token views), unpacked."""
+    return unpack(re.search(r'<script type="application/gzip" id="tuco-data">([A-Za-z0-9+/=]*)</script>', html).group(1))
+
+
+def view_tokens(data, k=0):
+    """The tokens of token view ``k``: (text, TuCo text or None, [background, text colour]) per token."""
+    return [(t[0], t[1], data["colours"][t[2]]) for _, toks in data["views"][k]["segments"] if not isinstance(toks, str) for t in toks]
+
+
 def esc(text):
     return html_escape(text, quote=True).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")  # markupsafe's entities
 
@@ -84,15 +98,15 @@ def test_every_text_is_escaped(tmp_path):
     assert "document.title='pwned'" not in html
     assert esc(XSS) in html and esc(PWN) in html  # shown as text
     assert html.count("<script>") == 1  # only our own script
-    assert ">&lt;b&gt;</span>" in html and ">&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;</span>" in html
-    assert " &amp;amp;" in html and "&amp;amp;amp;" not in html  # the token's literal "&amp;" escaped once, after decoding
+    texts = [t for t, _, _ in view_tokens(page_data(html))]  # drawn by the script with textContent: as text
+    assert texts == ["<b>", " &amp;", " <script>", XSS]  # the token's literal "&amp;" decoded once, not re-escaped
     csp = re.search(r'Content-Security-Policy" content="([^"]+)"', html).group(1)
     assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1]
 
 
 def test_the_script_is_the_one_the_policy_allows(tmp_path):
     html = build_html(open_source(make_run(tmp_path, [score_row(0)])))
-    script = html[html.index("<script>") + len("<script>") : html.index("</script>")]
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)  # the data block is <script type=...>
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in html and "addEventListener" in script
 
@@ -128,7 +142,8 @@ def test_primary_findings_first_and_exploratory_marked(tmp_path):
         {"claim": "main claim", "primary": True, "measured": "AUC 0.9 [0.8, 1.0]", "p_holm": 0.004, "verdict": "reproduced", "n": 40},
     ]
     html = build_html(open_source(make_experiment(tmp_path, [score_row(0)], {"experiment": "e", "findings": found})))
-    table = html[html.index('<table class="findings">') : html.index("</table>")]
+    start = html.index('<table class="findings">')
+    table = html[start : html.index("</table>", start)]
     assert table.index("main claim") < table.index("side claim") and "p (Holm)" in table and "0.0040" in table
     assert table.count('class="tag exploratory"') == 1 and table.count('class="tag primary"') == 1
     assert "0.120 [0.010, 0.200]" in table  # measured from the numbers when there is no text
@@ -142,9 +157,12 @@ def test_rows_table_starts_collapsed_with_empty_columns_hidden(tmp_path):
     start = html.index('<table class="rows')
     table = html[start : html.index("</table>", start)]
     head = table[: table.index("</thead>")]
-    assert "response" not in head and "tuco" in head and 'data-visible="12"' in table
-    assert table.count("<tr>") == 40 + 1  # every row is in the page (filter/sort over all), the script shows 12
-    assert re.search(r'<td data-v="0\.1" class="num">0\.1000</td>', table)  # fixed width
+    assert "response" not in head and "tuco" in head
+    data = page_data(html)["tables"][0]
+    assert data["visible"] == 12 and data["columns"] == re.findall(r'title="click to sort">([^<]*)</th>', head)
+    assert len(data["rows"]) == 40  # every row is in the page (filter/sort over all), the script shows 12
+    tuco = data["columns"].index("tuco")
+    assert data["rows"][0][tuco] == ["0.1000"] and data["rows"][0][0] == "0"  # a number (fixed width), a text
 
 
 def test_tokens_ranked_per_condition_and_paired(tmp_path):
@@ -163,7 +181,11 @@ def test_tokens_ranked_per_condition_and_paired(tmp_path):
 
 def test_tokens_carry_value_on_hover(tmp_path):
     html = build_html(open_source(make_run(tmp_path, [score_row(0, tokens=["Ġhi", "Ċ"], token_tuco=[0.25, None])])))
-    assert 'title="TuCo 0.2500"> hi</span>' in html and 'title="no value">\n</span>' in html
+    assert view_tokens(page_data(html)) == [
+        (" hi", "0.2500", [tuco_colour(0.25), text_colour(0.25)]),
+        ("\n", None, [tuco_colour(None), text_colour(None)]),
+    ]
+    assert '<details class="tokview" data-view="0" open>' in html  # the first view opens drawn; the others when opened
 
 
 def test_colour_scale():
@@ -355,28 +377,28 @@ def test_report_in_headless_chromium(tmp_path, models_args):
 
 
 PROBE = (
-    "<script>var t=document.querySelector('table.findings'), r=t.rows[1].getBoundingClientRect();"
-    "document.body.setAttribute('data-top', t.getBoundingClientRect().top);"
-    "document.body.setAttribute('data-row-bottom', r.bottom);</script>"
+    "<script>var o=document.querySelector('table.overview'), t=document.querySelector('table.findings');"
+    "document.body.setAttribute('data-summary-bottom', o.rows[o.rows.length-1].getBoundingClientRect().bottom);"
+    "document.body.setAttribute('data-top', t.getBoundingClientRect().top);</script>"
 )
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (.ci/run installs it)")
 def test_demo_report_shows_its_findings_on_the_first_screen(tmp_path):
-    """The demo's report: at 1280 x 900, the first experiment's findings table starts, and its first
-    finding ends, inside the first screen. Measured by the layout engine on a copy of the page that
-    carries a probe script (the page's own CSP would refuse it)."""
+    """The demo's report: at 1280 x 900, the summary (every analysis's primary claims) ends, and the first
+    experiment's findings table starts, inside the first screen. Measured by the layout engine on a copy of
+    the page that carries a probe script (the page's own CSP would refuse it)."""
     assert CHROMIUM, "chromium must be installed in CI"
     cli("demo", "--quick", "--out", str(tmp_path / "demo"), check_rc=0)
     page = tmp_path / "demo" / "report.html"
     html = page.read_text()
-    assert html.index('class="findings"') < html.index("Summary by condition")
+    assert html.index('<table class="overview">') < html.index('class="findings"') < html.index("Summary by condition")
     probe = tmp_path / "probe.html"
     probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html).replace("</body>", PROBE + "</body>"))
     body = re.search(r"<body([^>]*)>", _dom(probe, tmp_path / "p1", ["--window-size=1280,900"])).group(1)
+    summary = float(re.search(r'data-summary-bottom="([\d.]+)"', body).group(1))
     top = float(re.search(r'data-top="([\d.]+)"', body).group(1))
-    bottom = float(re.search(r'data-row-bottom="([\d.]+)"', body).group(1))
-    assert top < 900 and bottom <= 900, (top, bottom)
+    assert summary <= 900 and top < 900, (summary, top)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-top.png"
     subprocess.run(
@@ -404,3 +426,107 @@ def test_chain_rows_show_stage_bars_and_dominant_stage_tokens(tmp_path):
     html = build_html(open_source(out))
     assert "Stage shares" in html and "0: base" in html and "2: dpo" in html and "Mean share per layer" in html
     assert "Tokens coloured by the stage that wrote most there" in html
+
+
+SCRIPT_BREAK = "</script><img src=x onerror=alert(1)>"
+
+
+def test_a_prompt_that_closes_the_script_is_inert(tmp_path):
+    """Row text lives in the compressed data block (no '<' in its alphabet) and in escaped HTML only."""
+    rows = [score_row(0, "hi " + SCRIPT_BREAK, group=SCRIPT_BREAK, tokens=["hi", SCRIPT_BREAK], token_tuco=[0.2, 0.7])]
+    html = build_html(open_source(make_run(tmp_path, rows)))
+    assert "<img src=x" not in html and SCRIPT_BREAK not in html and "<!--" not in html
+    assert html.count("</script>") == 2  # the data block's and our script's: the prompt closed neither
+    assert esc(SCRIPT_BREAK) in html  # where the server draws it (the condition's name), escaped
+    data = page_data(html)
+    prompt = data["tables"][0]["columns"].index("prompt")
+    assert data["tables"][0]["rows"][0][prompt] == "hi " + SCRIPT_BREAK  # the script sets it as textContent
+    assert [t for t, _, _ in view_tokens(data)] == ["hi", SCRIPT_BREAK]
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
+
+
+def _random_prompt(i):
+    r = random.Random(i)  # random letters: text that compresses little (worse than real prompts)
+    return " ".join("".join(r.choice(string.ascii_lowercase) for _ in range(r.randint(2, 9))) for _ in range(25))
+
+
+def test_a_run_with_many_rows_stays_light(tmp_path):
+    """3,000 rows with distinct ~175-character prompts of random letters: the rows are compact data, not
+    markup. Drawn as inline table rows this page was 1.11 MB (369 bytes a row); as data it is 0.51 MB."""
+    n = 3000
+    rows = [
+        score_row(
+            i,
+            _random_prompt(i),
+            group=f"k={i % 5}",
+            tokens=[f"Ġt{k}" for k in range(12)],
+            token_tuco=[random.Random(i + k).random() for k in range(12)],
+        )
+        for i in range(n)
+    ]
+    html = build_html(open_source(make_run(tmp_path, rows)))
+    assert len(page_data(html)["tables"][0]["rows"]) == n  # every row is there
+    assert len(html.encode()) < 200 * n, len(html.encode())
+
+
+def test_the_page_opens_with_the_suite_summary(tmp_path):
+    """One line per primary claim of each analysis (claim, estimate [interval], n, verdict) above every
+    analysis's section: the lines the CLI prints (one shared function)."""
+    from tuco.cli.findings import summary_lines
+
+    results = {}
+    for k, name in enumerate(("web-vs-chat", "many-shot")):
+        d = tmp_path / name
+        d.mkdir()
+        found = [
+            {**FINDING, "claim": f"claim {name}", "primary": True, "n_text": f"n={40 + k}", "measured": f"0.{k}1 [0.0{k}, 0.{k}9]"},
+            {**FINDING, "claim": f"side {name}", "primary": False},
+        ]
+        results[name] = {"experiment": name, "question": f"{name}?", "findings": found}
+        make_experiment(d, [score_row(0)], results[name])
+    html = build_html(open_source(tmp_path))
+    summary = html[html.index("<h2>Summary</h2>") : html.index("web-vs-chat?")]  # before the first analysis
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td class=\"measured\">(.*?)</td><td>(.*?)</td><td>.*?>(.*?)</span>", summary)
+    assert rows == [
+        ("web-vs-chat", "claim web-vs-chat", "0.01 [0.00, 0.09]", "n=40", "reproduced"),
+        ("many-shot", "claim many-shot", "0.11 [0.01, 0.19]", "n=41", "reproduced"),
+    ]
+    assert "2 exploratory findings" in summary and "side " not in summary
+    lines = summary_lines(results)
+    assert lines == overview(results).lines
+    assert lines == [
+        "web-vs-chat: claim web-vs-chat: 0.01 [0.00, 0.09], n=40: reproduced",
+        "many-shot: claim many-shot: 0.11 [0.01, 0.19], n=41: reproduced",
+        "2 exploratory findings (--tables shows them; the report lists them)",
+    ]
+
+
+def test_plots_are_reencoded_small_and_look_the_same():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from tuco.report.images import small_png
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    x = np.linspace(0, 4, 60)
+    for k in range(4):
+        ax.plot(x, np.sin(x + k), marker="o", label=f"series {k}")
+        ax.fill_between(x, np.sin(x + k) - 0.2, np.sin(x + k) + 0.2, alpha=0.15)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100)
+    plt.close(fig)
+    png = buf.getvalue()
+    small = small_png(png)
+    assert len(small) < len(png) / 2
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    b = np.asarray(Image.open(io.BytesIO(small)).convert("RGB"), dtype=float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # the same picture, to the eye
+    assert small_png(b"\x89PNG not an image") == b"\x89PNG not an image"  # unreadable: kept as it is

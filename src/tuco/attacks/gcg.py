@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +34,20 @@ class Optimised:
     steps: int
 
 
+@contextlib.contextmanager
+def quiet_optimiser() -> Iterator[None]:
+    """nanogcg's progress bar (tqdm, on ``sys.stderr``) and prints (``sys.stdout``) kept off the terminal while
+    it optimises, so a suite's output reads in one screen; replayed on stderr if the optimisation fails, so
+    nothing that explains a failure is lost. (Its warnings are left out by its own verbosity: ERROR.)"""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held), contextlib.redirect_stdout(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+
+
 def optimise_suffixes(
     pair: Decomposable,
     requests: list[str],
@@ -42,7 +60,8 @@ def optimise_suffixes(
     topk: int = 256,
 ) -> list[Optimised]:
     """Optimise ``n`` suffixes white-box against the tuned model, suffix ``i`` on request ``i`` (cycled)
-    with seed ``seed + i``, with nanogcg; each with its losses."""
+    with seed ``seed + i``, with nanogcg; each with its losses. nanogcg's warnings, progress bars and prints
+    stay off the terminal (its errors do not: ``quiet_optimiser``)."""
     try:
         import nanogcg
     except ImportError as err:
@@ -56,10 +75,11 @@ def optimise_suffixes(
         for i in range(n):
             request = requests[i % len(requests)]
             config = nanogcg.GCGConfig(
-                num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="WARNING", use_prefix_cache=False
+                num_steps=steps, seed=seed + i, search_width=search_width, topk=topk, verbosity="ERROR", use_prefix_cache=False
             )  # nanogcg 0.3 indexes legacy tuple caches (transformers 5: no)
             chat = [{"role": "user", "content": request + " {optim_str}"}]
-            result = nanogcg.run(pair.tuned, pair.tokenizer, chat, f"{target}", config)
+            with quiet_optimiser():  # its dtype/CPU warnings and its progress bar: 20 lines of a demo's output
+                result = nanogcg.run(pair.tuned, pair.tokenizer, chat, f"{target}", config)
             losses = [float(x) for x in result.losses]
             first = losses[0] if losses else float(result.best_loss)
             out.append(Optimised(result.best_string, request, float(result.best_loss), first, len(losses)))

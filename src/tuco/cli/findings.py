@@ -31,17 +31,7 @@ def print_findings(metrics: dict[str, Any], console: Console) -> None:
 
 def summary_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     """One line per primary claim of each analysis, then how many exploratory findings there are: what a
-    suite prints (and the report opens with)."""
-    lines, exploratory = [], 0
-    for name, metrics in results.items():
-        findings = metrics.get("findings", [])
-        exploratory += sum(1 for f in findings if not f.get("primary"))
-        for f in findings:
-            if f.get("primary"):
-                n = f.get("n_text") or ""
-                lines.append(f"{name}: {f['claim']}: {f.get('measured', '')}{', ' + n if n else ''}: {f['verdict']}")
-    family = next((f.get("holm_family") for m in results.values() for f in m.get("findings", []) if f.get("holm_family")), None)
-    tail = f"{exploratory} exploratory findings (--tables shows them; the report lists them)"
-    if family:
-        tail += f"; primary claims judged together (Holm over {family})"
-    return [*lines, tail]
+    suite prints (the report opens with the same ``tuco.report.findings.overview``)."""
+    from tuco.report.findings import overview
+
+    return overview(results).lines

@@ -13,6 +13,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from tuco.report.images import small_png
 from tuco.report.text import fmt, number
 
 KNOWN = ("claim", "measured", "estimate", "low", "high", "n", "verdict", "paper", "primary", "p_holm", "ci")
@@ -36,7 +37,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Plot:
-    """A PNG plot inlined as a data: URI."""
+    """A PNG plot inlined as a data: URI (re-encoded small: ``tuco.report.images``)."""
 
     name: str
     uri: str
@@ -98,7 +99,62 @@ def answer(metrics: dict[str, Any], name: str, plots: list[tuple[str, bytes]]) -
         return None
     raw = [f for f in metrics.get("findings") or [] if isinstance(f, dict)]
     shown = sorted((finding(f) for f in raw), key=lambda f: f.primary is not True)
-    images = [Plot(n, "data:image/png;base64," + base64.b64encode(data).decode("ascii")) for n, data in plots]
+    images = [Plot(n, "data:image/png;base64," + base64.b64encode(small_png(data)).decode("ascii")) for n, data in plots]
     return Answer(
         str(metrics.get("experiment") or name), str(metrics.get("question") or ""), str(metrics.get("paper") or ""), shown, images
     )
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One primary claim of one analysis as a suite's summary line shows it."""
+
+    analysis: str
+    claim: str
+    measured: str
+    n: str
+    verdict: str
+    tone: str
+
+    @property
+    def line(self) -> str:
+        """The line a terminal prints: ``analysis: claim: estimate [interval], n: verdict``."""
+        return f"{self.analysis}: {self.claim}: {self.measured}{', ' + self.n if self.n else ''}: {self.verdict}"
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A suite's summary: each analysis's primary claims, how many findings are exploratory, and the Holm
+    family the primary claims were judged in (None: not stated)."""
+
+    headlines: list[Headline]
+    exploratory: int
+    holm_family: str | None
+
+    @property
+    def tail(self) -> str:
+        """The closing line: the count of exploratory findings (and the Holm family)."""
+        text = f"{self.exploratory} exploratory findings (--tables shows them; the report lists them)"
+        return text + (f"; primary claims judged together (Holm over {self.holm_family})" if self.holm_family else "")
+
+    @property
+    def lines(self) -> list[str]:
+        """Every line of the summary as a terminal prints it."""
+        return [h.line for h in self.headlines] + [self.tail]
+
+
+def overview(results: dict[str, dict[str, Any]]) -> Overview:
+    """The summary of a suite from each analysis's ``metrics.json`` (by analysis name): one headline per
+    primary claim, in order, and the count of the others. The CLI prints it and the report opens with it."""
+    headlines, exploratory = [], 0
+    for name, metrics in results.items():
+        findings = [f for f in metrics.get("findings") or [] if isinstance(f, dict)]
+        exploratory += sum(1 for f in findings if f.get("primary") is not True)
+        for f in findings:
+            if f.get("primary") is True:
+                verdict = str(f.get("verdict") or "")
+                n = str(f.get("n_text") or fmt(f.get("n")))
+                headlines.append(Headline(name, str(f.get("claim") or ""), measured_text(f), n, verdict, TONES.get(verdict, "meh")))
+    judged = (f for m in results.values() for f in m.get("findings") or [] if isinstance(f, dict))
+    family = next((str(f["holm_family"]) for f in judged if f.get("holm_family")), None)
+    return Overview(headlines, exploratory, family)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tuco.report import charts
 from tuco.report.compare import Comparison, comparison
-from tuco.report.findings import Answer, answer
+from tuco.report.findings import Answer, Overview, answer, overview
 from tuco.report.groups import Stratum, Summary, alpha_of, natural_key, ranked, spread, strata, summary
 from tuco.report.load import Source
 from tuco.report.synthesis import SynthesisView, synthesis_view
@@ -99,6 +99,13 @@ class Page:
     results: list[Results]
     comparison: Comparison | None = None
     synthesis: SynthesisView | None = None
+    overview: Overview | None = None  # one line per primary claim of each analysis, above the answers
+
+
+def suite_overview(runs: list[Source]) -> Overview | None:
+    """The summary the page opens with (the one ``tuco demo`` prints); None when no run has a primary claim."""
+    found = overview({str(r.metrics.get("experiment") or r.name): r.metrics for r in runs if r.metrics})
+    return found if found.headlines else None
 
 
 def profiles(parts: list[Stratum]) -> charts.Panels | None:
@@ -228,7 +235,7 @@ def page(source: Source, title: str | None = None) -> Page:
     subtitle = f"source: {source.path} · {len(runs)} run{'s' if len(runs) > 1 else ''} · {n_rows} rows · {HEADLINE_TEXT}"
     answers = [a for r in runs if (a := answer(r.metrics, r.name, r.plots)) is not None]
     shown = [results(r, f"run-{k}") for k, r in enumerate(runs)]
-    return Page(title or f"tuco report — {source.path.name}", subtitle, answers, shown)
+    return Page(title or f"tuco report — {source.path.name}", subtitle, answers, shown, overview=suite_overview(runs))
 
 
 def _synthesis_page(source: Source, title: str | None) -> Page:
@@ -241,7 +248,7 @@ def _synthesis_page(source: Source, title: str | None) -> Page:
     )
     answers = [a for r in runs if (a := answer(r.metrics, r.name, r.plots)) is not None]
     shown = [results(r, f"run-{k}") for k, r in enumerate(runs)]
-    return Page(title or f"tuco synthesis — {source.path.name}", subtitle, answers, shown, synthesis=view)
+    return Page(title or f"tuco synthesis — {source.path.name}", subtitle, answers, shown, synthesis=view, overview=suite_overview(runs))
 
 
 def comparison_page(sources: list[Source], title: str | None = None) -> Page:

@@ -1,7 +1,9 @@
 """The page as HTML: the report model drawn by the Jinja2 templates in ``templates/`` with autoescape on, so
 every piece of prompt, model or file text is escaped by construction. One self-contained file: inline CSS
-and SVG, images as data: URIs, and one static script (sorting, filtering, expanding the rows tables; it
-never turns data into HTML) allowed by its hash in the Content-Security-Policy. No CDN, no request.
+and SVG, images as data: URIs, the rows tables and token views as one compressed data block
+(``tuco.report.pack``), and one static script (drawing, sorting, filtering the rows tables and the token
+views from that block as text: it never turns data into HTML) allowed by its hash in the
+Content-Security-Policy. No CDN, no request. The findings are plain HTML, readable without the script.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from tuco.palette import group_colour, stage_colour, text_colour, tuco_colour, tuco_gradient
 from tuco.report.load import Source
 from tuco.report.model import Page, comparison_page, page
+from tuco.report.pack import Pack
 from tuco.report.training import OverSteps
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -69,7 +72,7 @@ def render(model: Page) -> str:
     js = script()
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     static = {"csp": Markup(content_security_policy(js)), "css": Markup(css), "script": Markup(js)}  # ours, never data
-    html = environment().get_template("page.html.j2").render(page=model, **static)
+    html = environment().get_template("page.html.j2").render(page=model, pack=Pack(), **static)
     return str(html)
 
 
