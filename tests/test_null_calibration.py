@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from conftest import hand_holm
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "docs" / "findings" / "demo-nulls.json"
