@@ -1,4 +1,4 @@
-"""The measured findings in README.md and docs/findings-gemma.md, generated from the runs, never hand-copied.
+"""The measured findings in README.md and docs/findings-demo.md, generated from the runs, never hand-copied.
 
 Snapshots first (one file per run or synthesis in docs/findings/), then the documents (``make findings``
 runs the last step; tests/test_docs.py fails when the documents drift, tests/test_snapshots.py recomputes
@@ -16,8 +16,8 @@ every shipped finding from the per-item inputs its snapshot keeps):
         --out docs/findings/gemma-synthesis.json
 
     # the documents: every <!-- findings:KIND SNAPSHOT... --> block rewritten from the snapshots it names
-    python docs/findings.py render README.md docs/findings-gemma.md          # = make findings
-    python docs/findings.py render --check README.md docs/findings-gemma.md  # exit 1 when out of date
+    python docs/findings.py render README.md docs/findings-demo.md          # = make findings
+    python docs/findings.py render --check README.md docs/findings-demo.md  # exit 1 when out of date
 
 ``collect`` keeps, of every analysis run in a suite directory, what the documents show and what re-derives
 it: every finding of metrics.json (claim, primary, verdict, estimate, interval, p, Holm p and family, n,

@@ -1,4 +1,4 @@
-"""The measured findings in README.md and docs/findings-gemma.md are generated from the runs' snapshots
+"""The measured findings in README.md and docs/findings-demo.md are generated from the runs' snapshots
 (docs/findings/*.json, written by `docs/findings.py collect`): the documents never drift from them, and the
 tables say what the snapshots say."""
 
@@ -21,7 +21,7 @@ def findings():
     return module
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/findings-gemma.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/findings-demo.md"])
 def test_documents_are_generated_from_the_snapshots(findings, doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert "<!-- findings:" in text, f"{doc} has no generated findings block"
@@ -104,7 +104,7 @@ def test_a_block_that_names_a_missing_snapshot_fails_make_findings(findings, tmp
 
 def test_the_shipped_documents_name_only_snapshots_that_exist(findings):
     names = set()
-    for doc in ("README.md", "docs/findings-gemma.md"):
+    for doc in ("README.md", "docs/findings-demo.md"):
         for m in findings.MARKER.finditer((ROOT / doc).read_text(encoding="utf-8")):
             names |= set(m["args"].split())
     assert names and names <= set(findings.available()), sorted(names - set(findings.available()))

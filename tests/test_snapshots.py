@@ -24,7 +24,6 @@ SHIPPED = sorted((ROOT / "docs" / "findings").glob("*.json"))
 #: Snapshots collected before findings carried their per-item inputs (and p, direction, paper range): their
 #: numbers cannot be re-derived until the runs are collected again with docs/findings.py collect.
 PREDATE_INPUTS = {
-    "demo": "collected before findings kept their inputs; regenerate from a new tuco demo run",
     "gemma-seed0": "collected before findings kept their inputs; regenerate from a new run of seed 0",
     "gemma-seed1": "collected before findings kept their inputs; regenerate from a new run of seed 1",
 }

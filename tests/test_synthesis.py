@@ -229,3 +229,18 @@ def test_demo_over_seeds_writes_the_synthesis_and_its_report(tmp_path, monkeypat
     html = (tmp_path / "report.html").read_text()
     assert "Synthesis over 3 adapters" in html and "adapter seed-0" in html
     assert f"{got['claims'][0]['estimate']:.4f}" in html
+
+
+def test_a_constant_part_of_a_conjunction_is_not_pooled():
+    """An intersection-union part with zero-width intervals (a harmful-answer rate of 0 at every k) has no
+    standard error to pool: constant on the claim's side on every adapter -> p 0, against it -> 1, constant
+    on some adapters only -> 1 (cannot support the claim)."""
+    from tuco.experiments.synthesis import _part_p
+    from tuco.stats.intervals import Interval
+
+    const = lambda v: Interval(v, v, v, 0.0 if v else 1.0, (16,), "constant", 0.0)  # noqa: E731
+    wide = Interval(0.05, 0.03, 0.07, 0.001, (16,), "t", 0.0)
+    assert _part_p([const(0.1), const(0.2), const(0.1)], "above") == 0.0
+    assert _part_p([const(0.0), const(-0.0), const(0.0)], "above") == 1.0
+    assert _part_p([const(-0.0), wide, wide], "above") == 1.0
+    assert 0.0 < _part_p([wide, wide, wide], "above") < 0.05

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,39 @@ def _pooled(intervals: Sequence[Interval]) -> Synthesis:
     return synthesize_intervals(list(intervals))
 
 
+#: Estimands with a bounded range (the pooled interval, on the identity scale, is cut at the bounds).
+BOUNDED = {"spearman_exact": (-1.0, 1.0)}
+
+
+def _constant(iv: Interval) -> bool:
+    """No standard error to pool it with (zero width, to rounding)."""
+    return not iv.high - iv.low > 1e-12 * max(1.0, abs(iv.estimate))
+
+
+def _on_side(estimate: float, null: float, side: str) -> bool:
+    return estimate > null if side == "above" else estimate < null
+
+
+def _part_p(intervals: Sequence[Interval], side: str) -> float:
+    """One part of an intersection-union claim over adapters: its pooled p when on the claim's side, else 1.
+    A part that is constant on every adapter (zero-width intervals, e.g. a harmful-answer rate of 0 at every
+    k) has no standard error to pool: on the claim's side everywhere it is 0 (as a constant interval's p),
+    otherwise 1. Constant on some adapters only: no common scale to pool them on, so 1 (the claim cannot be
+    supported through that part)."""
+    if all(_constant(iv) for iv in intervals):
+        return 0.0 if all(_on_side(iv.estimate, iv.null, side) for iv in intervals) else 1.0
+    if any(_constant(iv) for iv in intervals):
+        return 1.0
+    s = _pooled(intervals)
+    return s.p if _on_side(s.estimate, s.null, side) else 1.0
+
+
+def _part_record(intervals: Sequence[Interval], side: str) -> dict[str, Any]:
+    if any(_constant(iv) for iv in intervals):  # not pooled (see _part_p)
+        return {"side": side, "estimates": [iv.estimate for iv in intervals], "p": _part_p(intervals, side), "pooled": False}
+    return asdict(_pooled(intervals)) | {"side": side}
+
+
 def _text(s: Synthesis, digits: int = 3) -> str:
     fmt = f"{{:+.{digits}f}}" if s.null == 0.0 else f"{{:.{digits}f}}"
     pred = f"; a new adapter: [{fmt.format(s.pred_low)}, {fmt.format(s.pred_high)}]" if s.pred_low is not None else ""
@@ -112,16 +145,24 @@ def synthesize_claim(experiment: str, findings: Sequence[tuple[str, dict[str, An
         out.measured = f"{len(usable)} of {len(findings)} adapters measured it (a synthesis needs {MIN_ADAPTERS})"
         return out, None
     inputs = [f.get("inputs") or {} for _, f in usable]
-    if all(i.get("fn") == "intersection" for i in inputs):  # synthesise each part over adapters, p = the larger
-        sides = inputs[0]["sides"]
-        parts = [_pooled([recompute(i["parts"][j]) for i in inputs]) for j in range(len(sides))]
-        on_side = [(s.estimate > s.null) if side == "above" else (s.estimate < s.null) for s, side in zip(parts, sides)]
-        p = max(s.p if ok else 1.0 for s, ok in zip(parts, on_side))
-        head = parts[0]
-        out.parts = [asdict(s) | {"side": side} for s, side in zip(parts, sides)]
-    else:
-        head = _pooled([_interval(f) for _, f in usable])
-        p = head.p
+    try:
+        if all(i.get("fn") == "intersection" for i in inputs):  # synthesise each part over adapters, p = the larger
+            sides = inputs[0]["sides"]
+            per_part = [[recompute(i["parts"][j]) for i in inputs] for j in range(len(sides))]
+            p = max(_part_p(ivs, side) for ivs, side in zip(per_part, sides))
+            head = _pooled(per_part[0])
+            out.parts = [_part_record(ivs, side) for ivs, side in zip(per_part, sides)]
+        else:
+            head = _pooled([_interval(f) for _, f in usable])
+            p = head.p
+    except ValueError as err:  # e.g. zero-width intervals: no standard error to weigh the adapters by
+        out.measured = f"not synthesised: {err}"
+        return out, None
+    if all(i.get("fn") in BOUNDED for i in inputs):  # a correlation's interval stops at its bounds
+        lo, hi = BOUNDED[str(inputs[0]["fn"])]
+        cut = lambda v: min(hi, max(lo, v))  # noqa: E731
+        pred = {} if head.pred_low is None or head.pred_high is None else {"pred_low": cut(head.pred_low), "pred_high": cut(head.pred_high)}
+        head = replace(head, low=cut(head.low), high=cut(head.high), **pred)
     out.estimate, out.low, out.high, out.p = head.estimate, head.low, head.high, p
     out.pred_low, out.pred_high, out.tau, out.i2, out.null = head.pred_low, head.pred_high, head.tau, head.i2, head.null
     out.measured = _text(head)
