@@ -456,6 +456,18 @@ def _check_finite(v: np.ndarray, what: str = "values") -> None:
         raise ValueError(f"{what} must be finite (no NaN or infinity)")
 
 
+def _cell_means(values: np.ndarray, cell_of_value: np.ndarray, n_per_cell: np.ndarray) -> np.ndarray:
+    """Each data set's (rows of ``values``) mean per cell: replicated cells averaged first."""
+    if values.shape[1] != len(cell_of_value):
+        raise ValueError(f"expected {len(cell_of_value)} values, got {values.shape[1]}")
+    _check_finite(values)
+    sums = np.zeros((values.shape[0], len(n_per_cell)))
+    for j in range(values.shape[0]):
+        sums[j] = np.bincount(cell_of_value, weights=values[j], minlength=len(n_per_cell))
+    means: np.ndarray = sums / n_per_cell
+    return means
+
+
 class CrossedDesign(_Design):
     """Rows x columns, rows optionally nested in groups, cells possibly missing or replicated.
 
@@ -513,14 +525,7 @@ class CrossedDesign(_Design):
         return (self.n_rows, self.n_cols) + ((self.n_groups,) if self.n_groups else ())
 
     def _prepare(self, values: np.ndarray) -> np.ndarray:
-        if values.shape[1] != len(self._cell_of_value):
-            raise ValueError(f"expected {len(self._cell_of_value)} values, got {values.shape[1]}")
-        _check_finite(values)
-        sums = np.zeros((values.shape[0], self.n_cells))
-        for j in range(values.shape[0]):
-            sums[j] = np.bincount(self._cell_of_value, weights=values[j], minlength=self.n_cells)
-        out: np.ndarray = sums / self._n_per_cell
-        return out
+        return _cell_means(values, self._cell_of_value, self._n_per_cell)
 
 
 def crossed_mean_ci(
@@ -772,14 +777,7 @@ class DifferenceDesign(_Design):
         return (*self.n_rows, self.n_cols) + ((self.n_groups,) if self.n_groups else ())
 
     def _prepare(self, values: np.ndarray) -> np.ndarray:
-        if values.shape[1] != len(self._cell_of_value):
-            raise ValueError(f"expected {len(self._cell_of_value)} values, got {values.shape[1]}")
-        _check_finite(values)
-        sums = np.zeros((values.shape[0], self.n_cells))
-        for j in range(values.shape[0]):
-            sums[j] = np.bincount(self._cell_of_value, weights=values[j], minlength=self.n_cells)
-        means: np.ndarray = sums / self._n_per_cell
-        return means
+        return _cell_means(values, self._cell_of_value, self._n_per_cell)
 
 
 def crossed_difference_ci(
