@@ -157,3 +157,26 @@ def check_findings(findings, family=None):
         paper_range = tuple(f["paper_range"]) if f["paper_range"] else None
         p_used = f["p_holm"] if f["primary"] else f["p"]
         assert f["verdict"] == verdict(iv, f["expect"], p_used, paper_range, primary=f["primary"], min_n=f.get("min_n", 10)), f["claim"]
+
+
+def one_blas_thread():
+    """A generator for a module fixture: numpy's bundled OpenBLAS set to one thread while the module runs,
+    restored after (with several threads on cores other jobs keep busy, the small eigendecompositions of the
+    simulations run 10-50x slower); elsewhere (no bundled OpenBLAS) nothing changes."""
+    import ctypes
+    import glob
+    import os
+
+    import numpy as np
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas*.so"))
+    lib = ctypes.CDLL(libs[0]) if libs else None
+    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
+    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
+    if get is None or put is None:
+        yield
+        return
+    before = get()
+    put(1)
+    yield
+    put(before)

@@ -8,14 +8,12 @@ small matrix products: the module runs with one BLAS thread (restored after)."""
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import math
-import os
 
 import numpy as np
 import pytest
 
+from conftest import one_blas_thread
 from tuco.stats.crossed import MIN_STIMULI, CrossedDesign, SlopeDesign, crossed_mean_ci, crossed_slope_ci, min_stimuli
 from tuco.stats.intervals import mean_ci
 
@@ -26,17 +24,7 @@ def _one_blas_thread():
     products here run 10-50x slower (threads spin waiting for each other: 160 s for this file instead of
     15). numpy's bundled OpenBLAS is set to one thread for this module and restored after; elsewhere (no
     bundled OpenBLAS) nothing changes."""
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas*.so"))
-    lib = ctypes.CDLL(libs[0]) if libs else None
-    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
-    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
-    if get is None or put is None:
-        yield
-        return
-    before = get()
-    put(1)
-    yield
-    put(before)
+    yield from one_blas_thread()
 
 
 # The review's scenario: 32 requests in 16 topics (2 each), 5 or 10 suffixes.

@@ -7,17 +7,15 @@ by simulation (false-positive rate <= 0.065, coverage >= 93%)."""
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import itertools
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import one_blas_thread
 from tuco.data.builtin import TRANSLATION_LANGUAGES, translations_broad, web_shares
 from tuco.errors import InputError
 from tuco.experiments.conjugate import MIN_LANGUAGES, contrast, drops, language_contrasts
@@ -30,17 +28,7 @@ DATA = Path(__file__).resolve().parents[1] / "src" / "tuco" / "data"
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
     """One OpenBLAS thread for the simulations (as tests/test_crossed.py does), restored after."""
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas*.so"))
-    lib = ctypes.CDLL(libs[0]) if libs else None
-    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
-    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
-    if get is None or put is None:
-        yield
-        return
-    before = get()
-    put(1)
-    yield
-    put(before)
+    yield from one_blas_thread()
 
 
 # --------------------------------------------------------------------------------------------
