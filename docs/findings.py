@@ -1,4 +1,5 @@
-"""The measured findings in README.md and docs/findings-demo.md, generated from the runs, never hand-copied.
+"""The measured findings in README.md, docs/findings-demo.md and docs/method.md, generated from the runs, never
+hand-copied.
 
 Snapshots first (one file per run or synthesis in docs/findings/), then the documents (``make findings``
 runs the last step; tests/test_docs.py fails when the documents drift, tests/test_snapshots.py recomputes
@@ -15,9 +16,13 @@ every shipped finding from the per-item inputs its snapshot keeps):
     python docs/findings.py collect-synthesis runs/gemma-seeds --label "Gemma, 5 adapters" \\
         --out docs/findings/gemma-synthesis.json
 
+    # null adapters: each primary claim's false-positive rate; the synthesis judged against it
+    python docs/null_calibration.py collect runs/demo-nulls --out docs/findings/demo-nulls.json
+    python docs/findings.py calibrate demo-synthesis --nulls demo-nulls   # "fails null calibration" where due
+
     # the documents: every <!-- findings:KIND SNAPSHOT... --> block rewritten from the snapshots it names
-    python docs/findings.py render README.md docs/findings-demo.md          # = make findings
-    python docs/findings.py render --check README.md docs/findings-demo.md  # exit 1 when out of date
+    python docs/findings.py render README.md docs/findings-demo.md docs/method.md   # = make findings
+    python docs/findings.py render --check README.md docs/findings-demo.md docs/method.md
 
 ``collect`` keeps, of every analysis run in a suite directory, what the documents show and what re-derives
 it: every finding of metrics.json (claim, primary, verdict, estimate, interval, p, Holm p and family, n,
@@ -35,6 +40,8 @@ docs/findings/ fails ``render`` (the documents name only runs that exist):
     <!-- /findings:summary -->
     <!-- findings:synthesis gemma-synthesis -->               the synthesis headline + the per-adapter spread
     <!-- /findings:synthesis -->
+    <!-- findings:nulls demo-nulls -->                        the false-positive table over null adapters
+    <!-- /findings:nulls -->
     <!-- findings:gcg gemma-seed0 gemma-seed1 -->             every finding of one analysis, one table per
     <!-- /findings:gcg -->                                     snapshot, every adapter in the same format
 """
@@ -47,6 +54,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from tuco.errors import InputError, TucoError
@@ -130,7 +138,7 @@ def collect_synthesis(folder: Path, label: str) -> dict[str, Any]:
     synthesis = _read(path)
     if not isinstance(synthesis.get("claims"), list):
         raise InputError(f"{path}: no 'claims' list; is it a tuco synthesis?")
-    keep = ("adapters", "analyses", "holm_family", "claims")
+    keep = ("adapters", "analyses", "holm_family", "claims", "calibration")
     without = [
         f"{c['experiment']}: {c['claim']} (adapter {a.get('adapter')})"
         for c in synthesis["claims"]
@@ -138,6 +146,18 @@ def collect_synthesis(folder: Path, label: str) -> dict[str, Any]:
         if a.get("estimate") is not None and not a.get("inputs")
     ]
     return {"label": label, "kind": "synthesis", **{k: synthesis.get(k) for k in keep}, "without_inputs": without}
+
+
+def calibrate(synthesis: str, nulls: str) -> dict[str, Any]:
+    """The synthesis snapshot ``synthesis`` judged against the nulls snapshot ``nulls`` (file stems):
+    ``tuco.experiments.synthesis.calibrate_synthesis``, its source recorded as the nulls' stem so that
+    tests/test_snapshots.py can apply it again."""
+    from tuco.experiments.synthesis import calibrate_synthesis
+
+    snap, table = load(synthesis), load(nulls)
+    if not is_synthesis(snap) or table.get("kind") != "nulls":
+        raise InputError(f"calibrate takes a synthesis snapshot and a nulls snapshot; {synthesis!r} / {nulls!r} are not")
+    return calibrate_synthesis(snap, table, nulls)
 
 
 def available() -> list[str]:
@@ -236,22 +256,28 @@ def experiment_table(snapshot: dict[str, Any], experiment: str) -> str:
 def synthesis_table(snapshot: dict[str, Any]) -> str:
     """The headline: per primary claim the pooled estimate [Knapp-Hartung 95% interval], the prediction
     interval for a new adapter, tau, I^2, k and the verdict; then (one click away) each adapter's finding."""
+    from tuco.report.synthesis import null_rate
+
+    cal = snapshot.get("calibration")
     rows = [
-        "| experiment: primary claim | paper | pooled [95% interval] | a new adapter (95% prediction) | tau | I² | k | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment: primary claim | paper | pooled [95% interval] | a new adapter (95% prediction) | tau | I² | k | verdict |"
+        + (" on nulls (fired / testable) |" if cal else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if cal else ""),
     ]
     for c in snapshot["claims"]:
         null = c.get("null")
+        fp = f" {null_rate(c.get('calibration')) or '-'} |" if cal else ""
         if c.get("estimate") is None:
             head = f"| {c['experiment']}: {c['claim']} | {c.get('paper') or '-'} | {c.get('measured') or '-'}"
-            rows.append(f"{head} | - | - | - | {c['k']} | {c['verdict']} |")
+            rows.append(f"{head} | - | - | - | {c['k']} | {c['verdict']} |{fp}")
             continue
         pred = f"[{_fmt(c['pred_low'], null)}, {_fmt(c['pred_high'], null)}]" if c.get("pred_low") is not None else "- (k < 3)"
         verdict = f"**{c['verdict']}**" if c["verdict"] in SUPPORTED else c["verdict"]
         holm = f" (Holm p {c['p_holm']:.3g})" if c.get("p_holm") is not None else ""
         rows.append(
             f"| {c['experiment']}: {c['claim']} | {c.get('paper') or '-'} | {_fmt(c['estimate'], null)} "
-            f"[{_fmt(c['low'], null)}, {_fmt(c['high'], null)}] | {pred} | {c['tau']:.3g} | {c['i2']:.0%} | {c['k']} | {verdict}{holm} |"
+            f"[{_fmt(c['low'], null)}, {_fmt(c['high'], null)}] | {pred} | {c['tau']:.3g} | {c['i2']:.0%} | {c['k']} "
+            f"| {verdict}{holm} |{fp}"
         )
     spread = ["| experiment: primary claim | adapter | measured (95% interval) | n | verdict |", "|---|---|---|---|---|"]
     for c in snapshot["claims"]:
@@ -265,6 +291,12 @@ def synthesis_table(snapshot: dict[str, Any]) -> str:
         f"{snapshot['label']}: a random-effects synthesis over {len(snapshot.get('adapters') or [])} adapters ({labels}); "
         f"the {snapshot.get('holm_family')} synthesised primary claims are judged in one Holm family."
     )
+    if cal:
+        note += (
+            f" Calibrated on {cal['nulls']} null adapters ({cal.get('null')}; snapshot {cal['source']}): a claim that fires "
+            'significantly more often than 5% on them (exact binomial test, Holm over the claims) "fails null calibration", '
+            "whatever it found (the verdict it would have had is in the snapshot as uncalibrated_verdict)."
+        )
     details = (
         "<details><summary>Each adapter's own finding (the spread behind the synthesis)</summary>\n\n"
         + "\n".join(spread)
@@ -275,8 +307,8 @@ def synthesis_table(snapshot: dict[str, Any]) -> str:
 
 def _runs_only(kind: str, snapshots: list[dict[str, Any]], names: list[str]) -> None:
     for s, n in zip(snapshots, names):
-        if is_synthesis(s):
-            raise InputError(f"block {kind!r} shows runs; {n!r} is a synthesis (name it in a 'synthesis' or 'summary' block)")
+        if is_synthesis(s) or s.get("kind") == "nulls":
+            raise InputError(f"block {kind!r} shows runs; {n!r} is a {s['kind']} snapshot (name it in a {s['kind']!r} block)")
 
 
 def _summary(names: list[str]) -> str:
@@ -300,7 +332,52 @@ def _experiment(exp: str) -> Callable[[list[str]], str]:
     return block
 
 
-BLOCKS: dict[str, Callable[[list[str]], str]] = {"summary": _summary, "synthesis": _synthesis, **{e: _experiment(e) for e in ORDER}}
+def nulls_table(snapshot: dict[str, Any]) -> str:
+    """Per primary claim: how often it fired on the null adapters (fired / testable, exact 95% interval),
+    the exact binomial p of "above 5%" and its Holm p, how many nulls could not test it, the verdicts, and
+    the smallest false-positive rate this many nulls catch with 80% power."""
+    rows = [
+        "| experiment: primary claim | fired / testable | rate [exact 95%] | p (> 5%) | Holm p | not testable | verdicts on the nulls "
+        "| estimate on the nulls: median [min, max] | 80% power at |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(snapshot["rates"], key=lambda r: (ORDER.index(r["experiment"]) if r["experiment"] in ORDER else 99, r["claim"])):
+        verdicts = "; ".join(f"{v} x{n}" for v, n in sorted((r.get("verdicts") or {}).items(), key=lambda kv: -kv[1]))
+        same = [f for runs in snapshot["primaries"].values() for f in runs.get(r["experiment"], []) if f["claim"] == r["claim"]]
+        found, null = [f["estimate"] for f in same if f.get("estimate") is not None], next((f.get("null") for f in same), 0.0)
+        spread = f"{_fmt(median(found), null)} [{_fmt(min(found), null)}, {_fmt(max(found), null)}]" if found else "-"
+        if not r["testable"]:
+            rows.append(f"| {r['experiment']}: {r['claim']} | 0 / 0 | - | - | - | {r['not_testable']} | {verdicts} | {spread} | - |")
+            continue
+        flag = " **too high**" if r.get("too_high") else ""
+        rows.append(
+            f"| {r['experiment']}: {r['claim']} | {r['fired']} / {r['testable']}{flag} | {r['rate']:.0%} [{r['low']:.0%}, {r['high']:.0%}] "
+            f"| {r['p']:.3g} | {r['p_holm']:.3g} | {r['not_testable']} | {verdicts} | {spread} | {r['detectable']:.0%} |"
+        )
+    cpu = f", {snapshot['cpu_seconds'] / 60:.0f} CPU minutes" if snapshot.get("cpu_seconds") else ""
+    skipped = f"; left out: {', '.join(snapshot['skipped'])}" if snapshot.get("skipped") else ""
+    return (
+        "\n".join(rows)
+        + f"\n\n{snapshot['label']}: {snapshot['null']}; {len(snapshot['nulls'])} nulls{cpu}{skipped}. A claim fires when its "
+        'verdict is significant in either direction ("opposite" counts); "80% power at" is the smallest false-positive rate '
+        "this many testable nulls detect with 80% power at the Holm level of the first step."
+    )
+
+
+def _nulls(names: list[str]) -> str:
+    snaps = [load(n) for n in names]
+    for s, n in zip(snaps, names):
+        if s.get("kind") != "nulls":
+            raise InputError(f"block 'nulls' shows a nulls snapshot; {n!r} is not one (docs/null_calibration.py collect)")
+    return "\n\n".join(nulls_table(s) for s in snaps)
+
+
+BLOCKS: dict[str, Callable[[list[str]], str]] = {
+    "summary": _summary,
+    "synthesis": _synthesis,
+    "nulls": _nulls,
+    **{e: _experiment(e) for e in ORDER},
+}
 
 
 def render(text: str) -> str:
@@ -341,6 +418,9 @@ def main(argv: list[str]) -> int:
     s.add_argument("dir", type=Path)
     s.add_argument("--label", required=True)
     s.add_argument("--out", required=True, type=Path)
+    k = sub.add_parser("calibrate", help="judge a synthesis snapshot against a nulls snapshot (both in docs/findings/)")
+    k.add_argument("synthesis", help="the synthesis snapshot's file stem, e.g. demo-synthesis")
+    k.add_argument("--nulls", required=True, help="the nulls snapshot's file stem, e.g. demo-nulls")
     r = sub.add_parser("render", help="rewrite the generated blocks of documents")
     r.add_argument("docs", nargs="+", type=Path)
     r.add_argument("--check", action="store_true", help="fail (exit 1) when a document is out of date")
@@ -352,6 +432,9 @@ def main(argv: list[str]) -> int:
         if args.cmd == "collect-synthesis":
             snap = collect_synthesis(args.dir, args.label)
             _write(args.out, snap)
+        if args.cmd == "calibrate":
+            _write(SNAPSHOTS / f"{args.synthesis}.json", calibrate(args.synthesis, args.nulls))
+            return 0
         if args.cmd in ("collect", "collect-synthesis"):
             for line in snap["without_inputs"]:
                 print(f"without per-item inputs (cannot be re-derived): {line}", file=sys.stderr)

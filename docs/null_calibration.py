@@ -21,7 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-KEEP = ("claim", "primary", "verdict", "estimate", "low", "high", "p", "p_holm", "holm_family", "n", "expect", "paper_range")
+#: What the snapshot keeps of each null's primary findings: enough to re-judge every verdict with its suite's
+#: Holm family (tests/test_null_calibration.py), not the per-item inputs (20 nulls x 9 claims).
+KEEP = (
+    "claim", "primary", "verdict", "estimate", "low", "high", "p", "p_holm", "holm_family", "n", "expect", "paper_range",
+    "method", "null", "min_n",
+)  # fmt: skip
 
 
 def collect(out: Path, snapshot: Path) -> dict[str, Any]:
@@ -32,12 +37,23 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
     if not done:
         raise SystemExit(f"{out}: no null has finished its suite")
     primaries: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    minutes: dict[str, float] = {}
+    descriptives: dict[str, dict[str, Any]] = {}
     for d in done:
         runs = sorted(r for r in d.iterdir() if (r / "metrics.json").is_file())
         found = {r.name: json.loads((r / "metrics.json").read_text(encoding="utf-8"))["findings"] for r in runs}
+        descriptives[d.name] = {  # what explains a claim that fires: per condition, its n and mean TuCo
+            name: m["per_condition"]
+            for name, m in ((r.name, json.loads((r / "metrics.json").read_text(encoding="utf-8"))) for r in runs)
+            if isinstance(m.get("per_condition"), dict)
+        }
         primaries[d.name] = {name: [{k: f.get(k) for k in KEEP} for f in fs if f.get("primary")] for name, fs in found.items()}
+        # wall time of its suite, from the file times: the adapter drawn -> the last analysis written
+        minutes[d.name] = round((max((r / "metrics.json").stat().st_mtime for r in runs) - (d / "adapter").stat().st_mtime) / 60, 2)
     record = json.loads((out / "nulls.json").read_text(encoding="utf-8")) if (out / "nulls.json").is_file() else {}
     table = {
+        "kind": "nulls",
+        "label": f"{len(done)} null adapters of the demo pair",
         "pair": "demo",
         "null": "random LoRA at the shipped fine-tune's per-module update norm (tuco.demo.nulls.random_lora_like)",
         "nulls": [d.name for d in done],
@@ -45,6 +61,8 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
         "cpu_seconds": record.get("cpu_seconds"),
         "wall_seconds": record.get("wall_seconds"),
         "rates": as_dicts(false_positive_rates(list(primaries.values()))),
+        "suite_wall_minutes": minutes,
+        "descriptives": descriptives,
         "primaries": primaries,
     }
     snapshot.write_text(json.dumps(table, indent=1, default=str) + "\n", encoding="utf-8")

@@ -20,7 +20,8 @@ from tuco.stats.intervals import Interval
 from tuco.stats.recompute import compute, recompute
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "docs" / "findings").glob("*.json"))
+#: Runs and syntheses; the nulls snapshots (no per-item inputs) are re-judged in tests/test_null_calibration.py.
+SHIPPED = sorted(p for p in (ROOT / "docs" / "findings").glob("*.json") if json.loads(p.read_text(encoding="utf-8")).get("kind") != "nulls")
 #: Snapshots collected before findings carried their per-item inputs (and p, direction, paper range): their
 #: numbers cannot be re-derived until the runs are collected again with docs/findings.py collect.
 PREDATE_INPUTS = {
@@ -99,10 +100,13 @@ def verdict_problems(snapshot: dict) -> list[str]:
 def synthesis_problems(snapshot: dict) -> list[str]:
     """Synthesise every claim again from its adapters' rows (their numbers recomputed from their inputs
     first) and compare the headline and the verdict with the recorded ones."""
-    from tuco.experiments.synthesis import synthesize_findings
+    from tuco.experiments.synthesis import calibrate_synthesis, synthesize_findings
 
     per_claim = [(c["experiment"], [(a["adapter"], _recomputed(a)) for a in c["adapters"]]) for c in snapshot["claims"]]
     again = synthesize_findings(per_claim)
+    if snapshot.get("calibration"):  # judged against a nulls snapshot: judge it so again
+        source = snapshot["calibration"]["source"]
+        again = calibrate_synthesis(again, _load(ROOT / "docs" / "findings" / f"{source}.json"), source)
     out = []
     if again["holm_family"] != snapshot["holm_family"]:
         out.append(f"Holm family: recorded {snapshot['holm_family']}, again {again['holm_family']}")

@@ -244,3 +244,48 @@ def test_a_constant_part_of_a_conjunction_is_not_pooled():
     assert _part_p([const(0.0), const(-0.0), const(0.0)], "above") == 1.0
     assert _part_p([const(-0.0), wide, wide], "above") == 1.0
     assert 0.0 < _part_p([wide, wide, wide], "above") < 0.05
+
+
+def test_a_claim_that_fires_on_nulls_fails_calibration_through_the_cli(tmp_path):
+    """``tuco synthesize --calibration nulls.json``: a claim whose false-positive count on null adapters is
+    significantly above 5% keeps its numbers but its fired verdict becomes "fails null calibration" (the old
+    one kept as uncalibrated_verdict), in synthesis.json, in the printout and in the report's table with its
+    count; a claim that passes calibration keeps its verdict and shows its count; a bad nulls file is one line."""
+    import json
+
+    from conftest import cli
+    from tuco.stats.nulls import as_dicts, false_positive_rates
+
+    runs = [str(_tiny_run(tmp_path / f"seed{k}", k, shift)) for k, shift in enumerate([-0.010, -0.008, -0.012])]
+    plain = json.loads(cli("synthesize", *runs, "--json").stdout)
+    gcg, web = plain["claims"]
+    assert gcg["verdict"] == "direction consistent" and web["verdict"].startswith(("reproduced", "direction reproduced"))
+    # 20 nulls: the gcg claim fires on 9 of them, the AUC claim on 1 (within 5%)
+    nulls_runs = [
+        {"gcg": [dict(claim=gcg["claim"], primary=True, verdict="opposite" if i < 9 else "not significant"),
+                 dict(claim=web["claim"], primary=True, verdict="reproduced" if i == 0 else "not significant")]}
+        for i in range(20)
+    ]  # fmt: skip
+    table = {"null": "random LoRA", "nulls": [f"null-{i}" for i in range(20)], "rates": as_dicts(false_positive_rates(nulls_runs))}
+    (tmp_path / "nulls.json").write_text(json.dumps(table))
+    out = tmp_path / "syn"
+    res = cli("synthesize", *runs, "--calibration", str(tmp_path / "nulls.json"), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    got = json.loads((out / "synthesis.json").read_text())
+    g, w = got["claims"]
+    assert g["verdict"] == "fails null calibration" and g["uncalibrated_verdict"] == "direction consistent"
+    assert g["calibration"]["fired"] == 9 and g["calibration"]["too_high"] and g["estimate"] == gcg["estimate"]
+    assert w["verdict"] == web["verdict"] == w["uncalibrated_verdict"] and not w["calibration"]["too_high"]
+    assert got["calibration"] == {"source": str(tmp_path / "nulls.json"), "null": "random LoRA", "nulls": 20}
+    assert "fails null calibration (fires on 9/20 null adapters)" in res.stdout
+    html = (out / "report.html").read_text()
+    assert "<th>on nulls</th>" in html and "9/20 [" in html and "1/20 [" in html and "Calibrated on 20 null adapters" in html
+    # applying it twice is applying it once
+    from tuco.experiments.synthesis import calibrate_synthesis
+
+    assert calibrate_synthesis(got, table, "again")["claims"] == got["claims"]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    bad = cli("synthesize", *runs, "--calibration", str(tmp_path / "bad.json"))
+    assert bad.returncode != 0 and "--calibration" in bad.stderr and "Traceback" not in bad.stderr
+    missing = cli("synthesize", *runs, "--calibration", str(tmp_path / "none.json"))
+    assert missing.returncode != 0 and "cannot read it" in missing.stderr and "Traceback" not in missing.stderr

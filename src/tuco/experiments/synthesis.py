@@ -24,6 +24,7 @@ from typing import Any
 from tuco.errors import InputError
 from tuco.stats.claims import NOT_MEASURED, NOT_TESTABLE, verdict
 from tuco.stats.intervals import Interval, holm
+from tuco.stats.nulls import calibrate
 from tuco.stats.recompute import recompute
 from tuco.stats.synthesis import Synthesis, synthesize_intervals
 
@@ -208,3 +209,24 @@ def synthesize_findings(per_claim: Sequence[tuple[str, Sequence[tuple[str, dict[
         paper_range = (c.paper_range[0], c.paper_range[1]) if c.paper_range else None
         c.verdict = verdict(iv, c.expect, p_holm, paper_range, min_n=MIN_ADAPTERS)
     return {"holm_family": len(family), "claims": [asdict(c) for c, _ in claims]}
+
+
+def calibrate_synthesis(synthesis: dict[str, Any], nulls: dict[str, Any], source: str) -> dict[str, Any]:
+    """``synthesis`` judged against null adapters of the same pair (``nulls``: a ``tuco demo --nulls``
+    nulls.json or its snapshot, with ``rates`` per primary claim, ``tuco.stats.nulls``): each claim carries
+    its false-positive rate on the nulls (``calibration``), and a claim that fires significantly more often
+    than 5% there has its fired verdict replaced by "fails null calibration" (the verdict it had is kept as
+    ``uncalibrated_verdict``). Numbers and the Holm family are unchanged. Applying it twice is applying it once."""
+    if not isinstance(nulls.get("rates"), list):
+        raise InputError(f"{source}: no 'rates' list; give the nulls.json of tuco demo --nulls (or its snapshot)")
+    rates = {(r["experiment"], r["claim"]): r for r in nulls["rates"]}
+    claims = []
+    for c in synthesis["claims"]:
+        rate = rates.get((c["experiment"], c["claim"]))
+        before = c.get("uncalibrated_verdict", c["verdict"])
+        keep = ("nulls", "testable", "fired", "not_testable", "rate", "low", "high", "p", "p_holm", "too_high", "detectable")
+        claims.append(
+            dict(c, uncalibrated_verdict=before, verdict=calibrate(before, rate), calibration={k: rate[k] for k in keep} if rate else None)
+        )
+    record = {"source": source, "null": nulls.get("null"), "nulls": len(nulls.get("nulls") or [])}
+    return dict(synthesis, claims=claims, calibration=record)

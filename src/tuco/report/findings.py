@@ -17,7 +17,13 @@ from tuco.report.images import small_png
 from tuco.report.text import fmt, number
 
 KNOWN = ("claim", "measured", "estimate", "low", "high", "n", "verdict", "paper", "primary", "p_holm", "ci")
-TONES = {"reproduced": "ok", "supported": "ok", "opposite": "bad", "contradicted": "bad"}  # any other verdict: neutral
+TONES = {
+    "reproduced": "ok",
+    "supported": "ok",
+    "opposite": "bad",
+    "contradicted": "bad",
+    "fails null calibration": "bad",
+}  # any other verdict: neutral
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class ClaimRow:
     measured: str
     paper: str
     adapters: list[AdapterRow]
+    calibration: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class SynthesisView:
     adapters: list[str]
     holm_family: int
     claims: list[ClaimRow]
+    nulls: str = ""
 
 
 def _adapter(a: dict[str, Any]) -> AdapterRow:
@@ -61,6 +63,18 @@ def _adapter(a: dict[str, Any]) -> AdapterRow:
     if not measured and number(a.get("estimate")) is not None:
         measured = f"{fmt(a.get('estimate'))} [{fmt(a.get('low'))}, {fmt(a.get('high'))}]"
     return AdapterRow(str(a.get("adapter") or ""), measured, str(a.get("n_text") or fmt(a.get("n"))), verdict, TONES.get(verdict, "meh"))
+
+
+def null_rate(calibration: Any) -> str:
+    """A claim's false-positive count on null adapters as text ("3/20 [4%, 38%]"), "" without one."""
+    if not isinstance(calibration, dict) or not calibration.get("testable"):
+        return "not testable on the nulls" if isinstance(calibration, dict) else ""
+    return f"{calibration.get('fired')}/{calibration.get('testable')} [{_pct(calibration.get('low'))}, {_pct(calibration.get('high'))}]"
+
+
+def _pct(value: Any) -> str:
+    v = number(value)
+    return "-" if v is None else f"{v:.0%}"
 
 
 def _claim(c: dict[str, Any]) -> ClaimRow:
@@ -82,6 +96,7 @@ def _claim(c: dict[str, Any]) -> ClaimRow:
         measured=str(c.get("measured") or ""),
         paper=str(c.get("paper") or ""),
         adapters=[_adapter(a) for a in c.get("adapters") or [] if isinstance(a, dict)],
+        calibration=null_rate(c.get("calibration")),
     )
 
 
@@ -91,4 +106,6 @@ def synthesis_view(synthesis: dict[str, Any]) -> SynthesisView | None:
         return None
     adapters = [str(a.get("label") or "") for a in synthesis.get("adapters") or [] if isinstance(a, dict)]
     claims = [_claim(c) for c in synthesis.get("claims") or [] if isinstance(c, dict)]
-    return SynthesisView(adapters, int(synthesis.get("holm_family") or 0), claims)
+    cal = synthesis.get("calibration")
+    nulls = f"{cal.get('nulls')} null adapters ({cal.get('null') or 'no safety training'})" if isinstance(cal, dict) else ""
+    return SynthesisView(adapters, int(synthesis.get("holm_family") or 0), claims, nulls)

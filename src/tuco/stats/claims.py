@@ -57,7 +57,11 @@ VERDICTS = (
     NOT_TESTABLE,
     TOO_FEW,
     NOT_MEASURED,
+    "fails null calibration",
 )
+#: A synthesis's verdict where the claim fires significantly more often than 5% on null adapters of the same
+#: pair (``tuco.stats.nulls``): what it found is not specific to fine-tuning there (``calibrate_synthesis``).
+FAILS_CALIBRATION = "fails null calibration"
 EXPLORATORY = "exploratory"
 
 

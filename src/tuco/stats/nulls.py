@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tuco.stats.claims import CONSISTENT, NOT_MEASURED, NOT_TESTABLE, REPRODUCED, STRONGER, WEAKER
+from tuco.stats.claims import CONSISTENT, FAILS_CALIBRATION, NOT_MEASURED, NOT_TESTABLE, REPRODUCED, STRONGER, WEAKER
 from tuco.stats.intervals import holm, proportion_ci
 
 NOMINAL = 0.05
@@ -105,6 +105,15 @@ def false_positive_rates(runs: Sequence[Mapping[str, Sequence[Mapping[str, Any]]
         r.too_high = p_holm < NOMINAL
         r.detectable = detectable_rate(r.testable, NOMINAL / max(1, len(tested)))
     return rates
+
+
+def calibrate(verdict: str, rate: Mapping[str, Any] | None) -> str:
+    """A verdict judged against its claim's rate on null adapters (a ``NullRate`` as a dict): a verdict that
+    fires (``FIRED``) becomes ``FAILS_CALIBRATION`` when the claim fires significantly more often than 5% on
+    the nulls (``too_high``); any other verdict, or a claim without a measured rate, is left as it is."""
+    if rate is not None and rate.get("too_high") and verdict in FIRED:
+        return FAILS_CALIBRATION
+    return verdict
 
 
 def as_dicts(rates: Sequence[NullRate]) -> list[dict[str, Any]]:
