@@ -116,6 +116,10 @@ def synthesis_problems(snapshot: dict) -> list[str]:
                 out.append(f"{old['claim']}: {key} recorded {old.get(key)!r}, again {new.get(key)!r}")
         if old["verdict"] != new["verdict"]:
             out.append(f"{old['claim']}: recorded {old['verdict']!r}, again {new['verdict']!r}")
+        was, now = (old.get("calibration") or {}).get("beyond_nulls") or {}, (new.get("calibration") or {}).get("beyond_nulls") or {}
+        for key in ("estimate", "low", "high", "p"):
+            if not _close(was.get(key), now.get(key)):
+                out.append(f"{old['claim']}: adapters - nulls {key} recorded {was.get(key)!r}, again {now.get(key)!r}")
     return out
 
 

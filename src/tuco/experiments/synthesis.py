@@ -25,7 +25,7 @@ from tuco.errors import InputError
 from tuco.stats.claims import NOT_MEASURED, NOT_TESTABLE, verdict
 from tuco.stats.intervals import Interval, holm
 from tuco.stats.nulls import calibrate
-from tuco.stats.recompute import recompute
+from tuco.stats.recompute import compute, recompute
 from tuco.stats.synthesis import Synthesis, synthesize_intervals
 
 MIN_ADAPTERS = 3  # a prediction interval for a new adapter needs k >= 3
@@ -211,12 +211,25 @@ def synthesize_findings(per_claim: Sequence[tuple[str, Sequence[tuple[str, dict[
     return {"holm_family": len(family), "claims": [asdict(c) for c, _ in claims]}
 
 
+def _beyond(claim: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any] | None:
+    """Exploratory: the adapters' mean estimate minus the nulls' (Welch | studentized bootstrap over adapters;
+    ``diff_ci``), with its inputs; None without two estimates on each side."""
+    ours = [float(a["estimate"]) for a in claim.get("adapters") or [] if a.get("estimate") is not None and a.get("verdict") != NOT_TESTABLE]
+    theirs = [float(e) for e in rate.get("estimates") or []]
+    if len(ours) < 2 or len(theirs) < 2:
+        return None
+    iv, inputs = compute("diff_ci", a=theirs, b=ours)
+    return {"estimate": iv.estimate, "low": iv.low, "high": iv.high, "p": iv.p, "n": list(iv.n), "method": iv.method, "inputs": inputs}
+
+
 def calibrate_synthesis(synthesis: dict[str, Any], nulls: dict[str, Any], source: str) -> dict[str, Any]:
     """``synthesis`` judged against null adapters of the same pair (``nulls``: a ``tuco demo --nulls``
     nulls.json or its snapshot, with ``rates`` per primary claim, ``tuco.stats.nulls``): each claim carries
     its false-positive rate on the nulls (``calibration``), and a claim that fires significantly more often
     than 5% there has its fired verdict replaced by "fails null calibration" (the verdict it had is kept as
-    ``uncalibrated_verdict``). Numbers and the Holm family are unchanged. Applying it twice is applying it once."""
+    ``uncalibrated_verdict``). Numbers and the Holm family are unchanged. Each claim's ``calibration`` also
+    holds ``beyond_nulls``, an exploratory comparison chosen after the nulls were seen: the adapters' mean
+    estimate minus the nulls'. Applying it twice is applying it once."""
     if not isinstance(nulls.get("rates"), list):
         raise InputError(f"{source}: no 'rates' list; give the nulls.json of tuco demo --nulls (or its snapshot)")
     rates = {(r["experiment"], r["claim"]): r for r in nulls["rates"]}
@@ -225,8 +238,7 @@ def calibrate_synthesis(synthesis: dict[str, Any], nulls: dict[str, Any], source
         rate = rates.get((c["experiment"], c["claim"]))
         before = c.get("uncalibrated_verdict", c["verdict"])
         keep = ("nulls", "testable", "fired", "not_testable", "rate", "low", "high", "p", "p_holm", "too_high", "detectable")
-        claims.append(
-            dict(c, uncalibrated_verdict=before, verdict=calibrate(before, rate), calibration={k: rate[k] for k in keep} if rate else None)
-        )
+        calibration = {k: rate[k] for k in keep} | {"beyond_nulls": _beyond(c, rate)} if rate else None
+        claims.append(dict(c, uncalibrated_verdict=before, verdict=calibrate(before, rate), calibration=calibration))
     record = {"source": source, "null": nulls.get("null"), "nulls": len(nulls.get("nulls") or [])}
     return dict(synthesis, claims=claims, calibration=record)

@@ -64,17 +64,22 @@ class NullRate:
     too_high: bool = False
     detectable: float | None = None
     verdicts: dict[str, int] | None = None
+    estimates: list[float] | None = None
 
 
 def false_positive_rates(runs: Sequence[Mapping[str, Sequence[Mapping[str, Any]]]]) -> list[NullRate]:
     """Per primary claim over null runs (each: analysis name -> its findings, as metrics.json holds them),
-    Holm over the claims; ``too_high`` when the Holm-adjusted p of "rate > 5%" is below 0.05."""
+    Holm over the claims; ``too_high`` when the Holm-adjusted p of "rate > 5%" is below 0.05; ``estimates``:
+    the claim's estimate on each null that could test it."""
     claims: dict[tuple[str, str], list[str]] = {}
+    estimates: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         for name, findings in run.items():
             for f in findings:
                 if f.get("primary"):
                     claims.setdefault((name, str(f["claim"])), []).append(str(f["verdict"]))
+                    if f.get("estimate") is not None and f["verdict"] not in (NOT_TESTABLE, NOT_MEASURED):
+                        estimates.setdefault((name, str(f["claim"])), []).append(float(f["estimate"]))
     rates = []
     for (name, claim), verdicts in claims.items():
         untestable = sum(v in (NOT_TESTABLE, NOT_MEASURED) for v in verdicts)
@@ -95,9 +100,10 @@ def false_positive_rates(runs: Sequence[Mapping[str, Sequence[Mapping[str, Any]]
                 iv.high,
                 binom_sf(fired, testable, NOMINAL),
                 verdicts=counts,
+                estimates=estimates.get((name, claim), []),
             )
         else:
-            rate = NullRate(name, claim, len(verdicts), 0, 0, untestable, None, None, None, None, verdicts=counts)
+            rate = NullRate(name, claim, len(verdicts), 0, 0, untestable, None, None, None, None, verdicts=counts, estimates=[])
         rates.append(rate)
     tested = [r for r in rates if r.p is not None]
     for r, p_holm in zip(tested, holm([r.p for r in tested])):  # type: ignore[misc]
