@@ -39,6 +39,7 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
     primaries: dict[str, dict[str, list[dict[str, Any]]]] = {}
     minutes: dict[str, float] = {}
     descriptives: dict[str, dict[str, Any]] = {}
+    start = max(a.stat().st_mtime for a in out.glob("null-*/adapter"))
     for d in done:
         runs = sorted(r for r in d.iterdir() if (r / "metrics.json").is_file())
         found = {r.name: json.loads((r / "metrics.json").read_text(encoding="utf-8"))["findings"] for r in runs}
@@ -48,8 +49,11 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
             if isinstance(m.get("per_condition"), dict)
         }
         primaries[d.name] = {name: [{k: f.get(k) for k in KEEP} for f in fs if f.get("primary")] for name, fs in found.items()}
-        # wall time of its suite, from the file times: the adapter drawn -> the last analysis written
-        minutes[d.name] = round((max((r / "metrics.json").stat().st_mtime for r in runs) - (d / "adapter").stat().st_mtime) / 60, 2)
+        # wall time of its suite from the file times: the nulls run one after another once every adapter is
+        # drawn, so a suite starts when the previous one wrote its last analysis (the first: the last adapter drawn)
+        end = max((r / "metrics.json").stat().st_mtime for r in runs)
+        minutes[d.name] = round((end - start) / 60, 2)
+        start = end
     record = json.loads((out / "nulls.json").read_text(encoding="utf-8")) if (out / "nulls.json").is_file() else {}
     table = {
         "kind": "nulls",

@@ -106,6 +106,8 @@ def synthesis_problems(snapshot: dict) -> list[str]:
     again = synthesize_findings(per_claim)
     if snapshot.get("calibration"):  # judged against a nulls snapshot: judge it so again
         source = snapshot["calibration"]["source"]
+        if not (ROOT / "docs" / "findings" / f"{source}.json").is_file():
+            return [f"calibrated against {source!r}, not a snapshot in docs/findings/ (docs/findings.py calibrate)"]
         again = calibrate_synthesis(again, _load(ROOT / "docs" / "findings" / f"{source}.json"), source)
     out = []
     if again["holm_family"] != snapshot["holm_family"]:

@@ -284,8 +284,24 @@ def test_a_claim_that_fires_on_nulls_fails_calibration_through_the_cli(tmp_path)
     from tuco.experiments.synthesis import calibrate_synthesis
 
     assert calibrate_synthesis(got, table, "again")["claims"] == got["claims"]
-    (tmp_path / "bad.json").write_text("[1, 2]")
-    bad = cli("synthesize", *runs, "--calibration", str(tmp_path / "bad.json"))
-    assert bad.returncode != 0 and "--calibration" in bad.stderr and "Traceback" not in bad.stderr
+    # a claim the nulls did not run keeps its verdict, shown as uncalibrated
+    only_gcg = dict(table, rates=[r for r in table["rates"] if r["claim"] == gcg["claim"]])
+    part = calibrate_synthesis(plain, only_gcg, "part")
+    assert part["claims"][1]["verdict"] == web["verdict"] and part["claims"][1]["calibration"] == {"missing": True}
+    from tuco.report.synthesis import null_rate
+
+    assert null_rate(part["claims"][1]["calibration"]) == "not run on the nulls (uncalibrated)"
+    for k, content in enumerate(
+        [
+            "[1, 2]",
+            '{"rates": [1]}',
+            '{"rates": [{"claim": "c"}]}',
+            json.dumps(dict(table, rates=[dict(table["rates"][0], estimates="abc")])),
+        ]
+    ):
+        (tmp_path / f"bad{k}.json").write_text(content)
+        bad = cli("synthesize", *runs, "--calibration", str(tmp_path / f"bad{k}.json"))
+        assert bad.returncode != 0 and "bad" in bad.stderr and "Traceback" not in bad.stderr, (content, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     missing = cli("synthesize", *runs, "--calibration", str(tmp_path / "none.json"))
     assert missing.returncode != 0 and "cannot read it" in missing.stderr and "Traceback" not in missing.stderr

@@ -227,18 +227,25 @@ def calibrate_synthesis(synthesis: dict[str, Any], nulls: dict[str, Any], source
     nulls.json or its snapshot, with ``rates`` per primary claim, ``tuco.stats.nulls``): each claim carries
     its false-positive rate on the nulls (``calibration``), and a claim that fires significantly more often
     than 5% there has its fired verdict replaced by "fails null calibration" (the verdict it had is kept as
-    ``uncalibrated_verdict``). Numbers and the Holm family are unchanged. Each claim's ``calibration`` also
+    ``uncalibrated_verdict``). A claim the nulls did not run keeps its verdict with ``calibration``
+    ``{"missing": True}`` (shown as such). Numbers and the Holm family are unchanged. Each claim's ``calibration`` also
     holds ``beyond_nulls``, an exploratory comparison chosen after the nulls were seen: the adapters' mean
     estimate minus the nulls'. Applying it twice is applying it once."""
-    if not isinstance(nulls.get("rates"), list):
-        raise InputError(f"{source}: no 'rates' list; give the nulls.json of tuco demo --nulls (or its snapshot)")
-    rates = {(r["experiment"], r["claim"]): r for r in nulls["rates"]}
+    keep = ("nulls", "testable", "fired", "not_testable", "rate", "low", "high", "p", "p_holm", "too_high", "detectable")
+    rates = nulls.get("rates")
+    if not isinstance(rates, list) or not all(isinstance(r, dict) and {"experiment", "claim", *keep} <= set(r) for r in rates):
+        raise InputError(
+            f"{source}: not a nulls table (a 'rates' list of claims with their counts); give the nulls.json of tuco demo --nulls"
+        )
+    by_claim = {(r["experiment"], r["claim"]): r for r in rates}
     claims = []
     for c in synthesis["claims"]:
-        rate = rates.get((c["experiment"], c["claim"]))
+        rate = by_claim.get((c["experiment"], c["claim"]))
         before = c.get("uncalibrated_verdict", c["verdict"])
-        keep = ("nulls", "testable", "fired", "not_testable", "rate", "low", "high", "p", "p_holm", "too_high", "detectable")
-        calibration = {k: rate[k] for k in keep} | {"beyond_nulls": _beyond(c, rate)} if rate else None
+        try:
+            calibration = {k: rate[k] for k in keep} | {"beyond_nulls": _beyond(c, rate)} if rate else {"missing": True}
+        except (TypeError, ValueError) as err:
+            raise InputError(f"{source}: the nulls' estimates of {c['claim']!r} are not numbers ({err})") from err
         claims.append(dict(c, uncalibrated_verdict=before, verdict=calibrate(before, rate), calibration=calibration))
     record = {"source": source, "null": nulls.get("null"), "nulls": len(nulls.get("nulls") or [])}
     return dict(synthesis, claims=claims, calibration=record)

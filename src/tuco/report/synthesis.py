@@ -68,8 +68,12 @@ def _adapter(a: dict[str, Any]) -> AdapterRow:
 def null_rate(calibration: Any) -> str:
     """A claim's false-positive count on null adapters as text ("3/20 [4%, 38%]"), with the exploratory
     difference between the adapters' and the nulls' mean estimates; "" without one."""
-    if not isinstance(calibration, dict) or not calibration.get("testable"):
-        return "not testable on the nulls" if isinstance(calibration, dict) else ""
+    if not isinstance(calibration, dict):
+        return ""
+    if calibration.get("missing"):
+        return "not run on the nulls (uncalibrated)"
+    if not calibration.get("testable"):
+        return "not testable on the nulls"
     text = f"{calibration.get('fired')}/{calibration.get('testable')} [{_pct(calibration.get('low'))}, {_pct(calibration.get('high'))}]"
     beyond = calibration.get("beyond_nulls")
     if isinstance(beyond, dict):

@@ -1,7 +1,7 @@
 """Calibration on null adapters: how often each primary claim fires on fine-tunes that carry nothing for it to
 find (random LoRAs at a real fine-tune's weight norm, LoRAs trained on prose: no safety training). A claim
 "fires" when its verdict is significant in EITHER direction (an "opposite" verdict is a false positive too);
-"not testable on this pair" and "not measured" are counted apart, never as passes. Per claim: the
+"not testable on this pair", "not measured" and "too few to tell" are counted apart, never as passes. Per claim: the
 false-positive count, its rate with an exact (Clopper-Pearson) 95% interval, the one-sided exact binomial
 p-value of "the rate exceeds 5%", Holm over the claims, and the smallest rate this many nulls would catch
 with 80% power. Torch-free.
@@ -18,6 +18,7 @@ from tuco.stats.claims import CONSISTENT, FAILS_CALIBRATION, NOT_MEASURED, NOT_T
 from tuco.stats.intervals import holm, proportion_ci
 
 NOMINAL = 0.05
+TOO_FEW_PREFIX = "too few to tell"  # claims.TOO_FEW, whatever its n
 FIRED = frozenset({REPRODUCED, WEAKER, STRONGER, CONSISTENT, "opposite"})
 
 
@@ -67,6 +68,11 @@ class NullRate:
     estimates: list[float] | None = None
 
 
+def _untestable(verdict: str) -> bool:
+    """A verdict that cannot fire: not testable, not measured, or too few units to tell."""
+    return verdict in (NOT_TESTABLE, NOT_MEASURED) or verdict.startswith(TOO_FEW_PREFIX)
+
+
 def false_positive_rates(runs: Sequence[Mapping[str, Sequence[Mapping[str, Any]]]]) -> list[NullRate]:
     """Per primary claim over null runs (each: analysis name -> its findings, as metrics.json holds them),
     Holm over the claims; ``too_high`` when the Holm-adjusted p of "rate > 5%" is below 0.05; ``estimates``:
@@ -78,11 +84,11 @@ def false_positive_rates(runs: Sequence[Mapping[str, Sequence[Mapping[str, Any]]
             for f in findings:
                 if f.get("primary"):
                     claims.setdefault((name, str(f["claim"])), []).append(str(f["verdict"]))
-                    if f.get("estimate") is not None and f["verdict"] not in (NOT_TESTABLE, NOT_MEASURED):
+                    if f.get("estimate") is not None and not _untestable(str(f["verdict"])):
                         estimates.setdefault((name, str(f["claim"])), []).append(float(f["estimate"]))
     rates = []
     for (name, claim), verdicts in claims.items():
-        untestable = sum(v in (NOT_TESTABLE, NOT_MEASURED) for v in verdicts)
+        untestable = sum(_untestable(v) for v in verdicts)
         testable = len(verdicts) - untestable
         fired = sum(v in FIRED for v in verdicts)
         counts = {v: verdicts.count(v) for v in sorted(set(verdicts))}
