@@ -63,7 +63,7 @@ readme-help: $(VENV)/.installed
 
 # README.md and docs/findings-demo.md: the findings blocks, regenerated from docs/findings/*.json
 findings: $(VENV)/.installed
-	$(VENV)/bin/python docs/findings.py render README.md docs/findings-demo.md
+	$(VENV)/bin/python docs/findings.py render README.md docs/findings-demo.md docs/method.md
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/speed.py --quick

@@ -3,13 +3,14 @@ norm (no safety training; ``tuco.demo.nulls.random_lora_like``), then each prima
 rate (``tuco.stats.nulls``) into OUT/nulls.json, and the CPU time it took.
 
     python docs/null_calibration.py run --nulls 0-19 --out runs/demo-nulls [--skip gcg]
-    python docs/null_calibration.py collect runs/demo-nulls --out docs/findings/demo-nulls.json
+    python docs/null_calibration.py collect runs/demo-nulls --out docs/findings/demo-nulls.json --package
 
 Resumable: a null whose suite finished is read back, a half-finished one resumes. ``--skip`` leaves analyses
 out (for CPU time; the table says which). ``tuco demo --pair demo --nulls 0-19`` runs the same without skipping.
 ``collect`` keeps, per null that finished its suite, every primary finding (verdict, estimate, interval, p,
 Holm p and family) and the false-positive table; tests/test_null_calibration.py checks the table against
-them with its own exact binomial test and fails when a claim fires significantly more often than 5%.
+them with its own exact binomial test and fails when a claim that fires significantly more often than 5% is
+still reported as found in the headline.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 #: What the snapshot keeps of each null's primary findings: enough to re-judge every verdict with its suite's
 #: Holm family (tests/test_null_calibration.py), not the per-item inputs (20 nulls x 9 claims).
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tuco" / "demo" / "null_calibration.json"
 KEEP = (
     "claim", "primary", "verdict", "estimate", "low", "high", "p", "p_holm", "holm_family", "n", "expect", "paper_range",
     "method", "null", "min_n",
@@ -57,7 +59,7 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
     record = json.loads((out / "nulls.json").read_text(encoding="utf-8")) if (out / "nulls.json").is_file() else {}
     table = {
         "kind": "nulls",
-        "label": f"{len(done)} null adapters of the demo pair",
+        "label": "Null adapters of the demo pair",
         "pair": "demo",
         "null": "random LoRA at the shipped fine-tune's per-module update norm (tuco.demo.nulls.random_lora_like)",
         "nulls": [d.name for d in done],
@@ -83,9 +85,15 @@ def main() -> int:
     c = sub.add_parser("collect")
     c.add_argument("dir")
     c.add_argument("--out", required=True)
+    c.add_argument("--package", action="store_true", help="also write the rates into src/tuco/demo/null_calibration.json")
     args = ap.parse_args()
     if args.verb == "collect":
         table = collect(Path(args.dir), Path(args.out))
+        if args.package:  # what `tuco demo` on the shipped pair prints from (tuco.demo.calibration)
+            keep = {k: table[k] for k in ("pair", "null", "nulls")} | {
+                "rates": [{k: v for k, v in r.items() if k != "estimates"} for r in table["rates"]]
+            }
+            PACKAGE.write_text(json.dumps(keep, indent=1) + "\n", encoding="utf-8")
         for rate in table["rates"]:
             print(f"{rate['experiment']}: {rate['claim']}: {rate['fired']}/{rate['testable']} fired ({rate['not_testable']} not testable)")
         return 0

@@ -21,7 +21,7 @@ def findings():
     return module
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/findings-demo.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/findings-demo.md", "docs/method.md"])
 def test_documents_are_generated_from_the_snapshots(findings, doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert "<!-- findings:" in text, f"{doc} has no generated findings block"
@@ -39,6 +39,9 @@ def test_every_snapshot_is_complete(findings):
                 assert {"experiment", "claim", "verdict", "estimate", "low", "high", "k", "tau", "i2", "adapters"} <= set(c), path.name
                 if c["estimate"] is not None:
                     assert c["low"] <= c["estimate"] <= c["high"], (path.name, c["claim"])
+            continue
+        if snap.get("kind") == "nulls":  # null adapters: each one's primary findings, the false-positive table
+            assert len(snap["nulls"]) == len(snap["primaries"]) and snap["rates"], path.name
             continue
         for name, run in snap["runs"].items():
             primary = [f for f in run["findings"] if f["primary"]]
@@ -104,7 +107,7 @@ def test_a_block_that_names_a_missing_snapshot_fails_make_findings(findings, tmp
 
 def test_the_shipped_documents_name_only_snapshots_that_exist(findings):
     names = set()
-    for doc in ("README.md", "docs/findings-demo.md"):
+    for doc in ("README.md", "docs/findings-demo.md", "docs/method.md"):
         for m in findings.MARKER.finditer((ROOT / doc).read_text(encoding="utf-8")):
             names |= set(m["args"].split())
     assert names and names <= set(findings.available()), sorted(names - set(findings.available()))
@@ -156,3 +159,55 @@ def test_the_synthesis_block_shows_the_headline_and_the_spread(findings, tmp_pat
         "| gcg: GCG lowers TuCo | lower | -0.001 [-0.011, +0.009]; a new adapter [-0.043, +0.041], k=3: not significant "
         "| d -0.005, paired n=32: **reproduced** |"
     ) in summary
+
+
+def test_the_nulls_block_and_calibrating_a_synthesis_snapshot(findings, tmp_path, monkeypatch, capsys):
+    """A nulls snapshot renders as the false-positive table (count, exact interval, p, Holm p, the nulls'
+    estimates, the detectable rate); `calibrate` judges a synthesis snapshot against it and records the
+    source; a nulls snapshot in a runs block, or a run given to `calibrate`, is a one-line error."""
+    from tuco.errors import InputError
+    from tuco.experiments.synthesis import synthesize_findings
+    from tuco.stats.nulls import as_dicts, false_positive_rates
+
+    monkeypatch.setattr(findings, "SNAPSHOTS", tmp_path)
+    claim = "GCG lowers TuCo"
+    primaries = {
+        f"null-{i}": {
+            "gcg": [{"claim": claim, "primary": True, "verdict": "opposite" if i < 8 else "not significant", "estimate": 0.001 * i}]
+        }
+        for i in range(20)
+    }
+    nulls = {"kind": "nulls", "label": "20 nulls", "null": "random LoRA", "nulls": list(primaries), "primaries": primaries}
+    nulls["rates"] = as_dicts(false_positive_rates(list(primaries.values())))
+    _write(tmp_path, "n", nulls)
+    table = findings.render("<!-- findings:nulls n -->\n<!-- /findings:nulls -->")
+    row = next(line for line in table.splitlines() if line.startswith("| gcg: GCG"))
+    rate = nulls["rates"][0]
+    assert f"| 8 / 20 **too high** | 40% [{rate['low']:.0%}, {rate['high']:.0%}] | {rate['p']:.3g} | {rate['p_holm']:.3g} | 0 |" in row
+    assert "opposite x8" in row and "+0.010 [+0.000, +0.019]" in row and f"{rate['detectable']:.0%} |" in row
+    with pytest.raises(InputError, match="'n' is a nulls snapshot"):
+        findings.render("<!-- findings:gcg n -->\n<!-- /findings:gcg -->")
+
+    # a synthesis over 3 adapters on which the claim is found, then judged against the nulls
+    def adapter(k: int) -> dict:
+        d = -0.01 - 0.001 * k
+        return {"claim": claim, "estimate": d, "low": d - 0.002, "high": d + 0.002, "p": 0.001, "n": [32], "expect": "below", "method": "t"}
+
+    runs = [(f"s{k}", adapter(k)) for k in range(3)]
+    synthesis = {
+        "label": "3 seeds",
+        "kind": "synthesis",
+        "adapters": [{"label": a} for a, _ in runs],
+        **synthesize_findings([("gcg", runs)]),
+    }
+    assert synthesis["claims"][0]["verdict"] == "direction consistent"
+    _write(tmp_path, "syn", synthesis)
+    assert findings.main(["calibrate", "syn", "--nulls", "n"]) == 0
+    got = json.loads((tmp_path / "syn.json").read_text())
+    assert got["claims"][0]["verdict"] == "fails null calibration" and got["calibration"]["source"] == "n"
+    text = findings.render("<!-- findings:synthesis syn -->\n<!-- /findings:synthesis -->")
+    assert "| fails null calibration (Holm p" in text and "| 8/20 [" in text and "Calibrated on 20 null adapters" in text
+    # exploratory: the adapters' mean (-0.011) minus the nulls' (+0.0095)
+    assert "adapters - nulls -0.0205 [" in text
+    assert findings.main(["calibrate", "n", "--nulls", "syn"]) == 2
+    assert "calibrate takes a synthesis snapshot and a nulls snapshot" in capsys.readouterr().err
