@@ -343,8 +343,10 @@ def nulls_table(snapshot: dict[str, Any]) -> str:
     ]
     for r in sorted(snapshot["rates"], key=lambda r: (ORDER.index(r["experiment"]) if r["experiment"] in ORDER else 99, r["claim"])):
         verdicts = "; ".join(f"{v} x{n}" for v, n in sorted((r.get("verdicts") or {}).items(), key=lambda kv: -kv[1]))
-        same = [f for runs in snapshot["primaries"].values() for f in runs.get(r["experiment"], []) if f["claim"] == r["claim"]]
-        found, null = r.get("estimates") or [], next((f.get("null") for f in same), 0.0)
+        found = r.get("estimates") or []
+        null = next(
+            (f.get("null") for fs in snapshot["primaries"].values() for f in fs.get(r["experiment"], []) if f["claim"] == r["claim"]), 0.0
+        )
         spread = f"{_fmt(median(found), null)} [{_fmt(min(found), null)}, {_fmt(max(found), null)}]" if found else "-"
         if not r["testable"]:
             rows.append(f"| {r['experiment']}: {r['claim']} | 0 / 0 | - | - | - | {r['not_testable']} | {verdicts} | {spread} | - |")

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tuco" / "demo" / "null_calibration.json"
 #: What the snapshot keeps of each null's primary findings: enough to re-judge every verdict with its suite's
 #: Holm family (tests/test_null_calibration.py), not the per-item inputs (20 nulls x 9 claims).
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tuco" / "demo" / "null_calibration.json"
 KEEP = (
     "claim", "primary", "verdict", "estimate", "low", "high", "p", "p_holm", "holm_family", "n", "expect", "paper_range",
     "method", "null", "min_n",
@@ -44,13 +44,10 @@ def collect(out: Path, snapshot: Path) -> dict[str, Any]:
     start = max(a.stat().st_mtime for a in out.glob("null-*/adapter"))
     for d in done:
         runs = sorted(r for r in d.iterdir() if (r / "metrics.json").is_file())
-        found = {r.name: json.loads((r / "metrics.json").read_text(encoding="utf-8"))["findings"] for r in runs}
-        descriptives[d.name] = {  # what explains a claim that fires: per condition, its n and mean TuCo
-            name: m["per_condition"]
-            for name, m in ((r.name, json.loads((r / "metrics.json").read_text(encoding="utf-8"))) for r in runs)
-            if isinstance(m.get("per_condition"), dict)
-        }
-        primaries[d.name] = {name: [{k: f.get(k) for k in KEEP} for f in fs if f.get("primary")] for name, fs in found.items()}
+        metrics = {r.name: json.loads((r / "metrics.json").read_text(encoding="utf-8")) for r in runs}
+        # what explains a claim that fires: per condition, its n and mean TuCo
+        descriptives[d.name] = {name: m["per_condition"] for name, m in metrics.items() if isinstance(m.get("per_condition"), dict)}
+        primaries[d.name] = {name: [{k: f.get(k) for k in KEEP} for f in m["findings"] if f.get("primary")] for name, m in metrics.items()}
         # wall time of its suite from the file times: the nulls run one after another once every adapter is
         # drawn, so a suite starts when the previous one wrote its last analysis (the first: the last adapter drawn)
         end = max((r / "metrics.json").stat().st_mtime for r in runs)

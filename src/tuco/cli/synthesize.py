@@ -59,10 +59,9 @@ def _nulls(path: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from tuco.errors import ConfigError
-    from tuco.experiments.synthesis import synthesize_runs
+    from tuco.experiments.synthesis import calibrate_synthesis, synthesize_runs
     from tuco.runs import atomic_write_text
 
     labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
@@ -70,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--labels gives {len(labels)} labels for {len(args.runs)} runs; give one per run")
     synthesis = synthesize_runs(args.runs, labels)
     if args.calibration:
-        from tuco.experiments.synthesis import calibrate_synthesis
-
         synthesis = calibrate_synthesis(synthesis, _nulls(Path(args.calibration)), args.calibration)
     if args.out:
         out = Path(args.out)

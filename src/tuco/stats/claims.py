@@ -37,7 +37,8 @@ from typing import Any
 from tuco.stats.intervals import Interval, detectable_effect, holm
 
 MIN_N = 10
-TOO_FEW = f"too few to tell (n < {MIN_N})"
+TOO_FEW_PREFIX = "too few to tell"  # every "too few to tell (n < N)" verdict starts so, whatever N
+TOO_FEW = f"{TOO_FEW_PREFIX} (n < {MIN_N})"
 NOT_MEASURED = "not measured"
 NOT_TESTABLE = "not testable on this pair"
 SIGNIFICANCE = 0.05
@@ -45,6 +46,9 @@ REPRODUCED = "reproduced"
 WEAKER = "direction reproduced, weaker than the paper"
 STRONGER = "direction reproduced, stronger than the paper"
 CONSISTENT = "direction consistent"
+#: A synthesis's verdict where the claim fires significantly more often than 5% on null adapters of the same
+#: pair (``tuco.stats.nulls``): what it found is not specific to fine-tuning there (``calibrate_synthesis``).
+FAILS_CALIBRATION = "fails null calibration"
 VERDICTS = (
     REPRODUCED,
     WEAKER,
@@ -57,11 +61,8 @@ VERDICTS = (
     NOT_TESTABLE,
     TOO_FEW,
     NOT_MEASURED,
-    "fails null calibration",
+    FAILS_CALIBRATION,
 )
-#: A synthesis's verdict where the claim fires significantly more often than 5% on null adapters of the same
-#: pair (``tuco.stats.nulls``): what it found is not specific to fine-tuning there (``calibrate_synthesis``).
-FAILS_CALIBRATION = "fails null calibration"
 EXPLORATORY = "exploratory"
 
 
@@ -149,7 +150,7 @@ def verdict(
     if not testable:
         return NOT_TESTABLE
     if min(interval.n) < min_n:
-        return f"too few to tell (n < {min_n})"
+        return f"{TOO_FEW_PREFIX} (n < {min_n})"
     side = _direction(interval, p)
     if not primary:  # its own p, never "reproduced"
         where = "not significant" if side is None else "as stated" if side == expect else "the opposite"

@@ -14,11 +14,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tuco.stats.claims import CONSISTENT, FAILS_CALIBRATION, NOT_MEASURED, NOT_TESTABLE, REPRODUCED, STRONGER, WEAKER
+from tuco.stats.claims import (
+    CONSISTENT,
+    FAILS_CALIBRATION,
+    NOT_MEASURED,
+    NOT_TESTABLE,
+    REPRODUCED,
+    STRONGER,
+    TOO_FEW_PREFIX,
+    WEAKER,
+)
 from tuco.stats.intervals import holm, proportion_ci
 
 NOMINAL = 0.05
-TOO_FEW_PREFIX = "too few to tell"  # claims.TOO_FEW, whatever its n
 FIRED = frozenset({REPRODUCED, WEAKER, STRONGER, CONSISTENT, "opposite"})
 
 
