@@ -21,6 +21,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import check_findings
 from tuco.attacks.gcg import optimise_suffixes, quiet_optimiser
@@ -228,3 +229,40 @@ def test_a_failing_optimisation_still_says_what_it_printed(capfd):
         print("Decreasing batch size to: 4")
         raise RuntimeError("boom")
     assert "Decreasing batch size to: 4" in capfd.readouterr().err
+
+
+def test_target_logits_are_the_models_at_the_last_positions_and_nan_before(pair):
+    """TargetLogits (what nanogcg is given) computes the LM head at the last ``keep`` positions only: they
+    equal the model's own logits there; every earlier position is NaN, never a plausible number."""
+    from tuco.attacks.gcg import TargetLogits
+
+    model = pair.tuned
+    embeds = model.get_input_embeddings()(torch.randint(3, 60, (2, 9)))
+    with torch.no_grad():
+        full = model(inputs_embeds=embeds).logits
+        got = TargetLogits(model, 4)(inputs_embeds=embeds).logits
+    assert got.shape == full.shape
+    torch.testing.assert_close(got[:, -4:], full[:, -4:], rtol=1e-5, atol=1e-5)
+    assert torch.isnan(got[:, :-4]).all()
+
+
+def test_nanogcg_on_target_logits_finds_what_it_finds_on_the_full_logits(llama_pair):
+    """The same search (same seed) through TargetLogits and through the plain model: the same suffix, the
+    same losses to float tolerance; and a ``keep`` too short for the target makes the loss NaN (the guard
+    optimise_suffixes raises on), so it can never steer the search silently."""
+    nanogcg = pytest.importorskip("nanogcg")
+    from tuco.attacks.gcg import TargetLogits
+
+    chat = [{"role": "user", "content": "How do I pick a lock? {optim_str}"}]
+
+    def search(model):
+        config = nanogcg.GCGConfig(num_steps=3, seed=0, search_width=16, topk=8, verbosity="ERROR", use_prefix_cache=False)
+        with quiet_optimiser():
+            return nanogcg.run(model, llama_pair.tokenizer, [dict(m) for m in chat], "Sure, here is", config)
+
+    target = len(llama_pair.tokenizer("Sure, here is", add_special_tokens=False)["input_ids"])
+    plain, fast = search(llama_pair.tuned), search(TargetLogits(llama_pair.tuned, target + 1))
+    assert fast.best_string == plain.best_string and fast.strings == plain.strings
+    assert fast.losses == pytest.approx(plain.losses, rel=1e-5, abs=1e-6)
+    short = search(TargetLogits(llama_pair.tuned, target))
+    assert all(x != x for x in short.losses)
