@@ -118,9 +118,12 @@ GEMMA = [
             harmful="builtin:harmful-broad",
             train_requests="builtin:harmful-broad-train",
             n=32,
-            optimize=10,  # a sample of suffixes; the word control (exploratory) left out to pay for the second 5
-            gcg_steps=15,
-            gcg_search_width=64,
+            # a sample of suffixes; the word control (exploratory) left out to pay for the second 5. 10 steps of 32
+            # candidates, a third of 15 x 64 (set before any Gemma run of these designs finished): 5 suffixes at 15 x 64
+            # took 66 min of 2 cores, and five adapters are the unit; the optimisation-success finding says how it went
+            optimize=10,
+            gcg_steps=10,
+            gcg_search_width=32,
             gcg_topk=64,
             word_controls=False,
             max_new_tokens=24,
