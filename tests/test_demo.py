@@ -209,6 +209,19 @@ def test_demo_quick_end_to_end(tmp_path):
     assert at0 and not any(r["refused"] for r in at0)  # alpha 0 = the pre-trained model, which never refuses
     html = (out / "report.html").read_text()
     assert html.index('class="findings"') < html.index("Details:")
+    # the shipped pair's null-calibration lines: printed, kept in suite.json, shown (escaped) under the summary
+    # of the report tuco demo writes and of one rebuilt later by tuco report
+    from markupsafe import escape
+
+    from tuco.demo.calibration import null_calibration_lines
+
+    lines = null_calibration_lines("demo", True)
+    assert lines and all(line in res.stdout for line in lines)
+    assert json.loads((out / "suite.json").read_text())["null_calibration"] == lines
+    rebuilt = tmp_path / "again.html"
+    assert cli("report", str(out), "--out", str(rebuilt)).returncode == 0
+    for page in (html, rebuilt.read_text()):
+        assert all(page.index(str(escape(line))) > page.index("Summary") for line in lines)
     assert cli("demo", "--quick", "--out", str(out)).returncode == 2  # an existing demo is not replaced silently
     assert cli("demo", "--quick", "--out", str(out), "--resume").returncode == 0
 

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from tuco.cli.display import measurement_progress, spinner
     from tuco.cli.findings import print_findings, summary_lines
     from tuco.cli.loading import default_device, quiet_transformers
-    from tuco.demo.calibration import null_calibration_lines
+    from tuco.demo.calibration import annotate_suite
     from tuco.demo.run import run_demo
     from tuco.models.pair import load_pair
     from tuco.models.shipped import shipped_pair_dirs
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     for metrics in results.values() if args.tables else []:
         print_findings(metrics, console)
-    for line in [*summary_lines(results), *null_calibration_lines(args.pair, args.tuned is None)]:
+    for line in [*summary_lines(results), *annotate_suite(args.out, args.pair, args.tuned is None)]:
         console.print(line, markup=False, highlight=False)
     from tuco.report.load import open_source
     from tuco.report.render import build_html

@@ -3,6 +3,7 @@ significantly more often than 5% on null adapters of this pair (random LoRAs at 
 update norm; docs/method.md 9.8), so that a run of ``tuco demo`` does not present their verdicts as
 findings about fine-tuning. ``null_calibration.json`` is the rates table of docs/findings/demo-nulls.json
 (written by ``docs/null_calibration.py collect --package``; tests/test_null_calibration.py checks they agree).
+The lines are also kept in the suite's ``suite.json`` (``null_calibration``), so its report shows them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 SHIPPED = Path(__file__).with_name("null_calibration.json")
+SUITE_KEY = "null_calibration"  # in a suite's suite.json: the lines its report shows under the summary
 
 
 def shipped_rates() -> dict[str, Any] | None:
@@ -31,3 +33,18 @@ def null_calibration_lines(pair: str, shipped_fine_tune: bool) -> list[str]:
         for r in table["rates"]
         if r.get("too_high")
     ]
+
+
+def annotate_suite(out: str | Path, pair: str, shipped_fine_tune: bool) -> list[str]:
+    """``null_calibration_lines`` of a finished ``tuco demo`` suite, also written into its ``suite.json``
+    (key ``null_calibration``; an empty list for another pair or checkpoint), so that a report of the
+    suite, now or rebuilt later, shows them under its summary."""
+    from tuco.runs import atomic_write_text
+
+    lines = null_calibration_lines(pair, shipped_fine_tune)
+    path = Path(out) / "suite.json"
+    if path.is_file():
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        summary[SUITE_KEY] = lines
+        atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
+    return lines

@@ -28,6 +28,7 @@ class Source:
     plots: list[tuple[str, bytes]] = field(default_factory=list)
     children: list[Source] = field(default_factory=list)
     synthesis: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # a suite's caveats (its suite.json's null_calibration lines)
 
     @property
     def name(self) -> str:
@@ -86,6 +87,16 @@ def read_synthesis(folder: Path) -> dict[str, Any]:
     return data
 
 
+def suite_notes(folder: Path) -> list[str]:
+    """The caveats a suite's ``suite.json`` keeps for its report (``tuco demo``'s null-calibration lines);
+    [] when it has none or cannot be read (the report does not depend on it)."""
+    try:
+        notes = json.loads((folder / "suite.json").read_text(encoding="utf-8")).get("null_calibration")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return []
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
 def open_source(path: str | Path) -> Source:
     """A report's source from a rows file, a run directory, a directory of run directories, or a synthesis
     directory (``synthesis.json``; its runs, when it holds them, are shown below the synthesis)."""
@@ -101,7 +112,7 @@ def open_source(path: str | Path) -> Source:
         children = [_directory(d) for d in sorted(p.iterdir()) if d.is_dir() and manifest_path(d).exists()]
         children = sorted((c for c in children if c.files or c.metrics), key=_started)
         if children:
-            return Source(p, [], children=children)
+            return Source(p, [], children=children, notes=suite_notes(p))
     if not source.files and not source.metrics and not source.plots:
         raise InputError(f"run directory {str(path)!r} holds no results (.jsonl/.parquet rows), metrics.json, plots or runs")
     return source

@@ -11,7 +11,7 @@ configuration.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuco.report import charts
@@ -100,6 +100,7 @@ class Page:
     comparison: Comparison | None = None
     synthesis: SynthesisView | None = None
     overview: Overview | None = None  # one line per primary claim of each analysis, above the answers
+    notes: list[str] = field(default_factory=list)  # a suite's caveats, under its summary (e.g. null calibration)
 
 
 def suite_overview(runs: list[Source]) -> Overview | None:
@@ -235,7 +236,7 @@ def page(source: Source, title: str | None = None) -> Page:
     subtitle = f"source: {source.path} · {len(runs)} run{'s' if len(runs) > 1 else ''} · {n_rows} rows · {HEADLINE_TEXT}"
     answers = [a for r in runs if (a := answer(r.metrics, r.name, r.plots)) is not None]
     shown = [results(r, f"run-{k}") for k, r in enumerate(runs)]
-    return Page(title or f"tuco report — {source.path.name}", subtitle, answers, shown, overview=suite_overview(runs))
+    return Page(title or f"tuco report — {source.path.name}", subtitle, answers, shown, overview=suite_overview(runs), notes=source.notes)
 
 
 def _synthesis_page(source: Source, title: str | None) -> Page:
