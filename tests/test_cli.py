@@ -28,7 +28,8 @@ def test_help_and_report_never_import_torch(tmp_path):
     (tmp_path / "s.jsonl").write_text('{"id": "0", "prompt": "p", "tuco": 0.5}\n')
     code = (
         "import sys\nfrom tuco.cli.main import main\n"
-        "for argv in (['--help'], ['score', '--help'], ['experiment', 'many-shot', '--help'], ['report', '--help'],"
+        "for argv in (['--help'], ['score', '--help'], ['experiment', 'many-shot', '--help'], ['experiment', 'gcg', '--help'],"
+        " ['experiment', 'jailbreak-success', '--help'], ['experiment', 'list'], ['report', '--help'],"
         f" ['report', {str(tmp_path / 's.jsonl')!r}]):\n"
         "    try: main(argv)\n    except SystemExit: pass\n"
         "print('TORCH' if 'torch' in sys.modules or 'transformers' in sys.modules else 'LIGHT')\n"

@@ -229,6 +229,11 @@ def test_demo_over_seeds_writes_the_synthesis_and_its_report(tmp_path, monkeypat
     html = (tmp_path / "report.html").read_text()
     assert "Synthesis over 3 adapters" in html and "adapter seed-0" in html
     assert f"{got['claims'][0]['estimate']:.4f}" in html
+    from tuco.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 2 adapters"):  # refused before any training or suite
+        suites.run_many("demo", tmp_path / "one", seeds=[0])
+    assert not (tmp_path / "one").exists()
 
 
 def test_a_constant_part_of_a_conjunction_is_not_pooled():

@@ -1,9 +1,6 @@
 """GCG adversarial suffixes (Zou et al.) through the optional ``nanogcg`` package, or read from a file.
-
-nanogcg scores each candidate with the model's full logits, though it reads only the target's positions: on a
-large vocabulary (Gemma's 262k) the LM head over every position is most of a step. ``TargetLogits`` gives it
-the tuned model with the head computed at the last positions only (``logits_to_keep``); the rest of the
-logits are NaN, so a read of them would turn the loss NaN and fail loudly instead of steering the search."""
+nanogcg is given the tuned model as ``TargetLogits`` (``tuco.attacks.target_logits``): the LM head at the
+target's positions only, the same search for less time on a large vocabulary."""
 
 from __future__ import annotations
 
@@ -13,9 +10,7 @@ import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import TYPE_CHECKING
 
 from tuco.errors import ConfigError
 
@@ -55,43 +50,6 @@ def quiet_optimiser() -> Iterator[None]:
         raise
 
 
-class TargetLogits(torch.nn.Module):
-    """A causal LM whose forward computes the LM head only at its last ``keep`` positions and returns logits
-    of the full length, NaN before them (what nanogcg reads, the target's positions and the one before
-    them, is computed; ``keep`` must cover them). ``device``, ``dtype`` and ``get_input_embeddings`` are
-    the model's."""
-
-    def __init__(self, model: torch.nn.Module, keep: int) -> None:
-        super().__init__()
-        self.model = model
-        self.keep = keep
-
-    @property
-    def device(self) -> torch.device:
-        """The wrapped model's device."""
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The wrapped model's dtype."""
-        return next(self.model.parameters()).dtype
-
-    def get_input_embeddings(self) -> torch.nn.Module:
-        """The wrapped model's token embedding."""
-        embeddings: torch.nn.Module = self.model.get_input_embeddings()  # type: ignore[operator]
-        return embeddings
-
-    def forward(self, inputs_embeds: torch.Tensor, **kwargs: Any) -> Any:
-        """The model's output with ``logits`` of shape (batch, length, vocab), computed at the last ``keep``."""
-        out = self.model(inputs_embeds=inputs_embeds, logits_to_keep=self.keep, **kwargs)
-        batch, length = inputs_embeds.shape[:2]
-        last = out.logits[:, -min(self.keep, length) :]
-        full = last.new_full((batch, length, last.shape[-1]), float("nan"))
-        full[:, length - last.shape[1] :] = last
-        out.logits = full
-        return out
-
-
 def optimise_suffixes(
     pair: Decomposable,
     requests: list[str],
@@ -110,9 +68,10 @@ def optimise_suffixes(
         import nanogcg
     except ImportError as err:
         raise ConfigError("optimising GCG suffixes needs nanogcg: pip install nanogcg (or give --suffixes FILE)") from err
+    from tuco.attacks.target_logits import TargetLogits, target_positions
+
     out = []
-    # the target's positions and the one before them (nanogcg reads those); the space it may add is a token more
-    model = TargetLogits(pair.tuned, len(pair.tokenizer(" " + target, add_special_tokens=False)["input_ids"]) + 2)
+    model = TargetLogits(pair.tuned, target_positions(pair.tokenizer, target))
     # nanogcg runs a full gc.collect() before every batch of candidates (2-3 per step): in a process holding
     # many objects (a test session) that is ~0.5 s each, most of a small optimisation's time. Frozen objects
     # (everything alive now) are skipped by the collector; what the optimisation creates is still collected.

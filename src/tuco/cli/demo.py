@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     for metrics in results.values() if args.tables else []:
         print_findings(metrics, console)
     for line in [*summary_lines(results), *annotate_suite(args.out, args.pair, args.tuned is None)]:
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each, whatever the width
     from tuco.report.load import open_source
     from tuco.report.render import build_html
     from tuco.runs import atomic_write_text
