@@ -61,9 +61,9 @@ format: $(VENV)/.installed
 readme-help: $(VENV)/.installed
 	$(VENV)/bin/python docs/readme_help.py README.md
 
-# README.md and docs/findings-demo.md: the findings blocks, regenerated from docs/findings/*.json
+# README.md, docs/findings-demo.md, docs/findings-gemma.md and docs/method.md: the findings blocks, regenerated from docs/findings/*.json
 findings: $(VENV)/.installed
-	$(VENV)/bin/python docs/findings.py render README.md docs/findings-demo.md docs/method.md
+	$(VENV)/bin/python docs/findings.py render README.md docs/findings-demo.md docs/findings-gemma.md docs/method.md
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/speed.py --quick

@@ -1,5 +1,5 @@
-"""The measured findings in README.md, docs/findings-demo.md and docs/method.md, generated from the runs, never
-hand-copied.
+"""The measured findings in README.md, docs/findings-demo.md, docs/findings-gemma.md and docs/method.md,
+generated from the runs, never hand-copied.
 
 Snapshots first (one file per run or synthesis in docs/findings/), then the documents (``make findings``
 runs the last step; tests/test_docs.py fails when the documents drift, tests/test_snapshots.py recomputes
@@ -21,8 +21,8 @@ every shipped finding from the per-item inputs its snapshot keeps):
     python docs/findings.py calibrate demo-synthesis --nulls demo-nulls   # "fails null calibration" where due
 
     # the documents: every <!-- findings:KIND SNAPSHOT... --> block rewritten from the snapshots it names
-    python docs/findings.py render README.md docs/findings-demo.md docs/method.md   # = make findings
-    python docs/findings.py render --check README.md docs/findings-demo.md docs/method.md
+    python docs/findings.py render README.md docs/findings-demo.md docs/findings-gemma.md docs/method.md  # = make findings
+    python docs/findings.py render --check README.md docs/findings-demo.md docs/findings-gemma.md docs/method.md
 
 ``collect`` keeps, of every analysis run in a suite directory, what the documents show and what re-derives
 it: every finding of metrics.json (claim, primary, verdict, estimate, interval, p, Holm p and family, n,

@@ -1,6 +1,6 @@
-"""The measured findings in README.md and docs/findings-demo.md are generated from the runs' snapshots
-(docs/findings/*.json, written by `docs/findings.py collect`): the documents never drift from them, and the
-tables say what the snapshots say."""
+"""The measured findings in README.md, docs/findings-demo.md, docs/findings-gemma.md and docs/method.md are
+generated from the runs' snapshots (docs/findings/*.json, written by `docs/findings.py collect`): the documents
+never drift from them, and the tables say what the snapshots say."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def findings():
     return module
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/findings-demo.md", "docs/method.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/findings-demo.md", "docs/findings-gemma.md", "docs/method.md"])
 def test_documents_are_generated_from_the_snapshots(findings, doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert "<!-- findings:" in text, f"{doc} has no generated findings block"
@@ -107,7 +107,7 @@ def test_a_block_that_names_a_missing_snapshot_fails_make_findings(findings, tmp
 
 def test_the_shipped_documents_name_only_snapshots_that_exist(findings):
     names = set()
-    for doc in ("README.md", "docs/findings-demo.md", "docs/method.md"):
+    for doc in ("README.md", "docs/findings-demo.md", "docs/findings-gemma.md", "docs/method.md"):
         for m in findings.MARKER.finditer((ROOT / doc).read_text(encoding="utf-8")):
             names |= set(m["args"].split())
     assert names and names <= set(findings.available()), sorted(names - set(findings.available()))

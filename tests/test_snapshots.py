@@ -25,7 +25,6 @@ SHIPPED = sorted(p for p in (ROOT / "docs" / "findings").glob("*.json") if json.
 #: Snapshots collected before findings carried their per-item inputs (and p, direction, paper range): their
 #: numbers cannot be re-derived until the runs are collected again with docs/findings.py collect.
 PREDATE_INPUTS = {
-    "gemma-seed1": "collected before findings kept their inputs; regenerate from a new run of seed 1",
 }
 REL, ABS = 1e-6, 1e-9  # the same seeded computations: only floating-point summation order may differ
 
