@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (ROOT / "docs" / "findings").glob("*.json") if json.loads(p.read_text(encoding="utf-8")).get("kind") != "nulls")
 #: Snapshots collected before findings carried their per-item inputs (and p, direction, paper range): their
 #: numbers cannot be re-derived until the runs are collected again with docs/findings.py collect.
-PREDATE_INPUTS = {
-}
+PREDATE_INPUTS = {}
 REL, ABS = 1e-6, 1e-9  # the same seeded computations: only floating-point summation order may differ
 
 
