@@ -310,3 +310,29 @@ def test_a_claim_that_fires_on_nulls_fails_calibration_through_the_cli(tmp_path)
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     missing = cli("synthesize", *runs, "--calibration", str(tmp_path / "none.json"))
     assert missing.returncode != 0 and "cannot read it" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_seed_stopped_between_training_and_its_card_gets_only_its_card(tmp_path, monkeypatch):
+    """``seed_adapter`` trains a missing seed and writes its card (refusal rates on the test split); a seed
+    whose training finished but whose card did not (a run stopped in between) gets only its card; a seed
+    with both is used as it is."""
+    from tuco.demo import evaluate, gemma_recipe, suites
+
+    done: list[str] = []
+
+    def train(out, recipe):
+        done.append(f"train {recipe.seed}")
+        Path(out).mkdir(parents=True)
+        (Path(out) / "adapter_config.json").write_text("{}")
+
+    def card(out):
+        done.append("card")
+        (Path(out) / "behaviour.json").write_text("{}")
+
+    monkeypatch.setattr(gemma_recipe, "train_gemma", train)
+    monkeypatch.setattr(evaluate, "write_gemma_card", card)
+    out = suites.seed_adapter("gemma", 3, tmp_path, say=lambda _: None)
+    assert out == tmp_path / "gemma-seed3" and done == ["train 3", "card"]
+    (out / "behaviour.json").unlink()
+    assert suites.seed_adapter("gemma", 3, tmp_path, say=lambda _: None) == out and done == ["train 3", "card", "card"]
+    assert suites.seed_adapter("gemma", 3, tmp_path, say=lambda _: None) == out and done == ["train 3", "card", "card"]

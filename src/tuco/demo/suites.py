@@ -42,20 +42,26 @@ def seed_adapter(pair: str, seed: int, adapters: Path, say: Callable[[str], None
         return shipped_pair_dirs(pair)[1]
     out = adapters / f"{pair}-seed{seed}"
     tuned = out / "tuned" if pair == "demo" else out
-    if (tuned / "config.json").is_file() or (tuned / "adapter_config.json").is_file():
+    trained = (tuned / "config.json").is_file() or (tuned / "adapter_config.json").is_file()
+    if trained and (out / "behaviour.json").is_file():  # trained and its card's refusal rates measured
         return tuned
-    say(f"training the {pair} recipe with seed {seed} into {out} (the shipped recipe, only the seed differs)")
+    from tuco.demo.evaluate import write_cards, write_gemma_card
+
+    if trained:  # stopped after training, before its card: only the card is written now
+        say(f"measuring the refusal rates of {out} for its card (it was trained; its card was not written)")
+    else:
+        say(f"training the {pair} recipe with seed {seed} into {out} (the shipped recipe, only the seed differs)")
     if pair == "gemma":
-        from tuco.demo.evaluate import write_gemma_card
         from tuco.demo.gemma_recipe import GemmaRecipe, train_gemma
 
-        train_gemma(out, GemmaRecipe(seed=seed))
+        if not trained:
+            train_gemma(out, GemmaRecipe(seed=seed))
         write_gemma_card(out)
     else:
-        from tuco.demo.evaluate import write_cards
         from tuco.demo.train import Recipe, finetune_shipped
 
-        finetune_shipped(out, Recipe(seed=seed, data_seed=0))
+        if not trained:
+            finetune_shipped(out, Recipe(seed=seed, data_seed=0))
         write_cards(out)
     return tuned
 
