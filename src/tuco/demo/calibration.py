@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 SHIPPED = Path(__file__).with_name("null_calibration.json")
-SUITE_KEY = "null_calibration"  # in a suite's suite.json: the lines its report shows under the summary
 
 
 def shipped_rates() -> dict[str, Any] | None:
@@ -39,12 +38,13 @@ def annotate_suite(out: str | Path, pair: str, shipped_fine_tune: bool) -> list[
     """``null_calibration_lines`` of a finished ``tuco demo`` suite, also written into its ``suite.json``
     (key ``null_calibration``; an empty list for another pair or checkpoint), so that a report of the
     suite, now or rebuilt later, shows them under its summary."""
+    from tuco.report.load import NOTES_KEY
     from tuco.runs import atomic_write_text
 
     lines = null_calibration_lines(pair, shipped_fine_tune)
     path = Path(out) / "suite.json"
     if path.is_file():
         summary = json.loads(path.read_text(encoding="utf-8"))
-        summary[SUITE_KEY] = lines
+        summary[NOTES_KEY] = lines
         atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
     return lines

@@ -15,6 +15,7 @@ from tuco.runs import SUFFIXES, RunResults, load_run, manifest_path
 from tuco.runs.results import NotARun, read_metrics
 
 SYNTHESIS = "synthesis.json"
+NOTES_KEY = "null_calibration"  # in a suite's suite.json: the caveats its report shows under the summary
 
 
 @dataclass
@@ -91,7 +92,7 @@ def suite_notes(folder: Path) -> list[str]:
     """The caveats a suite's ``suite.json`` keeps for its report (``tuco demo``'s null-calibration lines);
     [] when it has none or cannot be read (the report does not depend on it)."""
     try:
-        notes = json.loads((folder / "suite.json").read_text(encoding="utf-8")).get("null_calibration")
+        notes = json.loads((folder / "suite.json").read_text(encoding="utf-8")).get(NOTES_KEY)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return []
     return [str(n) for n in notes] if isinstance(notes, list) else []
