@@ -11,7 +11,7 @@ every shipped finding from the per-item inputs its snapshot keeps):
 
     # adapters as samples: each seed's suite, their synthesis, its snapshot (the README's headline)
     tuco demo --pair gemma --seeds 0-4 --out runs/gemma-seeds        # or: tuco synthesize RUN... --out DIR
-    python docs/findings.py collect runs/gemma-seeds/seed0 --label "Gemma seed 0" --out docs/findings/gemma-seed0.json
+    python docs/findings.py collect runs/gemma-seeds/seed-0 --label "seed 0" --out docs/findings/gemma-seed0.json
     ...                                                              # (one collect per seed)
     python docs/findings.py collect-synthesis runs/gemma-seeds --label "Gemma, 5 adapters" \\
         --out docs/findings/gemma-synthesis.json

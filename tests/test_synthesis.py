@@ -231,9 +231,10 @@ def test_demo_over_seeds_writes_the_synthesis_and_its_report(tmp_path, monkeypat
     assert f"{got['claims'][0]['estimate']:.4f}" in html
     from tuco.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="at least 2 adapters"):  # refused before any training or suite
-        suites.run_many("demo", tmp_path / "one", seeds=[0])
-    assert not (tmp_path / "one").exists()
+    for few in ([0], [0, 1]):  # a synthesis needs 3 adapters: refused before any training or suite
+        with pytest.raises(ConfigError, match="at least 3 adapters"):
+            suites.run_many("demo", tmp_path / "few", seeds=few)
+    assert not (tmp_path / "few").exists()
 
 
 def test_a_constant_part_of_a_conjunction_is_not_pooled():

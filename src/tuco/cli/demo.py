@@ -10,7 +10,7 @@ from pathlib import Path
 from tuco.cli.options import PAIRS, add_output_options, add_parallel_options
 from tuco.errors import ConfigError
 
-HELP = "run the paper's analyses with their controls on a shipped pair (offline; minutes for demo, an hour or more for gemma)"
+HELP = "run the paper's analyses with their controls on a shipped pair (offline; minutes for demo, about 50 min for gemma)"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
     p.add_argument("--tables", action="store_true", help="print every finding of every analysis as a table (default: one line per claim)")
     p.add_argument(
-        "--seeds", default=None, metavar="0-4", help="the suite on each seed's adapter (missing ones trained), then their synthesis"
+        "--seeds",
+        default=None,
+        metavar="0-4",
+        help="the suite on each seed's adapter (missing ones trained), then their synthesis (at least 3 seeds)",
     )
     p.add_argument("--adapters", default=None, metavar="DIR", help="with --seeds: where the seeds' adapters are (default OUT/adapters)")
     p.add_argument(

@@ -15,7 +15,12 @@ NULLS = ("random", "prose")
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser("demo-train", help=HELP, description=HELP)
-    t.add_argument("--recipe", default="demo", choices=PAIRS, help="demo (pre-train + SFT, ~80 min) or gemma (LoRA, ~15-25 min)")
+    t.add_argument(
+        "--recipe",
+        default="demo",
+        choices=PAIRS,
+        help="demo (pre-train + SFT, ~80 min) or gemma (LoRA: ~11 min, then ~13 min measuring its card)",
+    )
     t.add_argument("--out", required=True, metavar="DIR", help="where the trained pair (or adapter) and recipe.json go")
     t.add_argument("--seed", type=int, default=0, help="training seed (the data drawn stays the shipped recipe's)")
     t.add_argument(

@@ -144,8 +144,13 @@ def run_many(
 
     if bool(seeds) == bool(nulls):
         raise ConfigError("give --seeds or --nulls (one of them)")
-    if len(seeds) == 1:  # refused before anything runs, not after an hour of suite
-        raise ConfigError(f"--seeds {seeds[0]}: a synthesis needs at least 2 adapters (e.g. --seeds 0-4); for one adapter use --tuned DIR")
+    from tuco.experiments.synthesis import MIN_ADAPTERS
+
+    if seeds and len(seeds) < MIN_ADAPTERS:  # refused before anything runs, not after hours of suites
+        raise ConfigError(
+            f"--seeds {','.join(map(str, seeds))}: a synthesis needs at least {MIN_ADAPTERS} adapters (e.g. --seeds 0-4); "
+            "for one adapter use --tuned DIR"
+        )
 
     def suite(model: Decomposable, where: Path) -> dict[str, dict[str, Any]]:
         return run_demo(model, where, pair, **demo)

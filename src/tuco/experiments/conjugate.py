@@ -25,7 +25,7 @@ ordering by D_L follows their ordering by share, and each D_L carries the sampli
 
 Fewest units. The exact one-sided p cannot go below 1 / L!: 1/24 = 0.042 with 4 languages, 1/120 = 0.0083
 with 5, 1/720 = 0.0014 with 6. Holm over a suite's primary claims asks the smallest p to be below 0.05 / k
-(0.0071 with k = 7 primaries), so the claim needs 6 languages (``MIN_LANGUAGES``; with fewer its verdict
+(0.005 with the k = 10 primaries of a suite), so the claim needs 6 languages (``MIN_LANGUAGES``; with fewer its verdict
 is "too few to tell"). Its type-I error is at most 5% when the languages' D_L are exchangeable under the
 null; with noise that grows as the share falls (SD ratio 6:1 across the six languages) it stays at 0.03
 (tests/test_exp_conjugate.py simulates request-level rows through this module's code).
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
 PAPER = "English highest; TuCo ordered by the language's share of web text"
 #: The fewest languages (besides the reference) the primary claim needs: the exact one-sided p reaches
-#: 1/720 = 0.0014 with 6, below what Holm asks of the smallest p in a suite of 7 primaries (0.0071); 1/120 with 5 does not.
+#: 1/720 = 0.0014 with 6, below what Holm asks of the smallest p in a suite of 10 primaries (0.005); 1/120 with 5 does not.
 MIN_LANGUAGES = 6
 PRIMARY = (
     "Languages with less web text lower harmful requests' TuCo more than benign requests' "
