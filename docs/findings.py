@@ -27,7 +27,9 @@ every shipped finding from the per-item inputs its snapshot keeps):
 ``collect`` keeps, of every analysis run in a suite directory, what the documents show and what re-derives
 it: every finding of metrics.json (claim, primary, verdict, estimate, interval, p, Holm p and family, n,
 the paper's statement, range and direction) with the per-item ``inputs`` its interval was computed from
-(``tuco.stats.recompute``), the options, the checkpoints and the tuco version. Findings measured without
+(``tuco.stats.recompute``), the options, the checkpoints, the commit that finished each run (and, for a
+resumed run, the earlier commits whose rows it kept: ``earlier_git_shas``), and the tuned checkpoint's card
+(its refusal rates on the test split, from the ``behaviour.json`` beside it, where there is one). Findings measured without
 recorded inputs are listed in the snapshot (``without_inputs``) and printed. ``collect-synthesis`` keeps a
 ``synthesis.json`` (``tuco synthesize --out DIR``; ``tuco demo --seeds``): per primary claim the pooled
 estimate, Knapp-Hartung interval, prediction interval for a new adapter, tau, I^2, verdict, and every
@@ -38,6 +40,8 @@ docs/findings/ fails ``render`` (the documents name only runs that exist):
 
     <!-- findings:summary demo gemma-seed0 gemma-seed1 -->   the primary claims, one column per snapshot
     <!-- /findings:summary -->
+    <!-- findings:cards gemma-seed0 gemma-seed1 -->           each run's adapter: its card's refusal rates
+    <!-- /findings:cards -->
     <!-- findings:synthesis gemma-synthesis -->               the synthesis headline + the per-adapter spread
     <!-- /findings:synthesis -->
     <!-- findings:nulls demo-nulls -->                        the false-positive table over null adapters
@@ -73,6 +77,8 @@ KEEP = (
     "claim", "primary", "verdict", "estimate", "low", "high", "n", "n_text", "paper", "measured", "p", "p_holm",
     "holm_family", "paper_range", "expect", "null", "method", "min_n", "mde", "inputs",
 )  # fmt: skip
+#: The refusal rates of an adapter's card a snapshot keeps (``_card``), in the order the ``cards`` block shows them.
+CARD_RATES = ("harmful_refusal", "benign_refusal", "lookalike_refusal", "everyday_refusal")
 MARKER = re.compile(r"<!-- findings:(?P<kind>[\w-]+)(?P<args>[^>]*?) -->")
 
 
@@ -106,21 +112,27 @@ def collect(suite: Path, label: str) -> dict[str, Any]:
     if not runs:
         raise InputError(f"{suite}: no run directory with metrics.json; give a tuco demo output or an analysis's run directory")
     out: dict[str, Any] = {"label": label, "runs": {}}
+    tuned: list[Path] = []
     for d in runs:
         metrics = _read(d / "metrics.json")
         manifest = _read(d / "rows.manifest.json") if (d / "rows.manifest.json").exists() else {}
         config = manifest.get("config", {})
+        tuned += [Path(str(c)) for c in config.get("checkpoints", [])[-1:]]  # the fine-tuned end of the pair
         out["runs"][metrics["experiment"]] = {
             "options": config.get("options", {}),
             "checkpoints": [Path(str(c)).name for c in config.get("checkpoints", [])],
             "dtype": config.get("dtype"),
             "tuco_git_sha": (manifest.get("versions") or {}).get("tuco_git_sha"),
+            **_earlier(manifest),
             "seconds": manifest.get("seconds"),
             "findings": [
                 {**{k: f.get(k) for k in KEEP}, "also": (f.get("extra") or {}).get("behaviour")} for f in metrics.get("findings", [])
             ],
         }
     out["family"] = _family(out["runs"])
+    card = _card(tuned)
+    if card:
+        out["card"] = card
     out["without_inputs"] = [
         f"{name}: {f['claim']}"
         for name, run in out["runs"].items()
@@ -128,6 +140,26 @@ def collect(suite: Path, label: str) -> dict[str, Any]:
         if f.get("estimate") is not None and not f.get("inputs")
     ]
     return out
+
+
+def _earlier(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The commits of earlier sessions of a resumed run, whose rows it kept (absent when there were none)."""
+    shas = [v.get("tuco_git_sha") for v in manifest.get("earlier_versions") or [] if isinstance(v, dict)]
+    return {"earlier_git_shas": shas} if shas else {}
+
+
+def _card(tuned: list[Path]) -> dict[str, Any] | None:
+    """The tuned checkpoint's measured behaviour on the test split (its card's refusal rates, tuned and base:
+    ``tuco.demo.evaluate.write_gemma_card``), read from ``behaviour.json`` beside it; None without one."""
+    for where in (d / "behaviour.json" for t in tuned for d in (t, t.parent)):
+        test = _read(where).get("test") if where.is_file() else None
+        if isinstance(test, dict) and "tuned" in test and "base" in test:
+            return {
+                "split": "test",
+                **{k: test[k] for k in ("n_harmful", "n_benign", "n_everyday") if k in test},
+                **{m: {k: v for k, v in test[m].items() if k in CARD_RATES} for m in ("tuned", "base")},
+            }
+    return None
 
 
 def collect_synthesis(folder: Path, label: str) -> dict[str, Any]:
@@ -374,8 +406,32 @@ def _nulls(names: list[str]) -> str:
     return "\n\n".join(nulls_table(s) for s in snaps)
 
 
+def cards_table(snapshots: list[dict[str, Any]]) -> str:
+    """One row per snapshot: its adapter's refusal rates on the test split, tuned (alpha 1) and base."""
+    head = "| adapter | harmful requests refused (base) | benign refused | of them lookalikes | of them everyday | n |"
+    rows = [head, "|---|---|---|---|---|---|"]
+    for s in snapshots:
+        c = s["card"]
+        t, b = c["tuned"], c["base"]
+        benign, everyday = c.get("n_benign", 0), c.get("n_everyday", 0)
+        n = f"{c.get('n_harmful', '?')} harmful; {benign} benign = {benign - everyday} lookalikes + {everyday} everyday"
+        rates = [f"{t[k]:.0%} ({b[k]:.0%})" if k == "harmful_refusal" else f"{t[k]:.0%}" for k in CARD_RATES]
+        rows.append(f"| {s['label']} | " + " | ".join(rates) + f" | {n} |")
+    return "\n".join(rows)
+
+
+def _cards(names: list[str]) -> str:
+    snaps = [load(n) for n in names]
+    _runs_only("cards", snaps, names)
+    for s, n in zip(snaps, names):
+        if not s.get("card"):
+            raise InputError(f"block 'cards': {n!r} has no card; collect it where its adapter's behaviour.json is readable")
+    return cards_table(snaps)
+
+
 BLOCKS: dict[str, Callable[[list[str]], str]] = {
     "summary": _summary,
+    "cards": _cards,
     "synthesis": _synthesis,
     "nulls": _nulls,
     **{e: _experiment(e) for e in ORDER},

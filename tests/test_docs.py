@@ -211,3 +211,38 @@ def test_the_nulls_block_and_calibrating_a_synthesis_snapshot(findings, tmp_path
     assert "adapters - nulls -0.0205 [" in text
     assert findings.main(["calibrate", "n", "--nulls", "syn"]) == 2
     assert "calibrate takes a synthesis snapshot and a nulls snapshot" in capsys.readouterr().err
+
+
+def test_collect_keeps_the_adapters_card_and_earlier_commits_and_the_cards_block_shows_the_card(findings, tmp_path, monkeypatch):
+    """A run's tuned checkpoint with a behaviour.json (its card: refusal rates on the test split) is kept in
+    the snapshot and shown by the cards block, tuned and base, as percentages; a snapshot without a card is
+    an error naming it, not an empty row. A resumed run's earlier commits are kept beside the last one."""
+    from tuco.errors import InputError
+
+    adapter = tmp_path / "adapters" / "gemma-seed7"
+    adapter.mkdir(parents=True)
+    rates = {"harmful_refusal": 0.875, "benign_refusal": 0.25, "lookalike_refusal": 0.5, "everyday_refusal": 0.05}
+    base = {k: 0.0 for k in rates} | {"harmful_refusal": 0.025}
+    test = {"n_harmful": 120, "n_benign": 80, "n_everyday": 40, "tuned": rates | {"examples": ["..."]}, "base": base}
+    (adapter / "behaviour.json").write_text(json.dumps({"validation": {}, "test": test}), encoding="utf-8")
+    run = tmp_path / "suite" / "gcg"
+    run.mkdir(parents=True)
+    metrics = {"experiment": "gcg", "findings": _run_snapshot("x", -0.005, "reproduced")["runs"]["gcg"]["findings"]}
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    manifest = {"config": {"checkpoints": [str(tmp_path / "base"), str(adapter)], "options": {}}}
+    manifest |= {"versions": {"tuco_git_sha": "b" * 40}, "earlier_versions": [{"tuco_git_sha": "a" * 40}]}
+    (run / "rows.manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    snap = findings.collect(tmp_path / "suite", "seed 7")
+    assert snap["runs"]["gcg"]["tuco_git_sha"] == "b" * 40 and snap["runs"]["gcg"]["earlier_git_shas"] == ["a" * 40]
+    assert snap["card"] == {"split": "test", "n_harmful": 120, "n_benign": 80, "n_everyday": 40, "tuned": rates, "base": base}
+    monkeypatch.setattr(findings, "SNAPSHOTS", tmp_path)
+    _write(tmp_path, "s7", snap)
+    text = findings.render("<!-- findings:cards s7 -->\n<!-- /findings:cards -->\n")
+    assert "| seed 7 | 88% (2%) | 25% | 50% | 5% | 120 harmful; 80 benign = 40 lookalikes + 40 everyday |" in text
+
+    (adapter / "behaviour.json").unlink()
+    assert "card" not in findings.collect(tmp_path / "suite", "seed 7")
+    _write(tmp_path, "bare", _run_snapshot("seed 8", -0.005, "reproduced"))
+    with pytest.raises(InputError, match="'bare' has no card"):
+        findings.render("<!-- findings:cards bare -->\n<!-- /findings:cards -->\n")

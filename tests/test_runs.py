@@ -88,6 +88,23 @@ def test_manifest_seconds_add_up_over_resumed_sessions(tmp_path):
     assert json.loads(manifest_path(out).read_text())["seconds"] < 10.0  # a new run starts from zero
 
 
+def test_a_resumed_run_keeps_the_versions_that_wrote_its_earlier_rows(tmp_path):
+    """The manifest's versions are the session that finished the run; the code of every earlier session whose
+    rows it keeps stays listed (earlier_versions), so a resumed run never claims rows another commit wrote."""
+    out = tmp_path / "s.jsonl"
+    _finished(out, [{"id": "a"}])
+    m = json.loads(manifest_path(out).read_text())
+    old = dict(m["versions"], tuco_git_sha="0" * 40)
+    manifest_path(out).write_text(json.dumps(m | {"versions": old}))
+    _finished(out, [{"id": "b"}], mode="resume")
+    m = json.loads(manifest_path(out).read_text())
+    assert m["earlier_versions"] == [old] and m["versions"]["tuco_git_sha"] != "0" * 40
+    _finished(out, [], mode="resume")  # the same code again: nothing new to list
+    assert json.loads(manifest_path(out).read_text())["earlier_versions"] == [old]
+    _finished(out, [], mode="overwrite")
+    assert "earlier_versions" not in json.loads(manifest_path(out).read_text())
+
+
 def test_resume_refuses_another_configuration_and_names_it(tmp_path):
     out = tmp_path / "s.jsonl"
     _finished(out, [{"id": "a"}], {"verb": "score", "alpha": 1.0, "checkpoints": ["b", "t"]})

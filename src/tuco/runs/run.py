@@ -262,6 +262,11 @@ class RunHandle:
             self._previous_seconds = float(old.get("seconds") or 0.0)
             self._first_started = float(old.get("started_at") or self._started)
             self.info["plans"] = dict(old.get("plans") or {})  # what each measurement planned: checked again
+            earlier = list(old.get("earlier_versions") or [])  # the code that wrote the rows kept so far
+            if old.get("versions") and old["versions"] != versions() and old["versions"] not in earlier:
+                earlier.append(old["versions"])
+            if earlier:
+                self.info["earlier_versions"] = earlier
         self.write_manifest("running")
 
     def _target(self) -> Path:
