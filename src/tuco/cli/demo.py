@@ -37,10 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
     p.add_argument("--tables", action="store_true", help="print every finding of every analysis as a table (default: one line per claim)")
     p.add_argument(
-        "--seeds",
-        default=None,
-        metavar="0-4",
-        help="the suite on each seed's adapter (missing ones trained), then their synthesis (at least 3 seeds)",
+        "--seeds", default=None, metavar="0-4", help="each seed's adapter (missing ones trained): its suite, then their synthesis (3+)"
     )
     p.add_argument("--adapters", default=None, metavar="DIR", help="with --seeds: where the seeds' adapters are (default OUT/adapters)")
     p.add_argument(
